@@ -1,0 +1,129 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Config configures a forecaster. The zero value of each field means its
+// default.
+type Config struct {
+	// Horizon is the number of buckets forecast. The default is 28.
+	Horizon int
+	// Levels are the quantile levels forecast, strictly increasing in (0, 1).
+	// The default is 0.1, 0.5, 0.9.
+	Levels []float64
+}
+
+// DefaultLevels are the quantile levels forecast when Config.Levels is empty.
+var DefaultLevels = []float64{0.1, 0.5, 0.9}
+
+// Validate fills in defaults and checks the configuration.
+func (c *Config) Validate() error {
+	if c.Horizon == 0 {
+		c.Horizon = 28
+	}
+	if len(c.Levels) == 0 {
+		c.Levels = slices.Clone(DefaultLevels)
+	}
+	if c.Horizon < 1 || c.Horizon > 10000 {
+		return fmt.Errorf("model: Horizon %d outside [1, 10000]", c.Horizon)
+	}
+	for i, q := range c.Levels {
+		if !(q > 0 && q < 1) {
+			return fmt.Errorf("model: quantile level %v outside (0, 1)", q)
+		}
+		if i > 0 && q <= c.Levels[i-1] {
+			return fmt.Errorf("model: quantile levels %v are not strictly increasing", c.Levels)
+		}
+	}
+	return nil
+}
+
+// Forecast is a multi-step forecast for one series: for each of H steps a
+// mean and one value per quantile level. Values are never negative and the
+// quantiles of a step never decrease with the level.
+type Forecast struct {
+	// Mean holds the point forecast of each step.
+	Mean []float64
+	// Q holds the quantiles row-major: the quantile at level j of step h is
+	// Q[h*len(levels)+j].
+	Q []float64
+	// Levels are the quantile levels of Q. The slice is shared and must not
+	// be modified.
+	Levels []float64
+}
+
+// NewForecast returns a zero Forecast sized for cfg, which must be valid.
+func NewForecast(cfg Config) *Forecast {
+	return &Forecast{
+		Mean:   make([]float64, cfg.Horizon),
+		Q:      make([]float64, cfg.Horizon*len(cfg.Levels)),
+		Levels: cfg.Levels,
+	}
+}
+
+// Horizon returns the number of steps.
+func (f *Forecast) Horizon() int { return len(f.Mean) }
+
+// Quantile returns the quantile at level index j of step h.
+func (f *Forecast) Quantile(h, j int) float64 { return f.Q[h*len(f.Levels)+j] }
+
+// CopyFrom makes f a copy of g, reusing f's storage when it is large enough.
+func (f *Forecast) CopyFrom(g *Forecast) {
+	f.Mean = append(f.Mean[:0], g.Mean...)
+	f.Q = append(f.Q[:0], g.Q...)
+	f.Levels = g.Levels
+}
+
+// ErrInvalid is returned, wrapped, by Check for a forecast that breaks the
+// Forecast invariants.
+var ErrInvalid = errors.New("model: invalid forecast")
+
+// Check verifies the Forecast invariants: finite, non-negative values and
+// quantiles non-decreasing in the level.
+func (f *Forecast) Check() error {
+	nq := len(f.Levels)
+	if len(f.Q) != len(f.Mean)*nq {
+		return fmt.Errorf("%w: %d quantile values for %d steps of %d levels", ErrInvalid, len(f.Q), len(f.Mean), nq)
+	}
+	for h, m := range f.Mean {
+		if !(m >= 0) || math.IsInf(m, 0) {
+			return fmt.Errorf("%w: step %d mean %v", ErrInvalid, h, m)
+		}
+		for j := range nq {
+			q := f.Q[h*nq+j]
+			if !(q >= 0) || math.IsInf(q, 0) {
+				return fmt.Errorf("%w: step %d quantile %v is %v", ErrInvalid, h, f.Levels[j], q)
+			}
+			if j > 0 && q < f.Q[h*nq+j-1] {
+				return fmt.Errorf("%w: step %d quantiles cross at level %v", ErrInvalid, h, f.Levels[j])
+			}
+		}
+	}
+	return nil
+}
+
+// Input is the history of one series at a forecast origin, as plain values.
+type Input struct {
+	// Y holds the quantities of the series' most recent closed buckets,
+	// oldest first; Y[len(Y)-1] is the origin bucket. It starts no earlier
+	// than the series' first bucket. Y may be empty for a series with no
+	// closed bucket.
+	Y []float64
+	// Period is the seasonal period in buckets (7 for daily buckets).
+	Period int
+}
+
+// Forecaster produces forecasts from a series' history. Implementations
+// keep scratch space, so a Forecaster is not safe for concurrent use: give
+// each goroutine its own.
+type Forecaster interface {
+	// Name identifies the model in forecast records and reports.
+	Name() string
+	// Forecast writes a forecast for in into dst, which must be sized for
+	// the forecaster's Config (see NewForecast).
+	Forecast(dst *Forecast, in *Input)
+}

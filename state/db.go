@@ -1,0 +1,224 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Config configures a DB. The zero value of each field but Dir means its
+// default.
+type Config struct {
+	// Dir is the directory holding the database. Required unless InMemory.
+	Dir string
+	// InMemory keeps everything in memory, for tests.
+	InMemory bool
+	// BlockCacheSize is the size in bytes of Badger's block cache. The
+	// default is 32 MiB: state is mostly written, and reads at start-up are
+	// sequential scans that a cache does not help.
+	BlockCacheSize int64
+	// IndexCacheSize is the size in bytes of Badger's index cache. The
+	// default is 16 MiB.
+	IndexCacheSize int64
+	// MemTableSize is the size in bytes of each memtable, which also bounds
+	// the largest single transaction (15% of it). The default is 64 MiB.
+	MemTableSize int64
+	// SyncWrites makes every commit wait for an fsync. The default is off:
+	// a process crash loses nothing, and a machine crash loses whole recent
+	// transactions, state and input offsets together, which are then
+	// replayed from Kafka.
+	SyncWrites bool
+	// GCInterval is how often the value log is garbage collected. The
+	// default is 5 minutes.
+	GCInterval time.Duration
+	// Logger receives Badger's messages. The default discards them.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Dir == "" && !c.InMemory {
+		return errors.New("state: Dir is required")
+	}
+	if c.BlockCacheSize == 0 {
+		c.BlockCacheSize = 32 << 20
+	}
+	if c.IndexCacheSize == 0 {
+		c.IndexCacheSize = 16 << 20
+	}
+	if c.MemTableSize == 0 {
+		c.MemTableSize = 64 << 20
+	}
+	if c.GCInterval == 0 {
+		c.GCInterval = 5 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.BlockCacheSize < 0:
+		return fmt.Errorf("state: BlockCacheSize %d is negative", c.BlockCacheSize)
+	case c.IndexCacheSize < 0:
+		return fmt.Errorf("state: IndexCacheSize %d is negative", c.IndexCacheSize)
+	case c.MemTableSize < 1<<20:
+		return fmt.Errorf("state: MemTableSize %d is below 1 MiB", c.MemTableSize)
+	case c.GCInterval < 0:
+		return fmt.Errorf("state: GCInterval %v is negative", c.GCInterval)
+	}
+	return nil
+}
+
+// DB is a Badger database holding the state of every partition this
+// process owns. It is safe for concurrent use; partition tasks write
+// disjoint keyspaces.
+type DB struct {
+	db     *badger.DB
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+	err    error
+}
+
+// Open opens or creates the database and starts its value-log garbage
+// collector, which Close stops.
+func Open(cfg Config) (*DB, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	opts := badger.DefaultOptions(cfg.Dir).
+		WithInMemory(cfg.InMemory).
+		WithBlockCacheSize(cfg.BlockCacheSize).
+		WithIndexCacheSize(cfg.IndexCacheSize).
+		WithMemTableSize(cfg.MemTableSize).
+		WithSyncWrites(cfg.SyncWrites).
+		WithNumVersionsToKeep(1).
+		// One goroutine writes each keyspace, so optimistic conflict
+		// detection would only cost time.
+		WithDetectConflicts(false).
+		WithCompression(options.None).
+		// Values above 64 KiB (model checkpoints) go to the value log;
+		// series states stay in the LSM tree, where start-up scans read
+		// them sequentially.
+		WithValueThreshold(64 << 10).
+		WithMetricsEnabled(false).
+		WithNumCompactors(2).
+		WithLogger(badgerLogger{cfg.Logger})
+	if cfg.InMemory {
+		opts.Dir, opts.ValueDir = "", ""
+	}
+	bdb, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("state: opening badger in %q: %w", cfg.Dir, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	db := &DB{db: bdb, cancel: cancel, done: make(chan struct{})}
+	go db.gcLoop(ctx, cfg.GCInterval, cfg.InMemory)
+	return db, nil
+}
+
+// gcLoop runs value-log garbage collection until ctx ends.
+func (db *DB) gcLoop(ctx context.Context, every time.Duration, inMemory bool) {
+	defer close(db.done)
+	if inMemory {
+		<-ctx.Done()
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			// Each successful run rewrites one log file; repeat while
+			// there is garbage to collect.
+			for ctx.Err() == nil && db.db.RunValueLogGC(0.5) == nil {
+			}
+		}
+	}
+}
+
+// Close stops the garbage collector and closes the database. It is
+// idempotent.
+func (db *DB) Close() error {
+	db.once.Do(func() {
+		db.cancel()
+		<-db.done
+		if err := db.db.Close(); err != nil {
+			db.err = fmt.Errorf("state: closing badger: %w", err)
+		}
+	})
+	return db.err
+}
+
+// Get calls fn with the value stored under key and reports whether the key
+// exists. The value is valid only during fn; copy what must outlive it.
+func (db *DB) Get(key []byte, fn func(value []byte) error) (found bool, err error) {
+	err = db.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		return item.Value(fn)
+	})
+	if err != nil {
+		return found, fmt.Errorf("state: reading %q: %w", key, err)
+	}
+	return found, nil
+}
+
+// Scan calls fn, in key order, for every key with the given prefix and its
+// value, until fn returns an error, which Scan returns. Key and value are
+// valid only during fn.
+func (db *DB) Scan(prefix []byte, fn func(key, value []byte) error) error {
+	err := db.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefix
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			if err := item.Value(func(v []byte) error { return fn(item.Key(), v) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("state: scanning %q: %w", prefix, err)
+	}
+	return nil
+}
+
+// DropPrefix deletes every key with the given prefix.
+func (db *DB) DropPrefix(prefix []byte) error {
+	if err := db.db.DropPrefix(prefix); err != nil {
+		return fmt.Errorf("state: dropping %q: %w", prefix, err)
+	}
+	return nil
+}
+
+// badgerLogger routes Badger's logging to slog, demoting its chatty
+// informational messages to debug.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.log(slog.LevelDebug, f, a) }
+func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a) }
+
+func (b badgerLogger) log(level slog.Level, f string, a []any) {
+	if b.l.Enabled(context.Background(), level) {
+		b.l.Log(context.Background(), level, strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+	}
+}

@@ -1,0 +1,249 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// openTest opens a DB in a temporary directory (or in memory) that is
+// closed when the test ends.
+func openTest(t testing.TB, cfg Config) *DB {
+	t.Helper()
+	if !cfg.InMemory && cfg.Dir == "" {
+		cfg.Dir = t.TempDir()
+	}
+	db, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return db
+}
+
+func get(t testing.TB, db *DB, key []byte) (string, bool) {
+	t.Helper()
+	var v string
+	found, err := db.Get(key, func(b []byte) error { v = string(b); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, found
+}
+
+func TestCommitAndRead(t *testing.T) {
+	db := openTest(t, Config{InMemory: true})
+	var b Batch
+	b.Set(Key(nil, 3, KindSeries, []byte("s/b")), []byte("B"))
+	b.Set(Key(nil, 3, KindSeries, []byte("s/a")), []byte("A"))
+	b.Set(Key(nil, 4, KindSeries, []byte("s/c")), []byte("C"))
+	b.SetFinal(Key(nil, 3, KindMeta, nil), []byte("offset=10"), 0)
+	b.Set(IndexKey(nil, []byte("s/a")), AppendPartition(nil, 3))
+	if st, err := db.Commit(&b); err != nil || st.Transactions != 1 {
+		t.Fatalf("Commit = %+v, %v", st, err)
+	}
+
+	if v, ok := get(t, db, Key(nil, 3, KindMeta, nil)); !ok || v != "offset=10" {
+		t.Errorf("meta = %q, %v", v, ok)
+	}
+	if _, ok := get(t, db, Key(nil, 3, KindSeries, []byte("s/x"))); ok {
+		t.Error("missing key found")
+	}
+	var seen []string
+	err := db.Scan(KindPrefix(nil, 3, KindSeries), func(k, v []byte) error {
+		seen = append(seen, fmt.Sprintf("%s=%s", k[6:], v))
+		return nil
+	})
+	if err != nil || fmt.Sprint(seen) != "[s/a=A s/b=B]" {
+		t.Errorf("Scan = %v, %v; want partition 3's series in key order", seen, err)
+	}
+	v, _ := get(t, db, IndexKey(nil, []byte("s/a")))
+	if p, err := ParsePartition([]byte(v)); err != nil || p != 3 {
+		t.Errorf("index = %d, %v", p, err)
+	}
+
+	boom := errors.New("stop")
+	if err := db.Scan(PartitionPrefix(nil, 3), func(k, v []byte) error { return boom }); !errors.Is(err, boom) {
+		t.Errorf("Scan did not return the callback's error: %v", err)
+	}
+
+	if err := db.DropPrefix(PartitionPrefix(nil, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := get(t, db, Key(nil, 3, KindSeries, []byte("s/a"))); ok {
+		t.Error("dropped key still there")
+	}
+	if _, ok := get(t, db, Key(nil, 4, KindSeries, []byte("s/c"))); !ok {
+		t.Error("another partition's key was dropped")
+	}
+}
+
+func TestBatchCopiesAndResets(t *testing.T) {
+	db := openTest(t, Config{InMemory: true})
+	var b Batch
+	key, val := []byte("k1"), []byte("v1")
+	b.Set(key, val)
+	copy(key, "zz")
+	copy(val, "zz")
+	b.DeleteFinal([]byte("gone"))
+	if b.Len() != 2 || b.Bytes() != 8 {
+		t.Errorf("Len, Bytes = %d, %d", b.Len(), b.Bytes())
+	}
+	if _, err := db.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := get(t, db, []byte("k1")); v != "v1" {
+		t.Errorf("k1 = %q: the batch did not copy its input", v)
+	}
+	b.Reset()
+	if b.Len() != 0 || b.Bytes() != 0 {
+		t.Error("Reset left writes behind")
+	}
+	b.SetFinal([]byte("k1"), []byte("v2"), 0)
+	b.DeleteFinal([]byte("k1"))
+	if _, err := db.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := get(t, db, []byte("k1")); ok {
+		t.Error("k1 survived a later delete in the same batch")
+	}
+}
+
+func TestCommitSplitsOversizedBatches(t *testing.T) {
+	// A 1 MiB memtable caps transactions at about 150 KiB.
+	db := openTest(t, Config{InMemory: true, MemTableSize: 1 << 20})
+	var b Batch
+	val := bytes.Repeat([]byte("x"), 1000)
+	for i := range 1000 {
+		b.Set(Key(nil, 0, KindSeries, fmt.Appendf(nil, "s/%04d", i)), val)
+	}
+	b.SetFinal(Key(nil, 0, KindMeta, nil), []byte("done"), 0)
+	st, err := db.Commit(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Transactions < 5 {
+		t.Errorf("a 1 MB batch took %d transactions", st.Transactions)
+	}
+	n := 0
+	db.Scan(KindPrefix(nil, 0, KindSeries), func(k, v []byte) error { n++; return nil })
+	if v, _ := get(t, db, Key(nil, 0, KindMeta, nil)); n != 1000 || v != "done" {
+		t.Errorf("after split commit: %d series, meta %q", n, v)
+	}
+
+	b.Reset()
+	b.SetFinal([]byte("huge"), bytes.Repeat([]byte("y"), 400<<10), 0)
+	if _, err := db.Commit(&b); err == nil {
+		t.Error("final writes larger than a transaction were accepted")
+	}
+}
+
+func TestTTL(t *testing.T) {
+	db := openTest(t, Config{InMemory: true})
+	var b Batch
+	b.SetFinal([]byte("short"), []byte("1"), time.Second)
+	b.SetFinal([]byte("long"), []byte("1"), time.Hour)
+	if _, err := db.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := get(t, db, []byte("short")); !ok {
+		t.Fatal("key expired at once")
+	}
+	time.Sleep(2100 * time.Millisecond)
+	if _, ok := get(t, db, []byte("short")); ok {
+		t.Error("key outlived its TTL")
+	}
+	if _, ok := get(t, db, []byte("long")); !ok {
+		t.Error("long-lived key expired")
+	}
+}
+
+func TestReopenKeepsState(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b Batch
+	b.SetFinal([]byte("k"), []byte("v"), 0)
+	if _, err := db.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	db = openTest(t, Config{Dir: dir})
+	if v, ok := get(t, db, []byte("k")); !ok || v != "v" {
+		t.Errorf("after reopen k = %q, %v", v, ok)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	a := SlotKey(nil, 7, KindDedup, -5, 1)
+	b := SlotKey(nil, 7, KindDedup, 3, 0)
+	c := SlotKey(nil, 7, KindDedup, 3, 2)
+	if bytes.Compare(a, b) >= 0 || bytes.Compare(b, c) >= 0 {
+		t.Error("slot keys do not sort numerically")
+	}
+	slot, seq, err := ParseSlotKey(a)
+	if err != nil || slot != -5 || seq != 1 {
+		t.Errorf("ParseSlotKey = %d, %d, %v", slot, seq, err)
+	}
+	if _, _, err := ParseSlotKey([]byte("short")); err == nil {
+		t.Error("ParseSlotKey accepted a short key")
+	}
+	if !bytes.HasPrefix(Key(nil, 7, KindSeries, []byte("x")), PartitionPrefix(nil, 7)) {
+		t.Error("keys are not under their partition prefix")
+	}
+	if bytes.HasPrefix(PartitionPrefix(nil, 256), PartitionPrefix(nil, 1)) {
+		t.Error("partition prefixes overlap")
+	}
+	if _, err := ParsePartition([]byte{1}); err == nil {
+		t.Error("ParsePartition accepted a short value")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, cfg := range []Config{
+		{},
+		{InMemory: true, BlockCacheSize: -1},
+		{InMemory: true, MemTableSize: 1000},
+		{InMemory: true, GCInterval: -time.Second},
+	} {
+		if db, err := Open(cfg); err == nil {
+			db.Close()
+			t.Errorf("Open(%+v) succeeded", cfg)
+		}
+	}
+}
+
+func BenchmarkCommit(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("series=%d", n), func(b *testing.B) {
+			db := openTest(b, Config{})
+			val := bytes.Repeat([]byte("v"), 1500)
+			var batch Batch
+			b.ReportAllocs()
+			b.SetBytes(int64(n * 1500))
+			for i := range b.N {
+				batch.Reset()
+				for j := range n {
+					batch.Set(Key(nil, 0, KindSeries, fmt.Appendf(nil, "s/%d", j)), val)
+				}
+				batch.SetFinal(Key(nil, 0, KindMeta, nil), fmt.Appendf(nil, "%d", i), 0)
+				if _, err := db.Commit(&batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

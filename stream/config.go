@@ -1,0 +1,232 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trendstream/trendstream/model"
+	"github.com/trendstream/trendstream/window"
+)
+
+// StartOffset says where a partition with no local state starts reading.
+type StartOffset string
+
+// Start offsets.
+const (
+	// StartEarliest replays the partition from its first retained record,
+	// rebuilding the state from history.
+	StartEarliest StartOffset = "earliest"
+	// StartLatest skips history and starts with an empty state.
+	StartLatest StartOffset = "latest"
+)
+
+// Config configures a Processor. The zero value of each field but Brokers
+// means its default.
+type Config struct {
+	// Brokers are the Kafka bootstrap addresses. Required.
+	Brokers []string
+	// Group is the consumer group id. The default is "trendstream".
+	Group string
+	// InputTopic holds sales events. The default is "sales".
+	InputTopic string
+	// OutputTopic receives forecasts. The default is "forecasts".
+	OutputTopic string
+	// DLQTopic receives rejected records. The default is "sales.dlq".
+	DLQTopic string
+	// NoCreateTopics disables creating missing topics at start-up. By
+	// default the input topic is created with Partitions partitions and the
+	// output and dead-letter topics with as many as the input has.
+	NoCreateTopics bool
+	// Partitions is the partition count of an input topic created at
+	// start-up. The default is 8.
+	Partitions int
+	// ReplicationFactor of created topics. The default is 1.
+	ReplicationFactor int
+
+	// Window configures bucketing and features. Width defaults to daily
+	// and Lateness to one hour.
+	Window window.Config
+	// Model configures forecasts: horizon and quantile levels, which must
+	// include 0.1, 0.5 and 0.9.
+	Model model.Config
+	// Forecaster names the published model (see model.Baselines). The
+	// default is "tsb".
+	Forecaster string
+	// FlatPct is the trend summary's band, in percent, within which a
+	// change counts as flat. The default is 5.
+	FlatPct float64
+
+	// Limits bound accepted events.
+	Limits Limits
+	// LatePolicy is what happens to late events. The default is
+	// LateDeadLetter.
+	LatePolicy LatePolicy
+	// DedupHorizon is how long, in event time, an event id is remembered.
+	// The default is 48 hours.
+	DedupHorizon time.Duration
+
+	// StartOffset applies to partitions without local state. The default
+	// is StartEarliest.
+	StartOffset StartOffset
+	// BatchSize caps the records processed per commit. The default is
+	// 20,000.
+	BatchSize int
+	// BatchWait is how long a batch waits for more records once it has
+	// one. The default is 20ms.
+	BatchWait time.Duration
+	// FetchMaxBytes is the largest fetch response requested per partition.
+	// The default is 8 MiB.
+	FetchMaxBytes int
+	// FetchMaxWait is how long a fetch waits for data on the broker; it
+	// also bounds how long stopping a partition's reader takes. The
+	// default is 500ms.
+	FetchMaxWait time.Duration
+	// CommitInterval is how often consumer-group offsets are committed,
+	// for lag monitoring only: the offsets in Badger are the truth. The
+	// default is 5s.
+	CommitInterval time.Duration
+	// ShutdownGrace bounds the time a stopping partition spends writing
+	// its last outputs and committing. The default is 10s.
+	ShutdownGrace time.Duration
+	// SessionTimeout is the consumer group session timeout. The default
+	// is 10s.
+	SessionTimeout time.Duration
+
+	// Logger receives the processor's logs. The default discards them.
+	Logger *slog.Logger
+	// Registerer receives the Prometheus metrics. The default registers
+	// them nowhere.
+	Registerer prometheus.Registerer
+	// Clock returns the wall-clock time, for tests. The default is
+	// time.Now.
+	Clock func() time.Time
+}
+
+func (c *Config) setDefaults() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("stream: Brokers is required")
+	}
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.Group, "trendstream")
+	def(&c.InputTopic, "sales")
+	def(&c.OutputTopic, "forecasts")
+	def(&c.DLQTopic, "sales.dlq")
+	def(&c.Forecaster, model.NameTSB)
+	if c.Partitions == 0 {
+		c.Partitions = 8
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = 1
+	}
+	if c.Window.Width == 0 {
+		c.Window.Width = window.Day
+	}
+	if c.Window.Lateness == 0 {
+		c.Window.Lateness = time.Hour
+	}
+	if c.FlatPct == 0 {
+		c.FlatPct = 5
+	}
+	if c.LatePolicy == "" {
+		c.LatePolicy = LateDeadLetter
+	}
+	if c.DedupHorizon == 0 {
+		c.DedupHorizon = 48 * time.Hour
+	}
+	if c.StartOffset == "" {
+		c.StartOffset = StartEarliest
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 20000
+	}
+	if c.BatchWait == 0 {
+		c.BatchWait = 20 * time.Millisecond
+	}
+	if c.FetchMaxBytes == 0 {
+		c.FetchMaxBytes = 8 << 20
+	}
+	if c.FetchMaxWait == 0 {
+		c.FetchMaxWait = 500 * time.Millisecond
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = 5 * time.Second
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 10 * time.Second
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if err := c.Model.Validate(); err != nil {
+		return err
+	}
+	for _, q := range requiredLevels {
+		if !slices.Contains(c.Model.Levels, q) {
+			return fmt.Errorf("stream: quantile levels %v lack the required level %v", c.Model.Levels, q)
+		}
+	}
+	switch {
+	case c.InputTopic == c.OutputTopic || c.InputTopic == c.DLQTopic || c.OutputTopic == c.DLQTopic:
+		return fmt.Errorf("stream: input %q, output %q and dead-letter %q topics must differ", c.InputTopic, c.OutputTopic, c.DLQTopic)
+	case c.Partitions < 1:
+		return fmt.Errorf("stream: Partitions %d is below 1", c.Partitions)
+	case c.LatePolicy != LateDeadLetter && c.LatePolicy != LateDrop:
+		return fmt.Errorf("stream: LatePolicy %q is not %q or %q", c.LatePolicy, LateDeadLetter, LateDrop)
+	case c.StartOffset != StartEarliest && c.StartOffset != StartLatest:
+		return fmt.Errorf("stream: StartOffset %q is not %q or %q", c.StartOffset, StartEarliest, StartLatest)
+	case c.DedupHorizon < 0:
+		return fmt.Errorf("stream: DedupHorizon %v is negative", c.DedupHorizon)
+	case c.BatchSize < 1:
+		return fmt.Errorf("stream: BatchSize %d is below 1", c.BatchSize)
+	case c.BatchWait < 0 || c.FetchMaxWait <= 0 || c.CommitInterval <= 0 || c.ShutdownGrace <= 0 || c.SessionTimeout <= 0:
+		return errors.New("stream: BatchWait, FetchMaxWait, CommitInterval, ShutdownGrace and SessionTimeout must be positive")
+	case c.FlatPct < 0:
+		return fmt.Errorf("stream: FlatPct %v is negative", c.FlatPct)
+	}
+	if _, err := model.New(c.Forecaster, c.Model); err != nil {
+		return err
+	}
+	if err := c.Limits.setDefaults(); err != nil {
+		return err
+	}
+	_, err := window.NewPartition(c.Window)
+	return err
+}
+
+// engineConfig derives a partition engine's configuration, with fresh
+// forecaster instances since each partition's goroutine owns its own.
+func (c *Config) engineConfig() (engineConfig, error) {
+	fc, err := model.New(c.Forecaster, c.Model)
+	if err != nil {
+		return engineConfig{}, err
+	}
+	history := c.Window.History
+	if history == 0 {
+		history = 84
+	}
+	return engineConfig{
+		window:     c.Window,
+		limits:     c.Limits,
+		late:       c.LatePolicy,
+		dedup:      c.DedupHorizon,
+		models:     []model.Forecaster{fc},
+		modelCfg:   c.Model,
+		clock:      c.Clock,
+		historyLen: history,
+	}, nil
+}

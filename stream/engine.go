@@ -1,0 +1,283 @@
+package stream
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/trendstream/trendstream/model"
+	"github.com/trendstream/trendstream/state"
+	"github.com/trendstream/trendstream/window"
+)
+
+// LatePolicy says what happens to an event whose bucket has already closed.
+type LatePolicy string
+
+// Late policies. Both count the event in trendstream_late_records_total.
+const (
+	// LateDeadLetter sends late events to the dead-letter topic.
+	LateDeadLetter LatePolicy = "dlq"
+	// LateDrop only counts them.
+	LateDrop LatePolicy = "drop"
+)
+
+// Record is one input record.
+type Record struct {
+	// Offset is the record's offset in its partition.
+	Offset int64
+	// Key and Value are the record's key and payload.
+	Key, Value []byte
+}
+
+// sink receives what processing a partition produces.
+type sink interface {
+	// deadLetter is called for each rejected record.
+	deadLetter(rec *Record, reason Reason, detail string) error
+	// forecast is called at each bucket close for every series that closed
+	// it, with one forecast per model, in the engine's model order.
+	forecast(bucket int64, s *window.Series, fcs []*model.Forecast) error
+}
+
+// engineConfig is what an engine needs to know.
+type engineConfig struct {
+	window     window.Config
+	limits     Limits
+	late       LatePolicy
+	dedup      time.Duration
+	models     []model.Forecaster
+	modelCfg   model.Config
+	clock      func() time.Time
+	historyLen int // buckets of history handed to forecasters
+}
+
+// counters are an engine's running totals; the task turns them into
+// Prometheus metrics after each batch.
+type counters struct {
+	records   int64
+	accepted  int64
+	dupes     int64
+	late      int64
+	replayed  int64
+	dlq       map[Reason]int64
+	closes    int64
+	forecasts int64
+}
+
+// engine is the pure core of a partition task: it decodes records, drops
+// duplicates, feeds the window and asks the models for forecasts at every
+// bucket close. Kafka and Badger stay outside: the task feeds records in,
+// writes the sink's outputs and commits the engine's state. Backtests drive
+// the same engine from files. An engine is owned by one goroutine.
+type engine struct {
+	cfg   engineConfig
+	part  *window.Partition
+	dec   *Decoder
+	dedup *dedupSet
+	sink  sink
+	ev    Event
+	sale  window.Sale
+
+	dirty   []*window.Series
+	isDirty map[*window.Series]bool
+	created []*window.Series // series first seen since the last commit
+	fcs     []*model.Forecast
+	in      model.Input
+	now     time.Time
+	cnt     counters
+	expired []dedupRecord
+}
+
+func newEngine(cfg engineConfig, sink sink) (*engine, error) {
+	part, err := window.NewPartition(cfg.window)
+	if err != nil {
+		return nil, err
+	}
+	dec, err := NewDecoder(cfg.limits)
+	if err != nil {
+		return nil, err
+	}
+	e := &engine{
+		cfg:     cfg,
+		part:    part,
+		dec:     dec,
+		dedup:   newDedupSet(cfg.dedup),
+		sink:    sink,
+		isDirty: make(map[*window.Series]bool),
+		cnt:     counters{dlq: make(map[Reason]int64)},
+	}
+	for range cfg.models {
+		e.fcs = append(e.fcs, model.NewForecast(cfg.modelCfg))
+	}
+	e.in.Period = part.Spec().Period()
+	return e, nil
+}
+
+// beginBatch reads the clock once for the batch's future-time checks.
+func (e *engine) beginBatch() { e.now = e.cfg.clock() }
+
+// process handles one record. It returns an error only when the sink
+// fails; bad records are the sink's dead letters, never errors.
+func (e *engine) process(rec *Record) error {
+	e.cnt.records++
+	err := e.dec.Decode(rec.Key, rec.Value, e.now, &e.ev)
+	if err != nil {
+		var inv *InvalidError
+		if !errors.As(err, &inv) {
+			return err
+		}
+		return e.reject(rec, inv.Reason, inv.Detail)
+	}
+	ev := &e.ev
+	if e.dedup.contains(ev.ID) {
+		e.cnt.dupes++
+		return nil
+	}
+	if s := e.part.Series(string(rec.Key)); s != nil && rec.Offset <= s.Seq {
+		// Already applied before a crash that split a large commit: keep
+		// the id so later copies are still caught, count nothing.
+		e.cnt.replayed++
+		e.dedup.add(ev.ID, ev.Time)
+		return nil
+	}
+	e.sale = window.Sale{Time: ev.Time, Qty: ev.Qty, Price: ev.Price, Promo: ev.Promo}
+	known := e.part.Len()
+	s, err := e.part.Add(rec.Key, &e.sale)
+	if errors.Is(err, window.ErrLate) {
+		e.cnt.late++
+		if e.cfg.late == LateDrop {
+			return nil
+		}
+		wm, _ := e.part.Watermark()
+		return e.reject(rec, ReasonLate, fmt.Sprintf("ts %s is in a bucket closed by watermark %s",
+			ev.Time.Format(time.RFC3339), wm.Format(time.RFC3339)))
+	}
+	if err != nil {
+		return err
+	}
+	e.cnt.accepted++
+	if e.part.Len() > known {
+		e.created = append(e.created, s)
+	}
+	s.Seq = rec.Offset
+	e.markDirty(s)
+	e.dedup.add(ev.ID, ev.Time)
+	if e.part.Ready() {
+		return e.part.Advance(e.onClose)
+	}
+	return nil
+}
+
+func (e *engine) reject(rec *Record, reason Reason, detail string) error {
+	e.cnt.dlq[reason]++
+	return e.sink.deadLetter(rec, reason, detail)
+}
+
+func (e *engine) markDirty(s *window.Series) {
+	if !e.isDirty[s] {
+		e.isDirty[s] = true
+		e.dirty = append(e.dirty, s)
+	}
+}
+
+// onClose forecasts every series that closed a bucket.
+func (e *engine) onClose(bucket int64, closed []*window.Series) error {
+	e.cnt.closes++
+	for _, s := range closed {
+		e.markDirty(s)
+		e.in.Y = s.QtyTo(e.in.Y[:0], e.cfg.historyLen)
+		for i, m := range e.cfg.models {
+			m.Forecast(e.fcs[i], &e.in)
+		}
+		if err := e.sink.forecast(bucket, s, e.fcs); err != nil {
+			return err
+		}
+		e.cnt.forecasts++
+	}
+	return nil
+}
+
+// flush closes every bucket up to and including the one holding t, as if
+// the watermark had reached t: backtests use it to close the last buckets
+// of a finite input.
+func (e *engine) flush(t time.Time) error {
+	return e.part.AdvanceTo(e.part.Spec().End(e.part.Spec().Index(t)), e.onClose)
+}
+
+// metaVersion is the encoding version of a partition's commit point.
+const metaVersion = 1
+
+// appendState adds the engine's state to a commit batch for partition p:
+// dirty series and index entries for new series as ordinary writes; the
+// dedup record, expired dedup records and the commit point (next offset and
+// window state) as final writes. It clears the dirty set.
+func (e *engine) appendState(b *state.Batch, p int32, firstOffset, nextOffset int64) {
+	var key, val []byte
+	for _, s := range e.created {
+		b.Set(state.IndexKey(key[:0], []byte(s.ID())), state.AppendPartition(val[:0], p))
+	}
+	e.created = e.created[:0]
+	for _, s := range e.dirty {
+		key = state.Key(key[:0], p, state.KindSeries, []byte(s.ID()))
+		val, _ = s.AppendBinary(val[:0])
+		b.Set(key, val)
+		delete(e.isDirty, s)
+	}
+	e.dirty = e.dirty[:0]
+	ttl := 2*e.cfg.dedup + 24*time.Hour
+	if rec, v, ok := e.dedup.flush(uint64(firstOffset)); ok {
+		b.SetFinal(state.SlotKey(key[:0], p, state.KindDedup, rec.slot, rec.seq), v, ttl)
+	}
+	if wm, ok := e.part.Watermark(); ok {
+		for _, rec := range e.dedup.expire(wm) {
+			b.DeleteFinal(state.SlotKey(key[:0], p, state.KindDedup, rec.slot, rec.seq))
+		}
+	}
+	val = append(val[:0], metaVersion)
+	val = binary.AppendVarint(val, nextOffset)
+	val, _ = e.part.AppendBinary(val)
+	b.SetFinal(state.Key(key[:0], p, state.KindMeta, nil), val, 0)
+}
+
+// load restores partition p's state from db and returns the next offset to
+// read, or -1 when db holds nothing for p.
+func (e *engine) load(db *state.DB, p int32) (next int64, err error) {
+	next = -1
+	found, err := db.Get(state.Key(nil, p, state.KindMeta, nil), func(v []byte) error {
+		if len(v) < 1 || v[0] != metaVersion {
+			return fmt.Errorf("stream: partition %d commit point has unknown encoding version %d (this build reads %d)", p, firstByte(v), metaVersion)
+		}
+		off, n := binary.Varint(v[1:])
+		if n <= 0 {
+			return fmt.Errorf("stream: partition %d commit point is corrupt", p)
+		}
+		next = off
+		return e.part.UnmarshalBinary(v[1+n:])
+	})
+	if err != nil || !found {
+		return -1, err
+	}
+	err = db.Scan(state.KindPrefix(nil, p, state.KindSeries), func(_, v []byte) error {
+		_, err := e.part.DecodeSeries(v)
+		return err
+	})
+	if err != nil {
+		return -1, err
+	}
+	wm, known := e.part.Watermark()
+	err = db.Scan(state.KindPrefix(nil, p, state.KindDedup), func(k, v []byte) error {
+		slot, seq, err := state.ParseSlotKey(k)
+		if err != nil {
+			return err
+		}
+		return e.dedup.load(dedupRecord{slot: slot, seq: seq}, v, wm, known)
+	})
+	return next, err
+}
+
+func firstByte(b []byte) int {
+	if len(b) == 0 {
+		return -1
+	}
+	return int(b[0])
+}

@@ -1,0 +1,142 @@
+package stream
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are a Processor's Prometheus metrics. Partition tasks update them
+// once per batch from their engine's counters, keeping the per-record path
+// free of atomic operations.
+type metrics struct {
+	consumed   prometheus.Counter
+	accepted   prometheus.Counter
+	duplicates prometheus.Counter
+	late       prometheus.Counter
+	replayed   prometheus.Counter
+	dlq        *prometheus.CounterVec
+	closes     prometheus.Counter
+	forecasts  prometheus.Counter
+	batches    prometheus.Counter
+
+	watermark *prometheus.GaugeVec
+	lag       *prometheus.GaugeVec
+	offset    *prometheus.GaugeVec
+	series    *prometheus.GaugeVec
+	dedupIDs  *prometheus.GaugeVec
+
+	closeSeconds  prometheus.Histogram
+	commitSeconds prometheus.Histogram
+	writeSeconds  prometheus.Histogram
+	loadSeconds   prometheus.Histogram
+
+	assigned   prometheus.Gauge
+	ready      prometheus.Gauge
+	outputErrs prometheus.Counter
+	fetchErrs  prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := factory{reg}
+	partition := []string{"partition"}
+	m := &metrics{
+		consumed:   f.counter("records_consumed_total", "Input records consumed, whatever their outcome."),
+		accepted:   f.counter("records_accepted_total", "Input records counted in a bucket."),
+		duplicates: f.counter("duplicate_records_total", "Input records dropped as copies of an event id already counted."),
+		late:       f.counter("late_records_total", "Input records whose bucket had already closed."),
+		replayed:   f.counter("replayed_records_total", "Input records skipped on replay because their series state already held them."),
+		dlq:        f.counterVec("dlq_records_total", "Input records sent to the dead-letter topic, by reason.", "reason"),
+		closes:     f.counter("bucket_closes_total", "Buckets closed across partitions."),
+		forecasts:  f.counter("forecasts_published_total", "Forecast records written to the output topic."),
+		batches:    f.counter("batches_committed_total", "Input batches whose state and offset were committed."),
+
+		watermark: f.gaugeVec("watermark_seconds", "Partition watermark as a Unix time.", partition...),
+		lag:       f.gaugeVec("consumer_lag_records", "Records between the last fetched offset and the partition's end.", partition...),
+		offset:    f.gaugeVec("committed_offset", "Next input offset committed to the state store.", partition...),
+		series:    f.gaugeVec("series", "Series held per partition.", partition...),
+		dedupIDs:  f.gaugeVec("dedup_ids", "Event ids remembered for deduplication per partition.", partition...),
+
+		closeSeconds:  f.histogram("bucket_close_seconds", "Time to forecast every series of a partition at a bucket close."),
+		commitSeconds: f.histogram("batch_commit_seconds", "Time to commit a batch's state and offset to Badger."),
+		writeSeconds:  f.histogram("output_write_seconds", "Time to write a batch's forecasts and dead letters to Kafka."),
+		loadSeconds:   f.histogram("partition_load_seconds", "Time to load a partition's state at assignment."),
+
+		assigned:   f.gauge("assigned_partitions", "Input partitions assigned to this instance."),
+		ready:      f.gauge("ready", "1 when every assigned partition has loaded its state."),
+		outputErrs: f.counter("output_write_errors_total", "Failed attempts to write outputs to Kafka (retried)."),
+		fetchErrs:  f.counter("fetch_errors_total", "Failed attempts to fetch input records (retried)."),
+	}
+	for _, r := range Reasons {
+		m.dlq.WithLabelValues(string(r))
+	}
+	return m
+}
+
+// add folds an engine's counters into the metrics and resets them.
+func (m *metrics) add(c *counters) {
+	m.consumed.Add(float64(c.records))
+	m.accepted.Add(float64(c.accepted))
+	m.duplicates.Add(float64(c.dupes))
+	m.late.Add(float64(c.late))
+	m.replayed.Add(float64(c.replayed))
+	m.closes.Add(float64(c.closes))
+	m.forecasts.Add(float64(c.forecasts))
+	for r, n := range c.dlq {
+		m.dlq.WithLabelValues(string(r)).Add(float64(n))
+		delete(c.dlq, r)
+	}
+	*c = counters{dlq: c.dlq}
+}
+
+func (m *metrics) forget(p int32) {
+	l := strconv.Itoa(int(p))
+	for _, v := range []*prometheus.GaugeVec{m.watermark, m.lag, m.offset, m.series, m.dedupIDs} {
+		v.DeleteLabelValues(l)
+	}
+}
+
+type factory struct{ reg prometheus.Registerer }
+
+func (f factory) register(c prometheus.Collector) {
+	if f.reg != nil {
+		f.reg.MustRegister(c)
+	}
+}
+
+func opts(name, help string) prometheus.Opts {
+	return prometheus.Opts{Namespace: "trendstream", Name: name, Help: help}
+}
+
+func (f factory) counter(name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts(opts(name, help)))
+	f.register(c)
+	return c
+}
+
+func (f factory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts(opts(name, help)), labels)
+	f.register(c)
+	return c
+}
+
+func (f factory) gauge(name, help string) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts(opts(name, help)))
+	f.register(g)
+	return g
+}
+
+func (f factory) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts(opts(name, help)), labels)
+	f.register(g)
+	return g
+}
+
+func (f factory) histogram(name, help string) prometheus.Histogram {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "trendstream", Name: name, Help: help,
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
+	})
+	f.register(h)
+	return h
+}

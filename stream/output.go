@@ -1,0 +1,179 @@
+package stream
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/trendstream/trendstream/model"
+	"github.com/trendstream/trendstream/window"
+)
+
+// ForecastRecord is the value of a record on the forecast topic, keyed by
+// series id. schema/forecast.schema.json describes the same document.
+// (Series, Origin) identifies a forecast: delivery is at least once, so
+// consumers may see a forecast more than once and should keep the last.
+type ForecastRecord struct {
+	// Series is the series id, "STORE/SKU".
+	Series string `json:"series"`
+	// Store and SKU are the parts of the series id.
+	Store string `json:"store"`
+	SKU   string `json:"sku"`
+	// Bucket is the bucket width, "1h", "1d" or "1w".
+	Bucket string `json:"bucket"`
+	// Origin is the start of the last closed bucket the forecast is based on.
+	Origin time.Time `json:"origin"`
+	// GeneratedAt is the wall-clock time the forecast was made.
+	GeneratedAt time.Time `json:"generated_at"`
+	// Watermark is the partition's watermark when the bucket closed.
+	Watermark time.Time `json:"watermark"`
+	// Model names the forecaster that produced the forecast.
+	Model string `json:"model"`
+	// ModelVersion identifies the forecaster's version or training state.
+	ModelVersion string `json:"model_version"`
+	// Steps holds one entry per bucket of the horizon, in time order.
+	Steps []ForecastStep `json:"steps"`
+	// Trend compares the next 7 forecast buckets with the last 7 actual ones.
+	Trend model.TrendSummary `json:"trend"`
+}
+
+// ForecastStep is one bucket of a forecast. 0 <= P10 <= P50 <= P90.
+type ForecastStep struct {
+	// Start is the bucket's start.
+	Start time.Time `json:"start"`
+	// Mean is the point forecast.
+	Mean float64 `json:"mean"`
+	// P10, P50 and P90 are the 10%, 50% and 90% quantiles.
+	P10 float64 `json:"p10"`
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	// Quantiles holds any further configured quantile levels, keyed by the
+	// level ("0.05").
+	Quantiles map[string]float64 `json:"quantiles,omitempty"`
+}
+
+// forecastEncoder writes forecast records as JSON without reflection or
+// allocation. Values are rounded to four decimals, which keeps records small
+// and cannot reorder quantiles.
+type forecastEncoder struct {
+	spec     window.Spec
+	bucket   string
+	flatPct  float64
+	p10, p50 int // indexes of the required levels
+	p90      int
+	extra    []int    // indexes of further levels
+	extraKey []string // their JSON keys
+	actual   []float64
+}
+
+// requiredLevels are the quantile levels every forecast record carries.
+var requiredLevels = []float64{0.1, 0.5, 0.9}
+
+func newForecastEncoder(spec window.Spec, levels []float64, flatPct float64) (*forecastEncoder, error) {
+	e := &forecastEncoder{spec: spec, bucket: spec.Width().String(), flatPct: flatPct}
+	idx := make([]int, len(requiredLevels))
+	for i, q := range requiredLevels {
+		idx[i] = slices.Index(levels, q)
+		if idx[i] < 0 {
+			return nil, fmt.Errorf("stream: quantile levels %v lack the required level %v", levels, q)
+		}
+	}
+	e.p10, e.p50, e.p90 = idx[0], idx[1], idx[2]
+	for j, q := range levels {
+		if !slices.Contains(requiredLevels, q) {
+			e.extra = append(e.extra, j)
+			e.extraKey = append(e.extraKey, strconv.FormatFloat(q, 'g', -1, 64))
+		}
+	}
+	return e, nil
+}
+
+// forecastMeta is what a record says besides the forecast itself.
+type forecastMeta struct {
+	bucket       int64
+	generatedAt  time.Time
+	watermark    time.Time
+	model        string
+	modelVersion string
+}
+
+// append appends the JSON record of forecast f for series s to dst.
+func (e *forecastEncoder) append(dst []byte, s *window.Series, f *model.Forecast, m *forecastMeta) []byte {
+	id := s.ID()
+	slash := strings.IndexByte(id, '/')
+	dst = append(dst, `{"series":`...)
+	dst = strconv.AppendQuote(dst, id)
+	dst = append(dst, `,"store":`...)
+	dst = strconv.AppendQuote(dst, id[:slash])
+	dst = append(dst, `,"sku":`...)
+	dst = strconv.AppendQuote(dst, id[slash+1:])
+	dst = append(dst, `,"bucket":"`...)
+	dst = append(dst, e.bucket...)
+	dst = append(dst, `","origin":`...)
+	dst = appendTime(dst, e.spec.Start(m.bucket))
+	dst = append(dst, `,"generated_at":`...)
+	dst = appendTime(dst, m.generatedAt)
+	dst = append(dst, `,"watermark":`...)
+	dst = appendTime(dst, m.watermark.In(e.spec.Location()))
+	dst = append(dst, `,"model":`...)
+	dst = strconv.AppendQuote(dst, m.model)
+	dst = append(dst, `,"model_version":`...)
+	dst = strconv.AppendQuote(dst, m.modelVersion)
+	dst = append(dst, `,"steps":[`...)
+	nq := len(f.Levels)
+	for h := range f.Mean {
+		if h > 0 {
+			dst = append(dst, ',')
+		}
+		q := f.Q[h*nq : (h+1)*nq]
+		dst = append(dst, `{"start":`...)
+		dst = appendTime(dst, e.spec.Start(m.bucket+1+int64(h)))
+		dst = append(dst, `,"mean":`...)
+		dst = appendValue(dst, f.Mean[h])
+		dst = append(dst, `,"p10":`...)
+		dst = appendValue(dst, q[e.p10])
+		dst = append(dst, `,"p50":`...)
+		dst = appendValue(dst, q[e.p50])
+		dst = append(dst, `,"p90":`...)
+		dst = appendValue(dst, q[e.p90])
+		if len(e.extra) > 0 {
+			dst = append(dst, `,"quantiles":{`...)
+			for i, j := range e.extra {
+				if i > 0 {
+					dst = append(dst, ',')
+				}
+				dst = append(dst, '"')
+				dst = append(dst, e.extraKey[i]...)
+				dst = append(dst, `":`...)
+				dst = appendValue(dst, q[j])
+			}
+			dst = append(dst, '}')
+		}
+		dst = append(dst, '}')
+	}
+	e.actual = s.QtyTo(e.actual[:0], 7)
+	tr := model.Trend(e.actual, f.Mean, e.flatPct)
+	dst = append(dst, `],"trend":{"direction":"`...)
+	dst = append(dst, tr.Direction...)
+	dst = append(dst, `","change_pct":`...)
+	if tr.ChangePct == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = strconv.AppendFloat(dst, math.Round(*tr.ChangePct*100)/100, 'f', -1, 64)
+	}
+	return append(dst, "}}"...)
+}
+
+func appendTime(dst []byte, t time.Time) []byte {
+	dst = append(dst, '"')
+	dst = t.AppendFormat(dst, time.RFC3339)
+	return append(dst, '"')
+}
+
+// appendValue appends a forecast value rounded to four decimals.
+func appendValue(dst []byte, v float64) []byte {
+	return strconv.AppendFloat(dst, math.Round(v*1e4)/1e4, 'f', -1, 64)
+}

@@ -1,0 +1,369 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/trendstream/trendstream/state"
+)
+
+// Processor consumes the input topic as a member of a consumer group and
+// runs one task per assigned partition. Each task owns its partition's
+// window and model state, so the per-record path takes no locks; the
+// Processor only tracks which partitions are loaded (for readiness and the
+// HTTP API) and the offsets to report to the group.
+type Processor struct {
+	cfg    Config
+	db     *state.DB
+	writer *kafka.Writer
+	m      *metrics
+
+	mu        sync.Mutex
+	inGen     bool
+	assigned  map[int32]bool
+	owned     map[int32]bool
+	offsets   map[int32]int64 // next offsets committed to Badger, not yet to the group
+	lastFatal error
+}
+
+// New returns a Processor storing state in db, which the caller opens and
+// closes.
+func New(cfg Config, db *state.DB) (*Processor, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if db == nil {
+		return nil, errors.New("stream: a state DB is required")
+	}
+	p := &Processor{
+		cfg:      cfg,
+		db:       db,
+		m:        newMetrics(cfg.Registerer),
+		assigned: make(map[int32]bool),
+		owned:    make(map[int32]bool),
+		offsets:  make(map[int32]int64),
+	}
+	p.writer = &kafka.Writer{
+		Addr:         kafka.TCP(cfg.Brokers...),
+		Balancer:     &kafka.Murmur2Balancer{},
+		BatchSize:    1000,
+		BatchTimeout: 5 * time.Millisecond,
+		RequiredAcks: kafka.RequireAll,
+		MaxAttempts:  3,
+		Logger:       kafkaLogger(cfg.Logger, slog.LevelDebug),
+		ErrorLogger:  kafkaLogger(cfg.Logger, slog.LevelDebug),
+	}
+	return p, nil
+}
+
+// Config returns the processor's configuration with defaults filled in.
+func (p *Processor) Config() Config { return p.cfg }
+
+func kafkaLogger(l *slog.Logger, level slog.Level) kafka.Logger {
+	return kafka.LoggerFunc(func(msg string, args ...any) {
+		if l.Enabled(context.Background(), level) {
+			l.Log(context.Background(), level, fmt.Sprintf(msg, args...), "component", "kafka-go")
+		}
+	})
+}
+
+// Run joins the consumer group and processes assigned partitions until
+// ctx ends or a partition fails fatally (its state cannot be read or
+// written), then shuts down in order and returns. It returns nil after a
+// clean shutdown.
+func (p *Processor) Run(ctx context.Context) error {
+	if !p.cfg.NoCreateTopics {
+		if err := p.ensureTopics(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                    p.cfg.Group,
+		Brokers:               p.cfg.Brokers,
+		Topics:                []string{p.cfg.InputTopic},
+		SessionTimeout:        p.cfg.SessionTimeout,
+		HeartbeatInterval:     time.Second,
+		JoinGroupBackoff:      time.Second,
+		WatchPartitionChanges: true,
+		StartOffset:           kafka.FirstOffset,
+		Logger:                kafkaLogger(p.cfg.Logger, slog.LevelDebug),
+		ErrorLogger:           kafkaLogger(p.cfg.Logger, slog.LevelDebug),
+	})
+	if err != nil {
+		return fmt.Errorf("stream: creating consumer group: %w", err)
+	}
+	runCtx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+
+	backoff := newBackoff(500*time.Millisecond, 10*time.Second)
+	for {
+		gen, err := group.Next(runCtx)
+		if err != nil {
+			if runCtx.Err() != nil {
+				break
+			}
+			p.cfg.Logger.Warn("joining consumer group", "group", p.cfg.Group, "err", err)
+			if !backoff.wait(runCtx) {
+				break
+			}
+			continue
+		}
+		backoff.reset()
+		p.startGeneration(gen, fail)
+	}
+
+	// Shutdown order: closing the group ends the generation, so every task
+	// stops fetching, finishes its batch, writes its outputs, commits state
+	// and offset to Badger and returns; the committer reports the final
+	// offsets to the group, which the member then leaves. Only then is the
+	// writer closed. The caller closes the DB after Run returns.
+	p.cfg.Logger.Info("leaving consumer group", "group", p.cfg.Group)
+	group.Close()
+	p.setGeneration(nil)
+	if err := p.writer.Close(); err != nil {
+		p.cfg.Logger.Warn("closing writer", "err", err)
+	}
+	if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return nil
+}
+
+// startGeneration starts a task per assigned partition and the offset
+// committer.
+func (p *Processor) startGeneration(gen *kafka.Generation, fail context.CancelCauseFunc) {
+	assigned := gen.Assignments[p.cfg.InputTopic]
+	parts := make([]int32, len(assigned))
+	for i, a := range assigned {
+		parts[i] = int32(a.ID)
+	}
+	p.cfg.Logger.Info("generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", parts)
+	p.setGeneration(parts)
+	var tasks sync.WaitGroup
+	for _, part := range parts {
+		tasks.Add(1)
+		gen.Start(func(ctx context.Context) {
+			defer tasks.Done()
+			t, err := newTask(p, part, gen.ID)
+			if err == nil {
+				err = t.run(ctx)
+			}
+			if err != nil {
+				p.cfg.Logger.Error("partition failed", "partition", part, "err", err)
+				p.setFatal(err)
+				fail(err)
+			}
+		})
+	}
+	gen.Start(func(ctx context.Context) { p.commitLoop(ctx, gen, &tasks) })
+}
+
+// commitLoop reports committed offsets to the group every CommitInterval,
+// and once more when the generation's tasks have stopped.
+func (p *Processor) commitLoop(ctx context.Context, gen *kafka.Generation, tasks *sync.WaitGroup) {
+	tick := time.NewTicker(p.cfg.CommitInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			p.commitGroupOffsets(gen)
+		case <-ctx.Done():
+			done := make(chan struct{})
+			go func() { tasks.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(p.cfg.ShutdownGrace):
+			}
+			p.commitGroupOffsets(gen)
+			return
+		}
+	}
+}
+
+func (p *Processor) commitGroupOffsets(gen *kafka.Generation) {
+	p.mu.Lock()
+	if len(p.offsets) == 0 {
+		p.mu.Unlock()
+		return
+	}
+	offsets := make(map[int]int64, len(p.offsets))
+	for part, off := range p.offsets {
+		offsets[int(part)] = off
+	}
+	clear(p.offsets)
+	p.mu.Unlock()
+	if err := gen.CommitOffsets(map[string]map[int]int64{p.cfg.InputTopic: offsets}); err != nil {
+		// Badger holds the true offsets; the group's are for lag tools.
+		p.cfg.Logger.Debug("committing group offsets", "err", err)
+	}
+}
+
+// ensureTopics creates missing topics, retrying while the brokers are
+// unreachable.
+func (p *Processor) ensureTopics(ctx context.Context) error {
+	backoff := newBackoff(200*time.Millisecond, 5*time.Second)
+	for {
+		err := EnsureTopics(ctx, p.cfg.Brokers, p.cfg.Partitions, p.cfg.ReplicationFactor,
+			p.cfg.InputTopic, p.cfg.OutputTopic, p.cfg.DLQTopic)
+		if err == nil {
+			return nil
+		}
+		var netErr net.Error
+		if !errors.As(err, &netErr) && !errors.Is(err, kafka.BrokerNotAvailable) &&
+			!errors.Is(err, kafka.LeaderNotAvailable) && !errors.Is(err, kafka.RequestTimedOut) {
+			return err
+		}
+		p.cfg.Logger.Warn("waiting for brokers", "brokers", p.cfg.Brokers, "err", err)
+		if !backoff.wait(ctx) {
+			return ctx.Err()
+		}
+	}
+}
+
+// EnsureTopics creates those of the topics that do not exist. The first
+// topic gets partitions partitions when created; the others get as many as
+// the first has.
+func EnsureTopics(ctx context.Context, brokers []string, partitions, replication int, topics ...string) error {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("stream: reading topic metadata: %w", err)
+	}
+	exists := make(map[string]int)
+	for _, t := range meta.Topics {
+		if t.Error == nil {
+			exists[t.Name] = len(t.Partitions)
+		}
+	}
+	if n, ok := exists[topics[0]]; ok {
+		partitions = n
+	}
+	var create []kafka.TopicConfig
+	for _, t := range topics {
+		if _, ok := exists[t]; !ok {
+			create = append(create, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: replication})
+		}
+	}
+	if len(create) == 0 {
+		return nil
+	}
+	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: create})
+	if err != nil {
+		return fmt.Errorf("stream: creating topics: %w", err)
+	}
+	for topic, err := range resp.Errors {
+		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("stream: creating topic %q: %w", topic, err)
+		}
+	}
+	return nil
+}
+
+func (p *Processor) readerConfig(partition int32) kafka.ReaderConfig {
+	return kafka.ReaderConfig{
+		Brokers:       p.cfg.Brokers,
+		Topic:         p.cfg.InputTopic,
+		Partition:     int(partition),
+		MinBytes:      1,
+		MaxBytes:      p.cfg.FetchMaxBytes,
+		MaxWait:       p.cfg.FetchMaxWait,
+		QueueCapacity: 1000,
+		Logger:        kafkaLogger(p.cfg.Logger, slog.LevelDebug),
+		ErrorLogger:   kafkaLogger(p.cfg.Logger, slog.LevelDebug),
+	}
+}
+
+// setGeneration records the partitions of a new generation, or none (nil)
+// when the processor stops.
+func (p *Processor) setGeneration(parts []int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inGen = parts != nil
+	clear(p.assigned)
+	for _, part := range parts {
+		p.assigned[part] = true
+	}
+	p.m.assigned.Set(float64(len(parts)))
+	p.updateReady()
+}
+
+func (p *Processor) setOwned(part int32, owned bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if owned {
+		p.owned[part] = true
+	} else {
+		delete(p.owned, part)
+	}
+	p.updateReady()
+}
+
+func (p *Processor) committed(part int32, next int64) {
+	p.mu.Lock()
+	p.offsets[part] = next
+	p.mu.Unlock()
+}
+
+func (p *Processor) setFatal(err error) {
+	p.mu.Lock()
+	p.lastFatal = err
+	p.updateReady()
+	p.mu.Unlock()
+}
+
+// updateReady must be called with p.mu held.
+func (p *Processor) updateReady() {
+	v := 0.0
+	if p.readyLocked() {
+		v = 1
+	}
+	p.m.ready.Set(v)
+}
+
+func (p *Processor) readyLocked() bool {
+	if !p.inGen || p.lastFatal != nil {
+		return false
+	}
+	for part := range p.assigned {
+		if !p.owned[part] {
+			return false
+		}
+	}
+	return true
+}
+
+// Ready reports whether the processor is in a consumer-group generation
+// and every assigned partition has loaded its state.
+func (p *Processor) Ready() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.readyLocked()
+}
+
+// Owns reports whether this instance currently serves partition part.
+func (p *Processor) Owns(part int32) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.owned[part]
+}
+
+// Partitions returns the partitions this instance currently serves.
+func (p *Processor) Partitions() []int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]int32, 0, len(p.owned))
+	for part := range p.owned {
+		out = append(out, part)
+	}
+	return out
+}

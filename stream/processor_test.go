@@ -1,0 +1,411 @@
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/trendstream/trendstream/model"
+	"github.com/trendstream/trendstream/state"
+	"github.com/trendstream/trendstream/window"
+)
+
+// newCluster starts an in-process Kafka-protocol broker for a test.
+func newCluster(t testing.TB, partitions int32, topics ...string) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(int(partitions)),
+		kfake.SeedTopics(partitions, topics...),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+type testEvent struct {
+	ID    string  `json:"event_id"`
+	Store string  `json:"store"`
+	SKU   string  `json:"sku"`
+	TS    string  `json:"ts"`
+	Qty   float64 `json:"qty"`
+	Price float64 `json:"price,omitempty"`
+	Promo bool    `json:"promo,omitempty"`
+}
+
+func (e testEvent) message() kafka.Message {
+	b, _ := json.Marshal(e)
+	return kafka.Message{Key: []byte(e.Store + "/" + e.SKU), Value: b}
+}
+
+func produce(t testing.TB, brokers []string, topic string, msgs ...kafka.Message) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
+		BatchTimeout: time.Millisecond, BatchSize: 10000, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// consumeAll reads every record of every partition of topic until n have
+// arrived or the deadline passes.
+func consumeAll(t testing.TB, brokers []string, topic string, n int, within time.Duration) []kafka.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	conn, err := kafka.DialContext(ctx, "tcp", brokers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var out []kafka.Message
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		wg.Go(func() {
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p.ID, MaxWait: 100 * time.Millisecond})
+			defer r.Close()
+			for {
+				m, err := r.FetchMessage(ctx)
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				out = append(out, m)
+				full := len(out) >= n
+				mu.Unlock()
+				if full {
+					cancel()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+type runningProcessor struct {
+	p      *Processor
+	db     *state.DB
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startProcessor(t testing.TB, cfg Config, dir string) *runningProcessor {
+	t.Helper()
+	db, err := state.Open(state.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(cfg, db)
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rp := &runningProcessor{p: p, db: db, cancel: cancel, done: make(chan error, 1)}
+	go func() { rp.done <- p.Run(ctx) }()
+	return rp
+}
+
+func (rp *runningProcessor) stop(t testing.TB) {
+	t.Helper()
+	rp.cancel()
+	select {
+	case err := <-rp.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("processor did not stop within 30s")
+	}
+	if err := rp.db.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
+func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var base = time.Date(2024, 3, 4, 0, 0, 0, 0, time.UTC)
+
+func ts(day int, hour float64) string {
+	return base.Add(time.Duration((float64(day)*24 + hour) * float64(time.Hour))).Format(time.RFC3339)
+}
+
+func testConfig(brokers []string) Config {
+	return Config{
+		Brokers:        brokers,
+		Group:          "test",
+		Window:         window.Config{Width: window.Day, Lateness: time.Hour},
+		BatchWait:      5 * time.Millisecond,
+		FetchMaxWait:   100 * time.Millisecond,
+		CommitInterval: 100 * time.Millisecond,
+		SessionTimeout: 6 * time.Second,
+		Clock:          func() time.Time { return base.Add(60 * 24 * time.Hour) },
+	}
+}
+
+// TestProcessorEndToEnd produces good, duplicate, late and malformed
+// events, runs the processor against an in-process broker and checks the
+// forecasts, the dead letters and the HTTP API.
+func TestProcessorEndToEnd(t *testing.T) {
+	brokers := newCluster(t, 4, "sales")
+	var msgs []kafka.Message
+	truth := map[string][]float64{} // series -> daily totals, days 0..5
+	for _, sku := range []string{"a", "b", "c"} {
+		truth["s1/"+sku] = make([]float64, 6)
+	}
+	n := 0
+	for day := range 7 {
+		for i, sku := range []string{"a", "b", "c"} {
+			if sku == "c" && day < 2 {
+				continue // c starts late
+			}
+			qty := float64(day + i + 1)
+			e := testEvent{ID: fmt.Sprintf("e%d", n), Store: "s1", SKU: sku, TS: ts(day, 10), Qty: qty, Price: 2, Promo: day == 3}
+			n++
+			msgs = append(msgs, e.message())
+			if day < 6 {
+				truth["s1/"+sku][day] += qty
+			}
+			if day == 4 {
+				msgs = append(msgs, e.message()) // a duplicate
+			}
+		}
+	}
+	// Day 6 at 10:00 moved the watermark to 09:00, closing day 5; an event
+	// for day 4 is now late.
+	late := testEvent{ID: "late", Store: "s1", SKU: "a", TS: ts(4, 23), Qty: 100}
+	msgs = append(msgs, late.message())
+	bad := []kafka.Message{
+		{Key: []byte("s1/a"), Value: []byte(`{not json`)},
+		{Key: []byte("s1/a"), Value: []byte(`{"event_id":"x","store":"s1","sku":"a","ts":"2024-03-05T00:00:00Z"}`)},
+		{Key: []byte("s1/a"), Value: []byte(`{"event_id":"y","store":"s1","sku":"a","ts":"2024-03-05T00:00:00Z","qty":-4}`)},
+		{Key: []byte("s1/zz"), Value: []byte(`{"event_id":"z","store":"s1","sku":"a","ts":"2024-03-05T00:00:00Z","qty":4}`)},
+	}
+	msgs = append(msgs, bad...)
+	produce(t, brokers, "sales", msgs...)
+
+	rp := startProcessor(t, testConfig(brokers), t.TempDir())
+	defer rp.stop(t)
+
+	// a and b close days 0..5 (6 forecasts each), c closes days 2..5.
+	forecasts := consumeAll(t, brokers, "forecasts", 16, 30*time.Second)
+	if len(forecasts) != 16 {
+		t.Fatalf("got %d forecasts, want 16", len(forecasts))
+	}
+	origins := map[string][]string{}
+	for _, m := range forecasts {
+		var f ForecastRecord
+		if err := json.Unmarshal(m.Value, &f); err != nil {
+			t.Fatalf("forecast is not JSON: %v\n%s", err, m.Value)
+		}
+		if string(m.Key) != f.Series || f.Store+"/"+f.SKU != f.Series || f.Bucket != "1d" || f.Model != "tsb" {
+			t.Errorf("bad forecast header: key %s, %+v", m.Key, f)
+		}
+		if len(f.Steps) != 28 {
+			t.Fatalf("%d steps, want 28", len(f.Steps))
+		}
+		for h, s := range f.Steps {
+			if !(0 <= s.P10 && s.P10 <= s.P50 && s.P50 <= s.P90) || s.Mean < 0 {
+				t.Errorf("step %d breaks 0 <= p10 <= p50 <= p90: %+v", h, s)
+			}
+			if !s.Start.Equal(f.Origin.AddDate(0, 0, h+1)) {
+				t.Errorf("step %d starts %v, origin %v", h, s.Start, f.Origin)
+			}
+		}
+		origins[f.Series] = append(origins[f.Series], f.Origin.Format("01-02"))
+	}
+	for id, want := range map[string][]string{
+		"s1/a": {"03-04", "03-05", "03-06", "03-07", "03-08", "03-09"},
+		"s1/c": {"03-06", "03-07", "03-08", "03-09"},
+	} {
+		got := origins[id]
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s forecast origins %v, want %v", id, got, want)
+		}
+	}
+
+	dlq := consumeAll(t, brokers, "sales.dlq", 5, 20*time.Second)
+	var reasons []string
+	for _, m := range dlq {
+		reasons = append(reasons, header(m, "reason"))
+		if header(m, "detail") == "" || header(m, "source") == "" {
+			t.Errorf("dead letter without detail or source headers: %v", m.Headers)
+		}
+	}
+	slices.Sort(reasons)
+	if want := []string{"invalid_json", "key_mismatch", "late", "missing_field", "qty_out_of_range"}; !slices.Equal(reasons, want) {
+		t.Errorf("dead-letter reasons %v, want %v", reasons, want)
+	}
+	for _, m := range dlq {
+		if header(m, "reason") == "invalid_json" && string(m.Value) != "{not json" {
+			t.Errorf("dead letter lost the original bytes: %q", m.Value)
+		}
+	}
+
+	waitFor(t, 10*time.Second, "readiness", rp.p.Ready)
+	srv := httptest.NewServer(rp.p.Handler(nil))
+	defer srv.Close()
+	for id, want := range truth {
+		var got SeriesResponse
+		waitFor(t, 10*time.Second, "committed state of "+id, func() bool {
+			resp, err := http.Get(srv.URL + "/v1/series/" + id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return false
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+				t.Fatal(err)
+			}
+			return len(got.Buckets) > 0 && got.Buckets[len(got.Buckets)-1].Start.Equal(base.AddDate(0, 0, 5))
+		})
+		var qty []float64
+		for _, b := range got.Buckets {
+			qty = append(qty, b.Qty)
+		}
+		if id == "s1/c" {
+			want = want[2:]
+		}
+		if !slices.Equal(qty, want) {
+			t.Errorf("%s buckets %v, want %v", id, qty, want)
+		}
+		if string(got.Forecast) == "null" {
+			t.Errorf("%s has no latest forecast", id)
+		}
+		if len(got.Open) != 1 || got.Open[0].Events != 1 {
+			t.Errorf("%s open buckets %+v, want day 6 with one event", id, got.Open)
+		}
+	}
+	for path, code := range map[string]int{
+		"/v1/series/s1/nope": http.StatusNotFound,
+		"/healthz":           http.StatusOK,
+		"/readyz":            http.StatusOK,
+	} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != code {
+			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, code)
+		}
+	}
+}
+
+// TestProcessorResumesFromState stops a processor, produces more, and
+// checks a new processor over the same state directory counts every event
+// exactly once.
+func TestProcessorResumesFromState(t *testing.T) {
+	brokers := newCluster(t, 2, "sales")
+	dir := t.TempDir()
+	cfg := testConfig(brokers)
+	var first []kafka.Message
+	for day := range 3 {
+		first = append(first, testEvent{ID: fmt.Sprintf("d%d", day), Store: "s", SKU: "k", TS: ts(day, 12), Qty: 1}.message())
+	}
+	produce(t, brokers, "sales", first...)
+	rp := startProcessor(t, cfg, dir)
+	if got := consumeAll(t, brokers, "forecasts", 2, 20*time.Second); len(got) != 2 {
+		t.Fatalf("%d forecasts before restart, want 2", len(got))
+	}
+	rp.stop(t)
+
+	// Resend day 2's event (a duplicate across the restart) and add days 3, 4.
+	var second []kafka.Message
+	for day := 2; day < 5; day++ {
+		second = append(second, testEvent{ID: fmt.Sprintf("d%d", day), Store: "s", SKU: "k", TS: ts(day, 12), Qty: 1}.message())
+	}
+	produce(t, brokers, "sales", second...)
+	rp = startProcessor(t, cfg, dir)
+	defer rp.stop(t)
+	if got := consumeAll(t, brokers, "forecasts", 4, 20*time.Second); len(got) != 4 {
+		t.Fatalf("%d forecasts after restart, want 4", len(got))
+	}
+	waitFor(t, 10*time.Second, "readiness", rp.p.Ready)
+	var resp *SeriesResponse
+	waitFor(t, 10*time.Second, "day 3 committed", func() bool {
+		var err error
+		resp, err = rp.p.Series("s/k")
+		return err == nil && len(resp.Buckets) == 4
+	})
+	for i, b := range resp.Buckets {
+		if b.Qty != 1 {
+			t.Errorf("day %d counted %v times, want once", i, b.Qty)
+		}
+	}
+}
+
+func TestConfigDefaultsAndErrors(t *testing.T) {
+	if _, err := New(Config{}, nil); err == nil {
+		t.Error("New without brokers succeeded")
+	}
+	for name, cfg := range map[string]Config{
+		"same topics":    {Brokers: []string{"x"}, OutputTopic: "sales"},
+		"bad policy":     {Brokers: []string{"x"}, LatePolicy: "keep"},
+		"bad model":      {Brokers: []string{"x"}, Forecaster: "prophet"},
+		"missing p90":    {Brokers: []string{"x"}, Model: modelLevels(0.1, 0.5)},
+		"bad start":      {Brokers: []string{"x"}, StartOffset: "middle"},
+		"negative dedup": {Brokers: []string{"x"}, DedupHorizon: -time.Hour},
+	} {
+		if err := cfg.setDefaults(); err == nil {
+			t.Errorf("%s: setDefaults succeeded", name)
+		}
+	}
+	cfg := Config{Brokers: []string{"x"}}
+	if err := cfg.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Group != "trendstream" || cfg.InputTopic != "sales" || cfg.OutputTopic != "forecasts" ||
+		cfg.DLQTopic != "sales.dlq" || cfg.Window.Width != window.Day || cfg.Window.Lateness != time.Hour || cfg.Model.Horizon != 28 {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+	if _, err := New(cfg, nil); err == nil || !errors.Is(err, err) {
+		t.Error("New without a DB succeeded")
+	}
+}
+
+func modelLevels(levels ...float64) model.Config { return model.Config{Levels: levels} }

@@ -1,0 +1,301 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/trendstream/trendstream/model"
+	"github.com/trendstream/trendstream/state"
+	"github.com/trendstream/trendstream/window"
+)
+
+// task owns one assigned input partition for one consumer-group
+// generation: it reads the partition from the offset stored in Badger,
+// runs records through its engine, writes forecasts and dead letters, and
+// commits state and the next offset in one Badger transaction per batch.
+// It implements sink for its engine.
+type task struct {
+	proc      *Processor
+	partition int32
+	label     string
+	log       *slog.Logger
+	eng       *engine
+	enc       *forecastEncoder
+
+	recs  []Record
+	out   []kafka.Message
+	arena []byte // forecast payloads referenced by out
+	batch state.Batch
+	key   []byte
+	meta  forecastMeta
+}
+
+func newTask(p *Processor, partition int32, gen int32) (*task, error) {
+	t := &task{
+		proc:      p,
+		partition: partition,
+		label:     strconv.Itoa(int(partition)),
+		log:       p.cfg.Logger.With("partition", partition, "generation", gen),
+	}
+	ecfg, err := p.cfg.engineConfig()
+	if err != nil {
+		return nil, err
+	}
+	if t.eng, err = newEngine(ecfg, t); err != nil {
+		return nil, err
+	}
+	if t.enc, err = newForecastEncoder(t.eng.part.Spec(), p.cfg.Model.Levels, p.cfg.FlatPct); err != nil {
+		return nil, err
+	}
+	t.meta.model = ecfg.models[0].Name()
+	t.meta.modelVersion = modelVersion(ecfg.models[0])
+	return t, nil
+}
+
+// modelVersion returns a forecaster's version: its Version method's when it
+// has one, "1" for the classical forecasters.
+func modelVersion(f model.Forecaster) string {
+	if v, ok := f.(interface{ Version() string }); ok {
+		return v.Version()
+	}
+	return "1"
+}
+
+// errAbandoned reports a batch whose outputs could not be written before
+// the shutdown grace ran out; it was not committed and will be replayed.
+var errAbandoned = errors.New("stream: batch abandoned at shutdown")
+
+// run processes the partition until ctx, the generation's context, ends,
+// then finishes its batch, commits and returns. A non-nil error is fatal
+// for the processor: state that cannot be read or written.
+func (t *task) run(ctx context.Context) error {
+	m := t.proc.m
+	start := time.Now()
+	next, err := t.eng.load(t.proc.db, t.partition)
+	if err != nil {
+		return fmt.Errorf("stream: loading partition %d: %w", t.partition, err)
+	}
+	m.loadSeconds.Observe(time.Since(start).Seconds())
+	from := next
+	if next < 0 {
+		from = kafka.FirstOffset
+		if t.proc.cfg.StartOffset == StartLatest {
+			from = kafka.LastOffset
+		}
+	}
+	t.log.Info("partition loaded", "series", t.eng.part.Len(), "dedup_ids", t.eng.dedup.len(),
+		"offset", next, "seconds", time.Since(start).Seconds())
+
+	r := kafka.NewReader(t.proc.readerConfig(t.partition))
+	defer r.Close()
+	if err := r.SetOffset(from); err != nil {
+		return fmt.Errorf("stream: seeking partition %d to %d: %w", t.partition, from, err)
+	}
+	t.proc.setOwned(t.partition, true)
+	defer t.proc.setOwned(t.partition, false)
+	defer m.forget(t.partition)
+
+	// Outputs of the last batch must still be written after the
+	// generation ends, within the shutdown grace.
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(t.proc.cfg.ShutdownGrace, cancel) })
+	defer stop()
+
+	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	for {
+		ferr := t.fetch(ctx, r)
+		if len(t.recs) > 0 {
+			err := t.processBatch(wctx)
+			if errors.Is(err, errAbandoned) {
+				t.log.Warn("stopping without committing the last batch; it will be replayed", "records", len(t.recs))
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			m.lag.WithLabelValues(t.label).Set(float64(r.Lag()))
+		}
+		if ctx.Err() != nil {
+			t.log.Info("partition released", "offset", t.recsNext())
+			return nil
+		}
+		if ferr != nil {
+			m.fetchErrs.Inc()
+			t.log.Warn("fetching records", "err", ferr)
+			if !backoff.wait(ctx) {
+				return nil
+			}
+			continue
+		}
+		backoff.reset()
+	}
+}
+
+// recsNext returns the offset after the last batch, for logging.
+func (t *task) recsNext() int64 {
+	if len(t.recs) == 0 {
+		return -1
+	}
+	return t.recs[len(t.recs)-1].Offset + 1
+}
+
+// fetch collects a batch: it waits for one record, then takes what arrives
+// within BatchWait, up to BatchSize records. It returns ctx's error when the
+// generation ends, possibly with records collected before.
+func (t *task) fetch(ctx context.Context, r *kafka.Reader) error {
+	t.recs = t.recs[:0]
+	msg, err := r.FetchMessage(ctx)
+	if err != nil {
+		return err
+	}
+	t.recs = append(t.recs, Record{Offset: msg.Offset, Key: msg.Key, Value: msg.Value})
+	lctx, cancel := context.WithTimeout(ctx, t.proc.cfg.BatchWait)
+	defer cancel()
+	for len(t.recs) < t.proc.cfg.BatchSize {
+		msg, err := r.FetchMessage(lctx)
+		if err != nil {
+			return ctx.Err()
+		}
+		t.recs = append(t.recs, Record{Offset: msg.Offset, Key: msg.Key, Value: msg.Value})
+	}
+	return nil
+}
+
+// processBatch runs the batch through the engine, writes its outputs and
+// commits its state with the next offset.
+func (t *task) processBatch(wctx context.Context) error {
+	m := t.proc.m
+	t.batch.Reset()
+	t.eng.beginBatch()
+	closes := t.eng.cnt.closes
+	started := time.Now()
+	for i := range t.recs {
+		if err := t.eng.process(&t.recs[i]); err != nil {
+			return fmt.Errorf("stream: partition %d offset %d: %w", t.partition, t.recs[i].Offset, err)
+		}
+	}
+	if n := t.eng.cnt.closes - closes; n > 0 {
+		m.closeSeconds.Observe(time.Since(started).Seconds() / float64(n))
+	}
+	if err := t.writeOutputs(wctx); err != nil {
+		return err
+	}
+
+	first, next := t.recs[0].Offset, t.recs[len(t.recs)-1].Offset+1
+	t.eng.appendState(&t.batch, t.partition, first, next)
+	started = time.Now()
+	st, err := t.proc.db.Commit(&t.batch)
+	if err != nil {
+		return fmt.Errorf("stream: committing partition %d at offset %d: %w", t.partition, next, err)
+	}
+	m.commitSeconds.Observe(time.Since(started).Seconds())
+	if st.Transactions > 1 {
+		t.log.Info("batch committed in several transactions", "transactions", st.Transactions, "bytes", t.batch.Bytes())
+	}
+	t.proc.committed(t.partition, next)
+
+	m.batches.Inc()
+	m.add(&t.eng.cnt)
+	m.offset.WithLabelValues(t.label).Set(float64(next))
+	m.series.WithLabelValues(t.label).Set(float64(t.eng.part.Len()))
+	m.dedupIDs.WithLabelValues(t.label).Set(float64(t.eng.dedup.len()))
+	if wm, ok := t.eng.part.Watermark(); ok {
+		m.watermark.WithLabelValues(t.label).Set(float64(wm.UnixNano()) / 1e9)
+	}
+	return nil
+}
+
+// writeOutputs writes the batch's forecasts and dead letters, retrying
+// with backoff until they are written or wctx ends.
+func (t *task) writeOutputs(wctx context.Context) error {
+	if len(t.out) == 0 {
+		return nil
+	}
+	m := t.proc.m
+	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
+	started := time.Now()
+	for {
+		err := t.proc.writer.WriteMessages(wctx, t.out...)
+		if err == nil {
+			break
+		}
+		m.outputErrs.Inc()
+		if wctx.Err() != nil {
+			return errAbandoned
+		}
+		t.log.Warn("writing outputs", "messages", len(t.out), "err", err)
+		if !backoff.wait(wctx) {
+			return errAbandoned
+		}
+	}
+	m.writeSeconds.Observe(time.Since(started).Seconds())
+	clear(t.out)
+	t.out = t.out[:0]
+	t.arena = t.arena[:0]
+	return nil
+}
+
+// deadLetter implements sink: the original bytes go to the dead-letter
+// topic with the reason and origin in headers.
+func (t *task) deadLetter(rec *Record, reason Reason, detail string) error {
+	t.out = append(t.out, kafka.Message{
+		Topic: t.proc.cfg.DLQTopic,
+		Key:   rec.Key,
+		Value: rec.Value,
+		Headers: []kafka.Header{
+			{Key: "reason", Value: []byte(reason)},
+			{Key: "detail", Value: []byte(detail)},
+			{Key: "source", Value: fmt.Appendf(nil, "%s/%d/%d", t.proc.cfg.InputTopic, t.partition, rec.Offset)},
+		},
+	})
+	return nil
+}
+
+// forecast implements sink: the published forecast goes to the output
+// topic and, as the series' latest, into the state batch.
+func (t *task) forecast(bucket int64, s *window.Series, fcs []*model.Forecast) error {
+	t.meta.bucket = bucket
+	t.meta.generatedAt = t.eng.now
+	t.meta.watermark, _ = t.eng.part.Watermark()
+	start := len(t.arena)
+	t.arena = t.enc.append(t.arena, s, fcs[0], &t.meta)
+	value := t.arena[start:len(t.arena):len(t.arena)]
+	t.out = append(t.out, kafka.Message{
+		Topic: t.proc.cfg.OutputTopic,
+		Key:   []byte(s.ID()),
+		Value: value,
+	})
+	t.key = state.Key(t.key[:0], t.partition, state.KindForecast, []byte(s.ID()))
+	t.batch.Set(t.key, value)
+	return nil
+}
+
+// backoff sleeps exponentially longer between retries.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max, cur: min} }
+
+func (b *backoff) reset() { b.cur = b.min }
+
+// wait sleeps for the current delay and doubles it; it returns false if
+// ctx ends first.
+func (b *backoff) wait(ctx context.Context) bool {
+	timer := time.NewTimer(b.cur)
+	defer timer.Stop()
+	b.cur = min(2*b.cur, b.max)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
