@@ -1,0 +1,91 @@
+package kern
+
+// GemmNN64 is the float64 version of GemmNN32: C (+)= A·B with A m×k, B k×n.
+// It uses plain float64 multiply-adds in a fixed order (no approximations),
+// for finite-difference gradient checks. Panics and aliasing rules are those
+// of GemmNN32.
+func GemmNN64(m, n, k int, a []float64, lda int, b []float64, ldb int, c []float64, ldc int, accumulate bool) {
+	checkGemm("GemmNN64", m, n, k, len(a), lda, m, k, len(b), ldb, k, n, len(c), ldc)
+	if gemm64Trivial(m, n, k, c, ldc, accumulate) {
+		return
+	}
+	for i := 0; i < m; i++ {
+		cr := c[i*ldc : i*ldc+n]
+		if !accumulate {
+			clear(cr)
+		}
+		ar := a[i*lda : i*lda+k]
+		for p, av := range ar {
+			br := b[p*ldb : p*ldb+n]
+			for j, bv := range br {
+				cr[j] += av * bv
+			}
+		}
+	}
+}
+
+// GemmNT64 is the float64 version of GemmNT32: C (+)= A·Bᵀ with A m×k,
+// B n×k.
+func GemmNT64(m, n, k int, a []float64, lda int, b []float64, ldb int, c []float64, ldc int, accumulate bool) {
+	checkGemm("GemmNT64", m, n, k, len(a), lda, m, k, len(b), ldb, n, k, len(c), ldc)
+	if gemm64Trivial(m, n, k, c, ldc, accumulate) {
+		return
+	}
+	for i := 0; i < m; i++ {
+		cr := c[i*ldc : i*ldc+n]
+		ar := a[i*lda : i*lda+k]
+		for j := range cr {
+			br := b[j*ldb : j*ldb+k]
+			var s float64
+			for p, av := range ar {
+				s += av * br[p]
+			}
+			if accumulate {
+				cr[j] += s
+			} else {
+				cr[j] = s
+			}
+		}
+	}
+}
+
+// GemmTN64 is the float64 version of GemmTN32: C (+)= Aᵀ·B with A k×m,
+// B k×n.
+func GemmTN64(m, n, k int, a []float64, lda int, b []float64, ldb int, c []float64, ldc int, accumulate bool) {
+	checkGemm("GemmTN64", m, n, k, len(a), lda, k, m, len(b), ldb, k, n, len(c), ldc)
+	if gemm64Trivial(m, n, k, c, ldc, accumulate) {
+		return
+	}
+	if !accumulate {
+		for i := 0; i < m; i++ {
+			clear(c[i*ldc : i*ldc+n])
+		}
+	}
+	for p := 0; p < k; p++ {
+		ar := a[p*lda : p*lda+m]
+		br := b[p*ldb : p*ldb+n]
+		for i, av := range ar {
+			cr := c[i*ldc : i*ldc+n]
+			for j, bv := range br {
+				cr[j] += av * bv
+			}
+		}
+	}
+}
+
+// gemm64Trivial handles empty products: it returns true (after zeroing C
+// unless accumulating) when there is nothing to multiply.
+func gemm64Trivial(m, n, k int, c []float64, ldc int, acc bool) bool {
+	if m == 0 || n == 0 {
+		return true
+	}
+	if k == 0 {
+		if !acc {
+			for i := 0; i < m; i++ {
+				clear(c[i*ldc : i*ldc+n])
+			}
+		}
+		return true
+	}
+	return false
+}

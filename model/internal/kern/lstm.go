@@ -1,0 +1,170 @@
+package kern
+
+import "math"
+
+// checkLSTM panics unless every gate matrix (length in g) holds 4*b*hid
+// elements and every state matrix (length in s) b*hid.
+func checkLSTM(name string, b, hid int, g []int, s []int) {
+	if b < 0 || hid < 0 {
+		panic("kern: " + name + ": negative dimension")
+	}
+	for _, l := range g {
+		if l < 4*b*hid {
+			panic("kern: " + name + ": gate matrix too short")
+		}
+	}
+	for _, l := range s {
+		if l < b*hid {
+			panic("kern: " + name + ": state matrix too short")
+		}
+	}
+}
+
+// LSTMForward32 runs the LSTM cell forward for a batch of b rows with hidden
+// size hid. z is b×4hid (row stride 4hid) holding the pre-activations in
+// column blocks [i | f | g | o]; cPrev, c, h and tanhC are b×hid (row
+// stride hid). On return z holds the activated gates (sigmoid for i, f, o,
+// tanh for g) and
+//
+//	c = f*cPrev + i*g,  tanhC = tanh(c),  h = o*tanhC.
+//
+// c may be the same slice as cPrev (in-place update); no other arguments may
+// overlap. It panics if z is shorter than 4*b*hid or another slice shorter
+// than b*hid.
+func LSTMForward32(z, cPrev, c, h, tanhC []float32, b, hid int) {
+	checkLSTM("LSTMForward32", b, hid, []int{len(z)}, []int{len(cPrev), len(c), len(h), len(tanhC)})
+	if b == 0 || hid == 0 {
+		return
+	}
+	nv := 0
+	if useAsm {
+		nv = hid / 8
+	}
+	for r := 0; r < b; r++ {
+		zr := z[r*4*hid : (r+1)*4*hid]
+		cpr := cPrev[r*hid : (r+1)*hid]
+		cr := c[r*hid : (r+1)*hid]
+		hr := h[r*hid : (r+1)*hid]
+		tr := tanhC[r*hid : (r+1)*hid]
+		if nv > 0 {
+			lstmFwdRow32(&zr[0], &cpr[0], &cr[0], &hr[0], &tr[0], hid, nv)
+		}
+		for j := nv * 8; j < hid; j++ {
+			ig := sigmoidF32(zr[j])
+			fg := sigmoidF32(zr[hid+j])
+			gg := tanhF32(zr[2*hid+j])
+			og := sigmoidF32(zr[3*hid+j])
+			zr[j], zr[hid+j], zr[2*hid+j], zr[3*hid+j] = ig, fg, gg, og
+			cv := fg*cpr[j] + ig*gg
+			cr[j] = cv
+			t := tanhF32(cv)
+			tr[j] = t
+			hr[j] = og * t
+		}
+	}
+}
+
+// LSTMBackward32 runs the LSTM cell backward. gates is the b×4hid matrix of
+// activated gates [i | f | g | o] left in z by LSTMForward32; cPrev and
+// tanhC are the forward values; dh is the loss gradient w.r.t. h and dc the
+// gradient flowing into c from the next time step (zeros at the last step).
+// It writes the pre-activation gradients dz (b×4hid, [di | df | dg | do])
+// and dcPrev (b×hid):
+//
+//	dct    = dc + dh*o*(1-tanhC²)
+//	do     = dh*tanhC*o*(1-o)
+//	di     = dct*g*i*(1-i)
+//	df     = dct*cPrev*f*(1-f)
+//	dg     = dct*i*(1-g²)
+//	dcPrev = dct*f
+//
+// Allowed aliasing: dz may be the same slice as gates, and dcPrev may be the
+// same slice as dc (both exact, same start). Nothing else may overlap. It
+// panics if gates or dz is shorter than 4*b*hid or another slice shorter
+// than b*hid.
+func LSTMBackward32(gates, cPrev, tanhC, dh, dc, dz, dcPrev []float32, b, hid int) {
+	checkLSTM("LSTMBackward32", b, hid, []int{len(gates), len(dz)}, []int{len(cPrev), len(tanhC), len(dh), len(dc), len(dcPrev)})
+	if b == 0 || hid == 0 {
+		return
+	}
+	nv := 0
+	if useAsm {
+		nv = hid / 8
+	}
+	for r := 0; r < b; r++ {
+		gr := gates[r*4*hid : (r+1)*4*hid]
+		dzr := dz[r*4*hid : (r+1)*4*hid]
+		cpr := cPrev[r*hid : (r+1)*hid]
+		tr := tanhC[r*hid : (r+1)*hid]
+		dhr := dh[r*hid : (r+1)*hid]
+		dcr := dc[r*hid : (r+1)*hid]
+		dcpr := dcPrev[r*hid : (r+1)*hid]
+		if nv > 0 {
+			lstmBwdRow32(&gr[0], &cpr[0], &tr[0], &dhr[0], &dcr[0], &dzr[0], &dcpr[0], hid, nv)
+		}
+		for j := nv * 8; j < hid; j++ {
+			ig, fg, gg, og := gr[j], gr[hid+j], gr[2*hid+j], gr[3*hid+j]
+			t := tr[j]
+			d := dhr[j]
+			dct := dcr[j] + d*og*(1-t*t)
+			cp := cpr[j]
+			dzr[3*hid+j] = d * t * og * (1 - og)
+			dzr[j] = dct * gg * ig * (1 - ig)
+			dzr[hid+j] = dct * fg * cp * (1 - fg)
+			dzr[2*hid+j] = dct * ig * (1 - gg*gg)
+			dcpr[j] = dct * fg
+		}
+	}
+}
+
+// LSTMForward64 is the float64 version of LSTMForward32, using math.Exp and
+// math.Tanh (no approximations). Shapes, aliasing and panics are the same.
+func LSTMForward64(z, cPrev, c, h, tanhC []float64, b, hid int) {
+	checkLSTM("LSTMForward64", b, hid, []int{len(z)}, []int{len(cPrev), len(c), len(h), len(tanhC)})
+	for r := 0; r < b; r++ {
+		zr := z[r*4*hid : (r+1)*4*hid]
+		cpr := cPrev[r*hid : (r+1)*hid]
+		cr := c[r*hid : (r+1)*hid]
+		hr := h[r*hid : (r+1)*hid]
+		tr := tanhC[r*hid : (r+1)*hid]
+		for j := 0; j < hid; j++ {
+			ig := sigmoidF64(zr[j])
+			fg := sigmoidF64(zr[hid+j])
+			gg := math.Tanh(zr[2*hid+j])
+			og := sigmoidF64(zr[3*hid+j])
+			zr[j], zr[hid+j], zr[2*hid+j], zr[3*hid+j] = ig, fg, gg, og
+			cv := fg*cpr[j] + ig*gg
+			cr[j] = cv
+			t := math.Tanh(cv)
+			tr[j] = t
+			hr[j] = og * t
+		}
+	}
+}
+
+// LSTMBackward64 is the float64 version of LSTMBackward32. Shapes, formulas,
+// aliasing and panics are the same.
+func LSTMBackward64(gates, cPrev, tanhC, dh, dc, dz, dcPrev []float64, b, hid int) {
+	checkLSTM("LSTMBackward64", b, hid, []int{len(gates), len(dz)}, []int{len(cPrev), len(tanhC), len(dh), len(dc), len(dcPrev)})
+	for r := 0; r < b; r++ {
+		gr := gates[r*4*hid : (r+1)*4*hid]
+		dzr := dz[r*4*hid : (r+1)*4*hid]
+		cpr := cPrev[r*hid : (r+1)*hid]
+		tr := tanhC[r*hid : (r+1)*hid]
+		dhr := dh[r*hid : (r+1)*hid]
+		dcr := dc[r*hid : (r+1)*hid]
+		dcpr := dcPrev[r*hid : (r+1)*hid]
+		for j := 0; j < hid; j++ {
+			ig, fg, gg, og := gr[j], gr[hid+j], gr[2*hid+j], gr[3*hid+j]
+			t := tr[j]
+			d := dhr[j]
+			dct := dcr[j] + d*og*(1-t*t)
+			cp := cpr[j]
+			dzr[3*hid+j] = d * t * og * (1 - og)
+			dzr[j] = dct * gg * ig * (1 - ig)
+			dzr[hid+j] = dct * fg * cp * (1 - fg)
+			dzr[2*hid+j] = dct * ig * (1 - gg*gg)
+			dcpr[j] = dct * fg
+		}
+	}
+}

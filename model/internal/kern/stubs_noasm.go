@@ -1,0 +1,39 @@
+//go:build !amd64 || purego
+
+package kern
+
+// hasAsm reports whether the assembly kernels are compiled in.
+const hasAsm = false
+
+// useAsm is always false without assembly support.
+var useAsm = false
+
+const noAsm = "kern: assembly kernel called without assembly support"
+
+func sgemmNN16(m, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, mask *int32, acc bool) {
+	panic(noAsm)
+}
+func sgemmNN16m(m, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, mask *int32, acc bool) {
+	panic(noAsm)
+}
+func sgemmNN8m(m, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, mask *int32, acc bool) {
+	panic(noAsm)
+}
+func sgemmTN16(m, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, mask *int32, acc bool) {
+	panic(noAsm)
+}
+func sgemmTN16m(m, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, mask *int32, acc bool) {
+	panic(noAsm)
+}
+func sgemmTN8m(m, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, mask *int32, acc bool) {
+	panic(noAsm)
+}
+func sigmoid32(dst, x *float32, n int)                                           { panic(noAsm) }
+func tanh32(dst, x *float32, n int)                                              { panic(noAsm) }
+func lstmFwdRow32(z, cPrev, c, h, tanhC *float32, hid, nv int)                   { panic(noAsm) }
+func lstmBwdRow32(gates, cPrev, tanhC, dh, dc, dz, dcPrev *float32, hid, nv int) { panic(noAsm) }
+func adam32(p, gr, m, v *float32, n int, hp *[8]float32)                         { panic(noAsm) }
+func axpy32(alpha float32, x, y *float32, n int)                                 { panic(noAsm) }
+func scale32(alpha float32, x *float32, n int)                                   { panic(noAsm) }
+func sqnorm32(x *float32, n int) float64                                         { panic(noAsm) }
+func transpose8(dst, b *float32, ldb, k8 int)                                    { panic(noAsm) }
