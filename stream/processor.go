@@ -92,7 +92,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		Brokers:               p.cfg.Brokers,
 		Topics:                []string{p.cfg.InputTopic},
 		SessionTimeout:        p.cfg.SessionTimeout,
-		HeartbeatInterval:     time.Second,
+		HeartbeatInterval:     min(time.Second, p.cfg.SessionTimeout/3),
 		JoinGroupBackoff:      time.Second,
 		WatchPartitionChanges: true,
 		StartOffset:           kafka.FirstOffset,

@@ -34,6 +34,7 @@ type task struct {
 	batch state.Batch
 	key   []byte
 	meta  forecastMeta
+	next  int64 // next input offset committed to Badger, -1 before any
 }
 
 func newTask(p *Processor, partition int32, gen int32) (*task, error) {
@@ -82,6 +83,7 @@ func (t *task) run(ctx context.Context) error {
 		return fmt.Errorf("stream: loading partition %d: %w", t.partition, err)
 	}
 	m.loadSeconds.Observe(time.Since(start).Seconds())
+	t.next = next
 	from := next
 	if next < 0 {
 		from = kafka.FirstOffset
@@ -123,7 +125,7 @@ func (t *task) run(ctx context.Context) error {
 			m.lag.WithLabelValues(t.label).Set(float64(r.Lag()))
 		}
 		if ctx.Err() != nil {
-			t.log.Info("partition released", "offset", t.recsNext())
+			t.log.Info("partition released", "next_offset", t.next)
 			return nil
 		}
 		if ferr != nil {
@@ -136,14 +138,6 @@ func (t *task) run(ctx context.Context) error {
 		}
 		backoff.reset()
 	}
-}
-
-// recsNext returns the offset after the last batch, for logging.
-func (t *task) recsNext() int64 {
-	if len(t.recs) == 0 {
-		return -1
-	}
-	return t.recs[len(t.recs)-1].Offset + 1
 }
 
 // fetch collects a batch: it waits for one record, then takes what arrives
@@ -199,6 +193,7 @@ func (t *task) processBatch(wctx context.Context) error {
 	if st.Transactions > 1 {
 		t.log.Info("batch committed in several transactions", "transactions", st.Transactions, "bytes", t.batch.Bytes())
 	}
+	t.next = next
 	t.proc.committed(t.partition, next)
 
 	m.batches.Inc()

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/trendstream/trendstream/model"
+	"github.com/trendstream/trendstream/state"
+	"github.com/trendstream/trendstream/stream"
+	"github.com/trendstream/trendstream/window"
+)
+
+func runCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Consume sales events and publish forecasts",
+		Long: `run joins the consumer group, processes the input partitions assigned to it
+and publishes a forecast for every series at every bucket close. State and
+input offsets are committed together to Badger in --state-dir, so each event
+is counted exactly once across crashes and restarts; forecasts and dead
+letters are delivered at least once.
+
+HTTP on --http-addr: /healthz, /readyz, /metrics and
+GET /v1/series/{store}/{sku}.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, err := settings(cmd)
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(v)
+			if err != nil {
+				return err
+			}
+			cfg, err := processorConfig(v, log)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), log, cfg, v.GetString("state-dir"), v.GetString("http-addr"))
+		},
+	}
+	fs := cmd.Flags()
+	addKafkaFlags(fs)
+	fs.String("group", "trendstream", "consumer group id")
+	fs.String("input-topic", "sales", "topic of sales events")
+	fs.String("output-topic", "forecasts", "topic forecasts are published to")
+	fs.String("dlq-topic", "sales.dlq", "topic rejected records are sent to")
+	fs.Int("partitions", 8, "partitions of the input topic if run creates it")
+	fs.Bool("create-topics", true, "create missing input, output and dead-letter topics at start-up")
+	fs.String("state-dir", "./data", "directory of the Badger state store")
+	fs.String("http-addr", "127.0.0.1:8080", "address of the HTTP API, health checks and metrics")
+	addProcessingFlags(fs)
+	fs.String("late-policy", "dlq", "what happens to events behind the watermark: dlq or drop (both counted)")
+	fs.Duration("dedup-horizon", 48*time.Hour, "event time during which a repeated event_id is dropped as a duplicate")
+	fs.Float64("min-qty", 0, "smallest accepted quantity (negative accepts returns)")
+	fs.Float64("max-qty", 1e6, "largest accepted quantity")
+	fs.Duration("max-future", 24*time.Hour, "how far past the wall clock an event time may be (negative disables)")
+	fs.Int("max-bytes", 4096, "largest accepted event payload in bytes")
+	fs.String("start-offset", "earliest", "where a partition without local state starts: earliest or latest")
+	fs.Int("batch-size", 20000, "most records processed per state commit")
+	fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout: how soon a crashed member's partitions move")
+	return cmd
+}
+
+// addKafkaFlags adds the connection flags every Kafka client command has.
+func addKafkaFlags(fs *pflag.FlagSet) {
+	fs.String("brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap addresses")
+}
+
+// addProcessingFlags adds the windowing and forecasting flags shared by
+// run, demo and backtest.
+func addProcessingFlags(fs *pflag.FlagSet) {
+	fs.String("bucket", "1d", "bucket width: 1h, 1d or 1w")
+	fs.String("timezone", "UTC", "IANA time zone buckets align to")
+	fs.Duration("lateness", time.Hour, "allowed lateness: the watermark trails the newest event time by this much")
+	fs.Int("history", 84, "closed buckets kept per series (at least 28)")
+	fs.Int("horizon", 28, "buckets forecast")
+	fs.String("quantiles", "0.1,0.5,0.9", "comma-separated quantile levels; must include 0.1, 0.5 and 0.9")
+	fs.String("model", model.NameTSB, "published forecaster: naive, seasonal_naive, ma28, ets or tsb")
+}
+
+// windowConfig reads the bucketing flags.
+func windowConfig(v *viper.Viper) (window.Config, error) {
+	w, err := window.ParseWidth(v.GetString("bucket"))
+	if err != nil {
+		return window.Config{}, fmt.Errorf("--bucket: %w", err)
+	}
+	loc, err := time.LoadLocation(v.GetString("timezone"))
+	if err != nil {
+		return window.Config{}, fmt.Errorf("--timezone: %w", err)
+	}
+	lateness := v.GetDuration("lateness")
+	if lateness == 0 {
+		// Zero means the default to window.Config; a literal zero lateness
+		// is a nanosecond here.
+		lateness = time.Nanosecond
+	}
+	return window.Config{Width: w, Location: loc, Lateness: lateness, History: v.GetInt("history")}, nil
+}
+
+// modelConfig reads the forecasting flags.
+func modelConfig(v *viper.Viper) (model.Config, error) {
+	var levels []float64
+	for _, s := range splitList(v.GetString("quantiles")) {
+		q, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return model.Config{}, fmt.Errorf("--quantiles: %w", err)
+		}
+		levels = append(levels, q)
+	}
+	cfg := model.Config{Horizon: v.GetInt("horizon"), Levels: levels}
+	if cfg.Horizon < 1 {
+		return cfg, fmt.Errorf("--horizon %d is below 1", cfg.Horizon)
+	}
+	return cfg, cfg.Validate()
+}
+
+// processorConfig reads run's flags into a stream.Config.
+func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
+	wcfg, err := windowConfig(v)
+	if err != nil {
+		return stream.Config{}, err
+	}
+	mcfg, err := modelConfig(v)
+	if err != nil {
+		return stream.Config{}, err
+	}
+	maxFuture := v.GetDuration("max-future")
+	if maxFuture == 0 {
+		maxFuture = time.Nanosecond
+	}
+	return stream.Config{
+		Brokers:        splitList(v.GetString("brokers")),
+		Group:          v.GetString("group"),
+		InputTopic:     v.GetString("input-topic"),
+		OutputTopic:    v.GetString("output-topic"),
+		DLQTopic:       v.GetString("dlq-topic"),
+		Partitions:     v.GetInt("partitions"),
+		NoCreateTopics: !v.GetBool("create-topics"),
+		Window:         wcfg,
+		Model:          mcfg,
+		Forecaster:     v.GetString("model"),
+		Limits: stream.Limits{
+			MaxBytes:  v.GetInt("max-bytes"),
+			MinQty:    v.GetFloat64("min-qty"),
+			MaxQty:    v.GetFloat64("max-qty"),
+			MaxFuture: maxFuture,
+		},
+		LatePolicy:     stream.LatePolicy(v.GetString("late-policy")),
+		DedupHorizon:   v.GetDuration("dedup-horizon"),
+		StartOffset:    stream.StartOffset(v.GetString("start-offset")),
+		BatchSize:      v.GetInt("batch-size"),
+		SessionTimeout: v.GetDuration("session-timeout"),
+		Logger:         log,
+	}, nil
+}
+
+// serve runs a processor with its HTTP server until ctx ends.
+func serve(ctx context.Context, log *slog.Logger, cfg stream.Config, stateDir, httpAddr string) error {
+	db, err := state.Open(state.Config{Dir: stateDir, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg.Registerer = reg
+	proc, err := stream.New(cfg, db)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", httpAddr)
+	if err != nil {
+		return fmt.Errorf("--http-addr: %w", err)
+	}
+	srv := &http.Server{Handler: proc.Handler(reg), ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("processing", "brokers", cfg.Brokers, "group", cfg.Group, "input", cfg.InputTopic,
+		"output", cfg.OutputTopic, "dlq", cfg.DLQTopic, "state_dir", stateDir, "http", ln.Addr().String(),
+		"bucket", cfg.Window.Width, "model", cfg.Forecaster)
+
+	runErr := proc.Run(ctx)
+
+	// Shutdown order: the processor has left the group and committed its
+	// partitions; stop serving HTTP, then close the state store (deferred).
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("stopping HTTP server", "err", err)
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("HTTP server", "err", err)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	log.Info("stopped cleanly")
+	return db.Close()
+}
