@@ -113,6 +113,13 @@ type Input struct {
 	// than the series' first bucket. Y may be empty for a series with no
 	// closed bucket.
 	Y []float64
+	// Price and Promo, when not nil, are aligned with Y: the mean unit
+	// price of each bucket (0 when unknown) and the share of its events
+	// under a promotion.
+	Price, Promo []float32
+	// Start is the bucket index of Y[0], so that bucket Start+i is Y[i] and
+	// Start+len(Y)-1+h is forecast step h (1-based). Calendars take it.
+	Start int64
 	// Period is the seasonal period in buckets (7 for daily buckets).
 	Period int
 }
@@ -126,4 +133,50 @@ type Forecaster interface {
 	// Forecast writes a forecast for in into dst, which must be sized for
 	// the forecaster's Config (see NewForecast).
 	Forecast(dst *Forecast, in *Input)
+}
+
+// BatchForecaster forecasts many series at once, as global models do: one
+// call per bucket close with every series that closed it. Like Forecaster,
+// it is not safe for concurrent use.
+type BatchForecaster interface {
+	// Name identifies the model in forecast records and reports.
+	Name() string
+	// ForecastBatch writes a forecast for in[i] into dst[i].
+	ForecastBatch(dst []*Forecast, in []Input)
+}
+
+// Learner is a BatchForecaster that learns online. At each bucket close the
+// pipeline calls Learn with the series that closed it, then ForecastBatch.
+type Learner interface {
+	BatchForecaster
+	// Learn trains on the examples that the histories in in complete: for
+	// a model with input window L and horizon H, the H buckets ending at
+	// the origin are the targets and the L before them the input. Series
+	// with too little history are padded and masked or skipped, as the
+	// model documents.
+	Learn(in []Input) LearnStats
+}
+
+// LearnStats describe one Learn call.
+type LearnStats struct {
+	// Examples is the number of examples trained on.
+	Examples int
+	// Steps is the number of optimizer steps taken.
+	Steps int
+	// Skipped is the number of steps skipped because the loss or a
+	// gradient was not finite; the model is unchanged by them.
+	Skipped int
+	// Loss is the mean training loss over the steps taken.
+	Loss float64
+}
+
+// Calendar supplies known-in-advance covariates of a bucket, such as
+// day-of-week encodings and event flags. Implementations must be safe for
+// concurrent use.
+type Calendar interface {
+	// Width returns the number of covariates.
+	Width() int
+	// Covariates writes the covariates of the bucket with the given index
+	// into dst[:Width()].
+	Covariates(bucket int64, dst []float32)
 }
