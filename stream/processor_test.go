@@ -235,6 +235,9 @@ func TestProcessorEndToEnd(t *testing.T) {
 	}
 	origins := map[string][]string{}
 	for _, m := range forecasts {
+		if err := validate(t, "forecast", m.Value); err != nil {
+			t.Fatalf("forecast breaks schema/forecast.schema.json: %v\n%s", err, m.Value)
+		}
 		var f ForecastRecord
 		if err := json.Unmarshal(m.Value, &f); err != nil {
 			t.Fatalf("forecast is not JSON: %v\n%s", err, m.Value)

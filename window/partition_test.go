@@ -344,3 +344,29 @@ func BenchmarkPartitionAdd(b *testing.B) {
 		}
 	}
 }
+
+func TestAdvanceTo(t *testing.T) {
+	p := newTestPartition(t, Config{Width: Day, Lateness: time.Hour})
+	var log closeLog
+	if err := p.AdvanceTo(at(5, 0), log.fn(p)); err != nil || len(log) != 0 {
+		t.Fatalf("AdvanceTo on an empty partition closed %v, %v", log, err)
+	}
+	p.Add([]byte("s/a"), sale(at(0, 12), 2))
+	if err := p.AdvanceTo(at(2, 0), log.fn(p)); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"0:s/a=2", "1:s/a=0"}; !slices.Equal(log, want) {
+		t.Errorf("closes %v, want %v", log, want)
+	}
+	wm, _ := p.Watermark()
+	if !wm.Equal(at(2, 0)) {
+		t.Errorf("watermark %v, want %v", wm, at(2, 0))
+	}
+	// Moving the watermark back does nothing.
+	if err := p.AdvanceTo(at(1, 0), log.fn(p)); err != nil || len(log) != 2 {
+		t.Errorf("AdvanceTo backwards: %v, %v", log, err)
+	}
+	if !p.Late(at(1, 23)) || p.Late(at(2, 0)) {
+		t.Error("Late disagrees with the advanced watermark")
+	}
+}
