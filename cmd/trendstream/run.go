@@ -48,7 +48,11 @@ GET /v1/series/{store}/{sku}.`,
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), log, cfg, v.GetString("state-dir"), v.GetString("http-addr"))
+			svc, err := startService(log, cfg, v.GetString("state-dir"), v.GetString("http-addr"), newRegistry())
+			if err != nil {
+				return err
+			}
+			return svc.run(cmd.Context())
 		},
 	}
 	fs := cmd.Flags()
@@ -167,48 +171,70 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 	}, nil
 }
 
-// serve runs a processor with its HTTP server until ctx ends.
-func serve(ctx context.Context, log *slog.Logger, cfg stream.Config, stateDir, httpAddr string) error {
+// service is a processor with its state store and HTTP server.
+type service struct {
+	log    *slog.Logger
+	db     *state.DB
+	proc   *stream.Processor
+	srv    *http.Server
+	addr   string
+	served chan error
+}
+
+// startService opens the state store, builds the processor and starts
+// serving HTTP; run then processes until its context ends. reg receives
+// the metrics.
+func startService(log *slog.Logger, cfg stream.Config, stateDir, httpAddr string, reg *prometheus.Registry) (*service, error) {
 	db, err := state.Open(state.Config{Dir: stateDir, Logger: log})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer db.Close()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cfg.Registerer = reg
 	proc, err := stream.New(cfg, db)
 	if err != nil {
-		return err
+		db.Close()
+		return nil, err
 	}
-
 	ln, err := net.Listen("tcp", httpAddr)
 	if err != nil {
-		return fmt.Errorf("--http-addr: %w", err)
+		db.Close()
+		return nil, fmt.Errorf("--http-addr: %w", err)
 	}
-	srv := &http.Server{Handler: proc.Handler(reg), ReadHeaderTimeout: 5 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	s := &service{log: log, db: db, proc: proc, addr: ln.Addr().String(), served: make(chan error, 1),
+		srv: &http.Server{Handler: proc.Handler(reg), ReadHeaderTimeout: 5 * time.Second}}
+	go func() { s.served <- s.srv.Serve(ln) }()
+	cfg = proc.Config()
 	log.Info("processing", "brokers", cfg.Brokers, "group", cfg.Group, "input", cfg.InputTopic,
-		"output", cfg.OutputTopic, "dlq", cfg.DLQTopic, "state_dir", stateDir, "http", ln.Addr().String(),
+		"output", cfg.OutputTopic, "dlq", cfg.DLQTopic, "state_dir", stateDir, "http", s.addr,
 		"bucket", cfg.Window.Width, "model", cfg.Forecaster)
+	return s, nil
+}
 
-	runErr := proc.Run(ctx)
-
-	// Shutdown order: the processor has left the group and committed its
-	// partitions; stop serving HTTP, then close the state store (deferred).
+// run processes until ctx ends, then shuts down in order: the processor
+// leaves the group after committing its partitions, the HTTP server stops,
+// the state store closes.
+func (s *service) run(ctx context.Context) error {
+	runErr := s.proc.Run(ctx)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("stopping HTTP server", "err", err)
+	if err := s.srv.Shutdown(sctx); err != nil {
+		s.log.Warn("stopping HTTP server", "err", err)
 	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Warn("HTTP server", "err", err)
+	if err := <-s.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.log.Warn("HTTP server", "err", err)
 	}
+	closeErr := s.db.Close()
 	if runErr != nil {
 		return runErr
 	}
-	log.Info("stopped cleanly")
-	return db.Close()
+	s.log.Info("stopped cleanly")
+	return closeErr
+}
+
+// newRegistry returns a metrics registry with Go runtime and process
+// metrics.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }

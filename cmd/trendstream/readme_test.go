@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// configTable renders the configuration table of a subcommand as the README
+// shows it: flag, environment variable, default and description.
+func configTable(cmd *cobra.Command) string {
+	var b strings.Builder
+	b.WriteString("| flag | environment | default | description |\n|---|---|---|---|\n")
+	row := func(f *pflag.Flag) {
+		if f.Name == "help" {
+			return
+		}
+		env := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		def := f.DefValue
+		if def == "" {
+			def = " "
+		} else {
+			def = "`" + def + "`"
+		}
+		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s |\n", f.Name, env, def, f.Usage)
+	}
+	cmd.Flags().VisitAll(row)
+	cmd.InheritedFlags().VisitAll(row)
+	return b.String()
+}
+
+// TestREADMEConfigTables checks that every table between
+// <!-- config-table:NAME --> and <!-- /config-table --> in README.md matches
+// the flags of subcommand NAME, and that run's table exists.
+func TestREADMEConfigTables(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?s)<!-- config-table:(\w+) -->\n(.*?)<!-- /config-table -->`)
+	found := map[string]bool{}
+	for _, m := range re.FindAllStringSubmatch(string(readme), -1) {
+		name, got := m[1], m[2]
+		cmd, _, err := newRoot().Find([]string{name})
+		if err != nil || cmd.Name() != name {
+			t.Errorf("README has a table for unknown subcommand %q", name)
+			continue
+		}
+		found[name] = true
+		if want := configTable(cmd); got != want {
+			t.Errorf("README's %s table is out of date; it should read:\n%s", name, want)
+		}
+	}
+	if !found["run"] {
+		t.Errorf("README lacks <!-- config-table:run --> ... <!-- /config-table -->; the table reads:\n%s", configTable(mustFind("run")))
+	}
+}
+
+func mustFind(name string) *cobra.Command {
+	cmd, _, err := newRoot().Find([]string{name})
+	if err != nil {
+		panic(err)
+	}
+	return cmd
+}
+
+// TestREADMECommands checks that the README's two set-up commands are
+// there.
+func TestREADMECommands(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"go run ./cmd/trendstream demo", "go test ./..."} {
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("README lacks %q", want)
+		}
+	}
+}
