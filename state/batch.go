@@ -46,8 +46,12 @@ func (b *Batch) add(list []entry, key, val []byte, ttl time.Duration, del bool) 
 }
 
 // Set writes value under key, possibly ahead of the commit point (see
-// Batch).
+// Batch). Ordinary writes are committed in the order they were added.
 func (b *Batch) Set(key, value []byte) { b.ahead = b.add(b.ahead, key, value, 0, false) }
+
+// Delete deletes key, possibly ahead of the commit point, in order with the
+// ordinary writes.
+func (b *Batch) Delete(key []byte) { b.ahead = b.add(b.ahead, key, nil, 0, true) }
 
 // SetFinal writes value under key at the commit point. A positive ttl makes
 // Badger expire the key after that long.

@@ -105,6 +105,8 @@ func TestBatchCopiesAndResets(t *testing.T) {
 	if b.Len() != 0 || b.Bytes() != 0 {
 		t.Error("Reset left writes behind")
 	}
+	b.Set([]byte("k2"), []byte("v"))
+	b.Delete([]byte("k2"))
 	b.SetFinal([]byte("k1"), []byte("v2"), 0)
 	b.DeleteFinal([]byte("k1"))
 	if _, err := db.Commit(&b); err != nil {
@@ -112,6 +114,9 @@ func TestBatchCopiesAndResets(t *testing.T) {
 	}
 	if _, ok := get(t, db, []byte("k1")); ok {
 		t.Error("k1 survived a later delete in the same batch")
+	}
+	if _, ok := get(t, db, []byte("k2")); ok {
+		t.Error("k2 survived a later ordinary delete in the same batch")
 	}
 }
 
@@ -206,6 +211,17 @@ func TestKeys(t *testing.T) {
 	}
 	if bytes.HasPrefix(PartitionPrefix(nil, 256), PartitionPrefix(nil, 1)) {
 		t.Error("partition prefixes overlap")
+	}
+	bk := BucketKey(nil, 7, []byte("S/K"), -3)
+	if name, idx, err := ParseBucketKey(bk); err != nil || string(name) != "S/K" || idx != -3 {
+		t.Errorf("ParseBucketKey = %q, %d, %v", name, idx, err)
+	}
+	if bytes.Compare(BucketKey(nil, 7, []byte("S/K"), 9), BucketKey(nil, 7, []byte("S/K"), 10)) >= 0 ||
+		bytes.Compare(BucketKey(nil, 7, []byte("S/K"), 99), BucketKey(nil, 7, []byte("S/K2"), 0)) >= 0 {
+		t.Error("bucket keys do not sort by series, then index")
+	}
+	if _, _, err := ParseBucketKey([]byte("pxxxxbshort")); err == nil {
+		t.Error("ParseBucketKey accepted a short key")
 	}
 	if _, err := ParsePartition([]byte{1}); err == nil {
 		t.Error("ParsePartition accepted a short value")

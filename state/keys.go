@@ -15,6 +15,9 @@ const (
 	KindMeta Kind = 'm'
 	// KindSeries holds one entry per series.
 	KindSeries Kind = 's'
+	// KindBucket holds the closed buckets of each series, keyed by series
+	// and big-endian bucket index (see BucketKey).
+	KindBucket Kind = 'b'
 	// KindForecast holds the latest forecast of each series.
 	KindForecast Kind = 'f'
 	// KindDedup holds deduplication records, keyed by a big-endian slot.
@@ -64,6 +67,23 @@ func ParseSlotKey(key []byte) (slot int64, seq uint64, err error) {
 	}
 	slot = int64(binary.BigEndian.Uint64(key[6:]) ^ (1 << 63))
 	return slot, binary.BigEndian.Uint64(key[14:]), nil
+}
+
+// BucketKey appends the key of a series' bucket in partition p to dst: the
+// series name, a zero byte and the big-endian bucket index, so a series'
+// buckets iterate in index order. The name must not contain a zero byte.
+func BucketKey(dst []byte, p int32, name []byte, idx int64) []byte {
+	dst = append(Key(dst, p, KindBucket, name), 0)
+	return binary.BigEndian.AppendUint64(dst, uint64(idx)^(1<<63))
+}
+
+// ParseBucketKey returns the series name and bucket index of a key built by
+// BucketKey. The name aliases key.
+func ParseBucketKey(key []byte) (name []byte, idx int64, err error) {
+	if len(key) < 6+9 || key[len(key)-9] != 0 {
+		return nil, 0, fmt.Errorf("state: %x is not a bucket key", key)
+	}
+	return key[6 : len(key)-9], int64(binary.BigEndian.Uint64(key[len(key)-8:]) ^ (1 << 63)), nil
 }
 
 // IndexKey appends the key of a global index entry for name to dst. The

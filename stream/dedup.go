@@ -58,16 +58,15 @@ func (d *dedupSet) hash(id []byte) idHash {
 
 func slotOf(t time.Time) int64 { return t.Truncate(time.Hour).Unix() / dedupSlot }
 
-// contains reports whether id was accepted before.
-func (d *dedupSet) contains(id []byte) bool {
-	_, ok := d.seen[d.hash(id)]
+// contains reports whether the id with hash h was accepted before.
+func (d *dedupSet) contains(h idHash) bool {
+	_, ok := d.seen[h]
 	return ok
 }
 
-// add remembers id, accepted with event time t, and queues it for
-// persistence.
-func (d *dedupSet) add(id []byte, t time.Time) {
-	h := d.hash(id)
+// add remembers the id with hash h, accepted with event time t, and queues
+// it for persistence.
+func (d *dedupSet) add(h idHash, t time.Time) {
 	slot := slotOf(t)
 	d.seen[h] = slot
 	d.pending = binary.LittleEndian.AppendUint64(d.pending, h[0])

@@ -129,7 +129,8 @@ func (e *engine) process(rec *Record) error {
 		return e.reject(rec, inv.Reason, inv.Detail)
 	}
 	ev := &e.ev
-	if e.dedup.contains(ev.ID) {
+	h := e.dedup.hash(ev.ID)
+	if e.dedup.contains(h) {
 		e.cnt.dupes++
 		return nil
 	}
@@ -137,7 +138,7 @@ func (e *engine) process(rec *Record) error {
 		// Already applied before a crash that split a large commit: keep
 		// the id so later copies are still caught, count nothing.
 		e.cnt.replayed++
-		e.dedup.add(ev.ID, ev.Time)
+		e.dedup.add(h, ev.Time)
 		return nil
 	}
 	e.sale = window.Sale{Time: ev.Time, Qty: ev.Qty, Price: ev.Price, Promo: ev.Promo}
@@ -161,7 +162,7 @@ func (e *engine) process(rec *Record) error {
 	}
 	s.Seq = rec.Offset
 	e.markDirty(s)
-	e.dedup.add(ev.ID, ev.Time)
+	e.dedup.add(h, ev.Time)
 	if e.part.Ready() {
 		return e.part.Advance(e.onClose)
 	}
@@ -208,9 +209,12 @@ func (e *engine) flush(t time.Time) error {
 const metaVersion = 1
 
 // appendState adds the engine's state to a commit batch for partition p:
-// dirty series and index entries for new series as ordinary writes; the
-// dedup record, expired dedup records and the commit point (next offset and
-// window state) as final writes. It clears the dirty set.
+// as ordinary writes, index entries for new series and, for every dirty
+// series, its newly closed buckets, the deletion of buckets that left its
+// history and then its state (so a split commit never stores a state whose
+// buckets are missing); as final writes, the dedup record, expired dedup
+// records and the commit point (next offset and window state). It clears
+// the dirty set.
 func (e *engine) appendState(b *state.Batch, p int32, firstOffset, nextOffset int64) {
 	var key, val []byte
 	for _, s := range e.created {
@@ -218,9 +222,14 @@ func (e *engine) appendState(b *state.Batch, p int32, firstOffset, nextOffset in
 	}
 	e.created = e.created[:0]
 	for _, s := range e.dirty {
-		key = state.Key(key[:0], p, state.KindSeries, []byte(s.ID()))
+		id := []byte(s.ID())
+		s.Changes(func(idx int64, bk window.Bucket) {
+			b.Set(state.BucketKey(key[:0], p, id, idx), window.AppendBucket(val[:0], bk))
+		}, func(idx int64) {
+			b.Delete(state.BucketKey(key[:0], p, id, idx))
+		})
 		val, _ = s.AppendBinary(val[:0])
-		b.Set(key, val)
+		b.Set(state.Key(key[:0], p, state.KindSeries, id), val)
 		delete(e.isDirty, s)
 	}
 	e.dirty = e.dirty[:0]
@@ -257,8 +266,22 @@ func (e *engine) load(db *state.DB, p int32) (next int64, err error) {
 	if err != nil || !found {
 		return -1, err
 	}
-	err = db.Scan(state.KindPrefix(nil, p, state.KindSeries), func(_, v []byte) error {
-		_, err := e.part.DecodeSeries(v)
+	rings := make(map[string][]window.IndexedBucket)
+	err = db.Scan(state.KindPrefix(nil, p, state.KindBucket), func(k, v []byte) error {
+		name, idx, err := state.ParseBucketKey(k)
+		if err != nil {
+			return err
+		}
+		bk, err := window.DecodeBucket(v)
+		rings[string(name)] = append(rings[string(name)], window.IndexedBucket{Index: idx, Bucket: bk})
+		return err
+	})
+	if err != nil {
+		return -1, err
+	}
+	prefix := len(state.KindPrefix(nil, p, state.KindSeries))
+	err = db.Scan(state.KindPrefix(nil, p, state.KindSeries), func(k, v []byte) error {
+		_, err := e.part.DecodeSeries(v, rings[string(k[prefix:])])
 		return err
 	})
 	if err != nil {

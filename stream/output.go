@@ -67,13 +67,33 @@ type forecastEncoder struct {
 	extra    []int    // indexes of further levels
 	extraKey []string // their JSON keys
 	actual   []float64
+
+	// Every series closing a bucket shares the origin and step starts, and
+	// a batch shares its clock and watermark: their formatted forms are
+	// cached.
+	cacheBucket int64
+	starts      [][]byte // quoted times: origin, then each step's start
+	clock, wm   cachedTime
+}
+
+// cachedTime is a quoted RFC 3339 time, formatted once per value.
+type cachedTime struct {
+	t   time.Time
+	buf []byte
+}
+
+func (c *cachedTime) get(t time.Time) []byte {
+	if c.buf == nil || !t.Equal(c.t) || t.Location() != c.t.Location() {
+		c.t, c.buf = t, appendTime(c.buf[:0], t)
+	}
+	return c.buf
 }
 
 // requiredLevels are the quantile levels every forecast record carries.
 var requiredLevels = []float64{0.1, 0.5, 0.9}
 
 func newForecastEncoder(spec window.Spec, levels []float64, flatPct float64) (*forecastEncoder, error) {
-	e := &forecastEncoder{spec: spec, bucket: spec.Width().String(), flatPct: flatPct}
+	e := &forecastEncoder{spec: spec, bucket: spec.Width().String(), flatPct: flatPct, cacheBucket: math.MinInt64}
 	idx := make([]int, len(requiredLevels))
 	for i, q := range requiredLevels {
 		idx[i] = slices.Index(levels, q)
@@ -112,12 +132,13 @@ func (e *forecastEncoder) append(dst []byte, s *window.Series, f *model.Forecast
 	dst = strconv.AppendQuote(dst, id[slash+1:])
 	dst = append(dst, `,"bucket":"`...)
 	dst = append(dst, e.bucket...)
+	starts := e.stepStarts(m.bucket, len(f.Mean))
 	dst = append(dst, `","origin":`...)
-	dst = appendTime(dst, e.spec.Start(m.bucket))
+	dst = append(dst, starts[0]...)
 	dst = append(dst, `,"generated_at":`...)
-	dst = appendTime(dst, m.generatedAt)
+	dst = append(dst, e.clock.get(m.generatedAt)...)
 	dst = append(dst, `,"watermark":`...)
-	dst = appendTime(dst, m.watermark.In(e.spec.Location()))
+	dst = append(dst, e.wm.get(m.watermark.In(e.spec.Location()))...)
 	dst = append(dst, `,"model":`...)
 	dst = strconv.AppendQuote(dst, m.model)
 	dst = append(dst, `,"model_version":`...)
@@ -130,7 +151,7 @@ func (e *forecastEncoder) append(dst []byte, s *window.Series, f *model.Forecast
 		}
 		q := f.Q[h*nq : (h+1)*nq]
 		dst = append(dst, `{"start":`...)
-		dst = appendTime(dst, e.spec.Start(m.bucket+1+int64(h)))
+		dst = append(dst, starts[h+1]...)
 		dst = append(dst, `,"mean":`...)
 		dst = appendValue(dst, f.Mean[h])
 		dst = append(dst, `,"p10":`...)
@@ -167,13 +188,48 @@ func (e *forecastEncoder) append(dst []byte, s *window.Series, f *model.Forecast
 	return append(dst, "}}"...)
 }
 
+// stepStarts returns the quoted start times of bucket (the origin) and of
+// the h buckets after it.
+func (e *forecastEncoder) stepStarts(bucket int64, h int) [][]byte {
+	if bucket != e.cacheBucket || len(e.starts) != h+1 {
+		e.cacheBucket = bucket
+		e.starts = e.starts[:0]
+		for i := range h + 1 {
+			e.starts = append(e.starts, appendTime(nil, e.spec.Start(bucket+int64(i))))
+		}
+	}
+	return e.starts
+}
+
 func appendTime(dst []byte, t time.Time) []byte {
 	dst = append(dst, '"')
 	dst = t.AppendFormat(dst, time.RFC3339)
 	return append(dst, '"')
 }
 
-// appendValue appends a forecast value rounded to four decimals.
+// appendValue appends a forecast value rounded to four decimals, as
+// strconv.AppendFloat(dst, math.Round(v*1e4)/1e4, 'f', -1, 64) would, with
+// integer arithmetic for the usual magnitudes.
 func appendValue(dst []byte, v float64) []byte {
-	return strconv.AppendFloat(dst, math.Round(v*1e4)/1e4, 'f', -1, 64)
+	r := math.Round(v * 1e4)
+	if !(r > -1e15 && r < 1e15) || r == 0 {
+		return strconv.AppendFloat(dst, r/1e4, 'f', -1, 64)
+	}
+	n := int64(r)
+	if n < 0 {
+		dst = append(dst, '-')
+		n = -n
+	}
+	dst = strconv.AppendInt(dst, n/10000, 10)
+	frac := n % 10000
+	if frac == 0 {
+		return dst
+	}
+	digits := [4]byte{byte('0' + frac/1000), byte('0' + frac/100%10), byte('0' + frac/10%10), byte('0' + frac%10)}
+	end := 4
+	for digits[end-1] == '0' {
+		end--
+	}
+	dst = append(dst, '.')
+	return append(dst, digits[:end]...)
 }

@@ -22,8 +22,10 @@ var ErrVersion = errors.New("window: unknown encoding version")
 // malformed.
 var ErrCorrupt = errors.New("window: corrupt encoding")
 
-// AppendBinary appends the series' encoding to b. It implements
-// encoding.BinaryAppender and never fails.
+// AppendBinary appends the encoding of the series' state to b: everything
+// but the ring of closed buckets, which callers store bucket by bucket (see
+// Changes and AppendBucket). It implements encoding.BinaryAppender and
+// never fails.
 func (s *Series) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, seriesVersion)
 	b = binary.AppendUvarint(b, uint64(len(s.id)))
@@ -40,13 +42,6 @@ func (s *Series) AppendBinary(b []byte) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(o.promoN))
 		b = binary.AppendUvarint(b, uint64(o.n))
 	}
-	b = binary.AppendUvarint(b, uint64(s.n))
-	for i := range s.n {
-		r := s.ring[(s.head+i)%len(s.ring)]
-		b = appendF64(b, r.Qty)
-		b = appendF32(b, r.Price)
-		b = appendF32(b, r.Promo)
-	}
 	b = appendF32(b, s.lastPrice)
 	b = appendF64(b, s.level)
 	b = appendF64(b, s.trend)
@@ -61,11 +56,40 @@ func (s *Series) AppendBinary(b []byte) ([]byte, error) {
 	return b, nil
 }
 
-// DecodeSeries decodes a series encoded by AppendBinary and adds it to the
-// partition, replacing a series with the same id. The encoding may come from
-// a partition with a different History: the newest buckets that fit are
-// kept. A seasonal period that differs from the partition's is an error.
-func (p *Partition) DecodeSeries(b []byte) (*Series, error) {
+// bucketSize is the size of an encoded Bucket.
+const bucketSize = 16
+
+// AppendBucket appends the encoding of a closed bucket to dst.
+func AppendBucket(dst []byte, b Bucket) []byte {
+	dst = appendF64(dst, b.Qty)
+	dst = appendF32(dst, b.Price)
+	return appendF32(dst, b.Promo)
+}
+
+// DecodeBucket decodes a bucket encoded by AppendBucket.
+func DecodeBucket(b []byte) (Bucket, error) {
+	if len(b) != bucketSize {
+		return Bucket{}, fmt.Errorf("%w: bucket of %d bytes, want %d", ErrCorrupt, len(b), bucketSize)
+	}
+	d := decoder{b: b}
+	return Bucket{Qty: d.f64(), Price: d.f32(), Promo: d.f32()}, nil
+}
+
+// IndexedBucket is a closed bucket with its index, as stored by callers.
+type IndexedBucket struct {
+	// Index is the bucket index.
+	Index int64
+	// Bucket is the bucket.
+	Bucket Bucket
+}
+
+// DecodeSeries decodes a series' state encoded by AppendBinary, with its
+// stored closed buckets in increasing index order, and adds it to the
+// partition, replacing a series with the same id. Buckets too old for the
+// partition's History are skipped, so state written with a longer History
+// loads; a missing recent bucket is an error. A seasonal period that
+// differs from the partition's is an error.
+func (p *Partition) DecodeSeries(b []byte, ring []IndexedBucket) (*Series, error) {
 	d := decoder{b: b}
 	if v := d.byte(); d.err == nil && v != seriesVersion {
 		return nil, fmt.Errorf("%w: series version %d (this build reads %d)", ErrVersion, v, seriesVersion)
@@ -74,6 +98,7 @@ func (p *Partition) DecodeSeries(b []byte) (*Series, error) {
 	first := d.varint()
 	s := newSeries(id, first, p.cfg.History, p.spec.Period())
 	s.closed = d.varint()
+	s.saved = s.closed
 	s.Seq = d.varint()
 	nopen := d.count(20)
 	for range nopen {
@@ -85,10 +110,6 @@ func (p *Partition) DecodeSeries(b []byte) (*Series, error) {
 			promoN:   uint32(d.uvarint()),
 			n:        uint32(d.uvarint()),
 		})
-	}
-	nring := d.count(16)
-	for range nring {
-		s.push(Bucket{Qty: d.f64(), Price: d.f32(), Promo: d.f32()})
 	}
 	s.lastPrice = d.f32()
 	s.level = d.f64()
@@ -108,6 +129,21 @@ func (p *Partition) DecodeSeries(b []byte) (*Series, error) {
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("window: decoding series: %w", d.err)
+	}
+	oldest := max(s.closed-int64(len(s.ring))+1, s.first)
+	next := oldest
+	for _, rb := range ring {
+		if rb.Index < next {
+			continue
+		}
+		if rb.Index != next || rb.Index > s.closed {
+			break
+		}
+		s.push(rb.Bucket)
+		next++
+	}
+	if next != s.closed+1 {
+		return nil, fmt.Errorf("%w: series %q lacks closed bucket %d", ErrCorrupt, id, next)
 	}
 	if old := p.byID[id]; old != nil {
 		*old = *s

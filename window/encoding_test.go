@@ -10,30 +10,52 @@ import (
 	"time"
 )
 
+// stored is a series as a caller stores it: its state and its closed
+// buckets.
+type stored struct {
+	state []byte
+	ring  []IndexedBucket
+}
+
+func ringOf(s *Series) []IndexedBucket {
+	var ring []IndexedBucket
+	oldest := s.Closed() - int64(s.Len()) + 1
+	for i := range s.Len() {
+		ring = append(ring, IndexedBucket{oldest + int64(i), s.At(i)})
+	}
+	return ring
+}
+
 // snapshot encodes a partition and all its series.
-func snapshot(t testing.TB, p *Partition) (meta []byte, series [][]byte) {
+func snapshot(t testing.TB, p *Partition) (meta []byte, series []stored) {
 	t.Helper()
 	meta, _ = p.AppendBinary(nil)
 	p.Each(func(s *Series) bool {
 		b, _ := s.AppendBinary(nil)
-		series = append(series, b)
+		series = append(series, stored{b, ringOf(s)})
 		return true
 	})
 	return meta, series
 }
 
-func restore(t testing.TB, cfg Config, meta []byte, series [][]byte) *Partition {
+func restore(t testing.TB, cfg Config, meta []byte, series []stored) *Partition {
 	t.Helper()
 	p := newTestPartition(t, cfg)
 	if err := p.UnmarshalBinary(meta); err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range series {
-		if _, err := p.DecodeSeries(b); err != nil {
+	for _, st := range series {
+		if _, err := p.DecodeSeries(st.state, st.ring); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return p
+}
+
+func storedEqual(a, b []stored) bool {
+	return slices.EqualFunc(a, b, func(x, y stored) bool {
+		return bytes.Equal(x.state, y.state) && slices.Equal(x.ring, y.ring)
+	})
 }
 
 // randomEvents returns a deterministic stream of events over a few series,
@@ -86,7 +108,7 @@ func TestEncodingRoundTripContinues(t *testing.T) {
 		resumed := restore(t, cfg, meta, series)
 
 		m2, s2 := snapshot(t, resumed)
-		if !bytes.Equal(meta, m2) || !slices.EqualFunc(series, s2, bytes.Equal) {
+		if !bytes.Equal(meta, m2) || !storedEqual(series, s2) {
 			t.Fatalf("cut %d: re-encoding a restored partition differs", cut)
 		}
 		after := run(t, straight, ids[cut:], sales[cut:])
@@ -132,6 +154,10 @@ func TestDecodeErrors(t *testing.T) {
 	p.Add([]byte("s/a"), sale(at(0, 1), 1))
 	good, _ := p.Series("s/a").AppendBinary(nil)
 	meta, _ := p.AppendBinary(nil)
+	p.Add([]byte("s/a"), sale(at(3, 1), 1))
+	p.Advance(func(int64, []*Series) error { return nil })
+	closed, _ := p.Series("s/a").AppendBinary(nil)
+	ring := ringOf(p.Series("s/a"))
 
 	for _, tc := range []struct {
 		name string
@@ -144,9 +170,29 @@ func TestDecodeErrors(t *testing.T) {
 		{"trailing", append(slices.Clone(good), 0), ErrCorrupt},
 		{"huge count", []byte{1, 1, 'x', 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, ErrCorrupt},
 	} {
-		if _, err := p.DecodeSeries(tc.b); !errors.Is(err, tc.want) {
+		if _, err := p.DecodeSeries(tc.b, nil); !errors.Is(err, tc.want) {
 			t.Errorf("%s: DecodeSeries error %v, want %v", tc.name, err, tc.want)
 		}
+	}
+	for name, r := range map[string][]IndexedBucket{
+		"no ring":        nil,
+		"gap":            {ring[0], ring[2]},
+		"missing newest": ring[:len(ring)-1],
+		"beyond closed":  append(slices.Clone(ring), IndexedBucket{ring[len(ring)-1].Index + 1, Bucket{}}),
+	} {
+		s, err := p.DecodeSeries(closed, r)
+		if name == "beyond closed" {
+			if err != nil || s.Len() != len(ring) {
+				t.Errorf("%s: %v, %d buckets", name, err, s.Len())
+			}
+			continue
+		}
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("ring %s: DecodeSeries error %v, want ErrCorrupt", name, err)
+		}
+	}
+	if _, err := DecodeBucket([]byte{1, 2}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("short bucket: %v", err)
 	}
 	if err := p.UnmarshalBinary(append([]byte{7}, meta[1:]...)); !errors.Is(err, ErrVersion) {
 		t.Errorf("partition future version: %v", err)
@@ -155,7 +201,7 @@ func TestDecodeErrors(t *testing.T) {
 	if err := hourly.UnmarshalBinary(meta); err == nil {
 		t.Error("hourly partition accepted daily state")
 	}
-	if _, err := hourly.DecodeSeries(good); err == nil {
+	if _, err := hourly.DecodeSeries(good, nil); err == nil {
 		t.Error("hourly partition accepted a series with a weekly-period profile")
 	}
 }
@@ -169,20 +215,67 @@ func FuzzDecodeSeries(f *testing.F) {
 	}
 	p.Each(func(s *Series) bool {
 		b, _ := s.AppendBinary(nil)
-		f.Add(b)
+		f.Add(b, int64(s.Closed()-int64(s.Len())+1), s.Len())
 		return true
 	})
-	f.Add([]byte{})
-	f.Add([]byte{1})
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Add([]byte{}, int64(0), 0)
+	f.Add([]byte{1}, int64(0), 1)
+	f.Fuzz(func(t *testing.T, b []byte, from int64, n int) {
 		q, _ := NewPartition(Config{Width: Day})
-		s, err := q.DecodeSeries(b)
+		var ring []IndexedBucket
+		for i := range min(max(n, 0), 200) {
+			ring = append(ring, IndexedBucket{from + int64(i), Bucket{Qty: float64(i)}})
+		}
+		s, err := q.DecodeSeries(b, ring)
 		if err != nil {
 			return
 		}
 		again, _ := s.AppendBinary(nil)
-		if _, err := q.DecodeSeries(again); err != nil {
+		if _, err := q.DecodeSeries(again, ringOf(s)); err != nil {
 			t.Fatalf("re-decoding an accepted series: %v", err)
 		}
 	})
+}
+
+// TestChangesMirrorTheRing keeps a map of stored buckets up to date with
+// Changes through closes, ring wrap-around and a decode, and checks it
+// always equals the ring.
+func TestChangesMirrorTheRing(t *testing.T) {
+	cfg := Config{Width: Day, History: 28}
+	p := newTestPartition(t, cfg)
+	store := map[int64]Bucket{}
+	apply := func(s *Series) {
+		s.Changes(func(idx int64, b Bucket) { store[idx] = b }, func(idx int64) {
+			if _, ok := store[idx]; !ok {
+				t.Fatalf("delete of bucket %d that was never stored", idx)
+			}
+			delete(store, idx)
+		})
+	}
+	check := func(s *Series, when string) {
+		t.Helper()
+		ring := ringOf(s)
+		if len(store) != len(ring) {
+			t.Fatalf("%s: store has %d buckets, ring %d", when, len(store), len(ring))
+		}
+		for _, rb := range ring {
+			if store[rb.Index] != rb.Bucket {
+				t.Fatalf("%s: stored bucket %d is %v, ring has %v", when, rb.Index, store[rb.Index], rb.Bucket)
+			}
+		}
+	}
+	for d := range 100 {
+		p.Add([]byte("s/a"), sale(at(float64(d), 12), float64(d%5)))
+		p.Advance(func(int64, []*Series) error { return nil })
+		if d%7 == 3 || d > 90 {
+			apply(p.Series("s/a"))
+			check(p.Series("s/a"), fmt.Sprintf("day %d", d))
+		}
+		if d == 60 {
+			// A commit stores the changes with the state.
+			apply(p.Series("s/a"))
+			meta, series := snapshot(t, p)
+			p = restore(t, cfg, meta, series)
+		}
+	}
 }

@@ -54,9 +54,10 @@ type Series struct {
 
 	open []openBucket // sorted by idx, all > closed
 
-	ring []Bucket // closed buckets; ring[(head+i)%len(ring)] is the i-th oldest
-	head int
-	n    int
+	ring  []Bucket // closed buckets; ring[(head+i)%len(ring)] is the i-th oldest
+	head  int
+	n     int
+	saved int64 // closed was saved at this index (see Changes)
 
 	lastPrice float32
 	level     float64
@@ -73,6 +74,7 @@ func newSeries(id string, first int64, history, period int) *Series {
 		id:      id,
 		first:   first,
 		closed:  first - 1,
+		saved:   first - 1,
 		Seq:     -1,
 		ring:    make([]Bucket, history),
 		season:  make([]float64, period),
@@ -120,6 +122,24 @@ func (s *Series) QtyTo(dst []float64, k int) []float64 {
 		dst = append(dst, s.ring[(s.head+i)%len(s.ring)].Qty)
 	}
 	return dst
+}
+
+// Changes reports the closed buckets that changed since the last call (or
+// since the series was decoded): set is called, in index order, for every
+// bucket closed since then that the ring still holds, and del for every
+// bucket that has fallen out of the ring since then. Callers that store
+// closed buckets under their own keys (see AppendBucket) mirror the ring
+// that way, writing each bucket once.
+func (s *Series) Changes(set func(idx int64, b Bucket), del func(idx int64)) {
+	history := int64(len(s.ring))
+	for idx := max(s.saved-history+1, s.first); idx <= s.closed-history; idx++ {
+		del(idx)
+	}
+	oldest := s.closed - int64(s.n) + 1
+	for idx := max(s.saved+1, oldest); idx <= s.closed; idx++ {
+		set(idx, s.At(int(idx-oldest)))
+	}
+	s.saved = s.closed
 }
 
 // OpenBucket is the partial total of a bucket that has not closed yet.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -52,6 +53,9 @@ GET /v1/series/{store}/{sku}.`,
 			if err != nil {
 				return err
 			}
+			if v.GetBool("pprof") {
+				svc.enablePprof()
+			}
 			return svc.run(cmd.Context())
 		},
 	}
@@ -75,6 +79,7 @@ GET /v1/series/{store}/{sku}.`,
 	fs.String("start-offset", "earliest", "where a partition without local state starts: earliest or latest")
 	fs.Int("batch-size", 20000, "most records processed per state commit")
 	fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout: how soon a crashed member's partitions move")
+	fs.Bool("pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address")
 	return cmd
 }
 
@@ -176,6 +181,7 @@ type service struct {
 	log    *slog.Logger
 	db     *state.DB
 	proc   *stream.Processor
+	mux    *http.ServeMux
 	srv    *http.Server
 	addr   string
 	served chan error
@@ -200,14 +206,24 @@ func startService(log *slog.Logger, cfg stream.Config, stateDir, httpAddr string
 		db.Close()
 		return nil, fmt.Errorf("--http-addr: %w", err)
 	}
-	s := &service{log: log, db: db, proc: proc, addr: ln.Addr().String(), served: make(chan error, 1),
-		srv: &http.Server{Handler: proc.Handler(reg), ReadHeaderTimeout: 5 * time.Second}}
+	s := &service{log: log, db: db, proc: proc, addr: ln.Addr().String(), served: make(chan error, 1), mux: http.NewServeMux()}
+	s.mux.Handle("/", proc.Handler(reg))
+	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { s.served <- s.srv.Serve(ln) }()
 	cfg = proc.Config()
 	log.Info("processing", "brokers", cfg.Brokers, "group", cfg.Group, "input", cfg.InputTopic,
 		"output", cfg.OutputTopic, "dlq", cfg.DLQTopic, "state_dir", stateDir, "http", s.addr,
 		"bucket", cfg.Window.Width, "model", cfg.Forecaster)
 	return s, nil
+}
+
+// enablePprof serves the runtime profiles under /debug/pprof/.
+func (s *service) enablePprof() {
+	s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
 // run processes until ctx ends, then shuts down in order: the processor
