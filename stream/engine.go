@@ -34,9 +34,13 @@ type Record struct {
 type sink interface {
 	// deadLetter is called for each rejected record.
 	deadLetter(rec *Record, reason Reason, detail string) error
-	// forecast is called at each bucket close for every series that closed
-	// it, with one forecast per model, in the engine's model order.
-	forecast(bucket int64, s *window.Series, fcs []*model.Forecast) error
+	// wants reports whether forecasts made at a bucket's close are needed;
+	// backtests only need those at evaluated origins.
+	wants(bucket int64) bool
+	// closed is called at each bucket close for every series that closed
+	// it, with one forecast per model in the engine's model order, or nil
+	// when the sink does not want the bucket's forecasts.
+	closed(bucket int64, s *window.Series, fcs []*model.Forecast) error
 }
 
 // engineConfig is what an engine needs to know.
@@ -181,19 +185,25 @@ func (e *engine) markDirty(s *window.Series) {
 	}
 }
 
-// onClose forecasts every series that closed a bucket.
+// onClose forecasts every series that closed a bucket, when the sink wants
+// the bucket's forecasts.
 func (e *engine) onClose(bucket int64, closed []*window.Series) error {
 	e.cnt.closes++
+	want := e.sink.wants(bucket)
 	for _, s := range closed {
 		e.markDirty(s)
-		e.in.Y = s.QtyTo(e.in.Y[:0], e.cfg.historyLen)
-		for i, m := range e.cfg.models {
-			m.Forecast(e.fcs[i], &e.in)
+		var fcs []*model.Forecast
+		if want {
+			e.in.Y = s.QtyTo(e.in.Y[:0], e.cfg.historyLen)
+			for i, m := range e.cfg.models {
+				m.Forecast(e.fcs[i], &e.in)
+			}
+			fcs = e.fcs
+			e.cnt.forecasts++
 		}
-		if err := e.sink.forecast(bucket, s, e.fcs); err != nil {
+		if err := e.sink.closed(bucket, s, fcs); err != nil {
 			return err
 		}
-		e.cnt.forecasts++
 	}
 	return nil
 }
@@ -203,6 +213,19 @@ func (e *engine) onClose(bucket int64, closed []*window.Series) error {
 // of a finite input.
 func (e *engine) flush(t time.Time) error {
 	return e.part.AdvanceTo(e.part.Spec().End(e.part.Spec().Index(t)), e.onClose)
+}
+
+// release drops the bookkeeping kept for commits, for engines whose state is
+// never committed (backtests), and expires old dedup ids.
+func (e *engine) release() {
+	clear(e.isDirty)
+	e.dirty = e.dirty[:0]
+	e.created = e.created[:0]
+	e.dedup.pending = e.dedup.pending[:0]
+	e.dedup.maxSlot = minSlot
+	if wm, ok := e.part.Watermark(); ok {
+		e.dedup.expire(wm)
+	}
 }
 
 // metaVersion is the encoding version of a partition's commit point.

@@ -253,9 +253,12 @@ func (t *task) deadLetter(rec *Record, reason Reason, detail string) error {
 	return nil
 }
 
-// forecast implements sink: the published forecast goes to the output
-// topic and, as the series' latest, into the state batch.
-func (t *task) forecast(bucket int64, s *window.Series, fcs []*model.Forecast) error {
+// wants implements sink: live processing publishes every close.
+func (t *task) wants(int64) bool { return true }
+
+// closed implements sink: the published forecast goes to the output topic
+// and, as the series' latest, into the state batch.
+func (t *task) closed(bucket int64, s *window.Series, fcs []*model.Forecast) error {
 	t.meta.bucket = bucket
 	t.meta.generatedAt = t.eng.now
 	t.meta.watermark, _ = t.eng.part.Watermark()

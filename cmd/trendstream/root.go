@@ -34,7 +34,7 @@ Precedence: flag, then environment, then config file, then default.`,
 	pf.String("config", "", "YAML configuration file whose keys are flag names")
 	pf.String("log-level", "info", "log level: debug, info, warn or error")
 	pf.String("log-format", "text", "log format: text or json")
-	root.AddCommand(demoCmd(), brokerCmd(), runCmd(), produceCmd(), tailCmd(), generateCmd())
+	root.AddCommand(demoCmd(), brokerCmd(), runCmd(), produceCmd(), tailCmd(), generateCmd(), backtestCmd())
 	return root
 }
 

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -230,4 +231,75 @@ func (s *m5Source) Next() (Record, error) {
 		s.day++
 	}
 	return Record{}, io.EOF
+}
+
+// WriteM5 writes m to dir in the M5 format: sales_train.csv with the first
+// m.Train days, sales_test.csv with the others when there are any, and
+// calendar.csv when m.Calendar is set. Series ids are written as
+// ITEM_STORE_validation.
+func WriteM5(dir string, m *M5) error {
+	ids := make([]string, len(m.IDs))
+	for i, id := range m.IDs {
+		store, item, ok := strings.Cut(id, "/")
+		if !ok {
+			return fmt.Errorf("%w: series id %q is not STORE/ITEM", ErrFormat, id)
+		}
+		ids[i] = item + "_" + store + "_validation"
+	}
+	write := func(name string, from, to int) error {
+		var b strings.Builder
+		b.WriteString("id")
+		for d := from; d < to; d++ {
+			fmt.Fprintf(&b, ",d_%d", d+1)
+		}
+		b.WriteByte('\n')
+		for i, row := range m.Sales {
+			b.WriteString(ids[i])
+			for _, q := range row[from:to] {
+				b.WriteByte(',')
+				b.WriteString(strconv.FormatFloat(q, 'f', -1, 64))
+			}
+			b.WriteByte('\n')
+		}
+		return os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644)
+	}
+	if err := write("sales_train.csv", 0, m.Train); err != nil {
+		return err
+	}
+	if m.Days() > m.Train {
+		if err := write("sales_test.csv", m.Train, m.Days()); err != nil {
+			return err
+		}
+	}
+	if m.Calendar == nil {
+		return nil
+	}
+	var b strings.Builder
+	states := make([]string, 0, len(m.Calendar.SNAP))
+	for s := range m.Calendar.SNAP {
+		states = append(states, s)
+	}
+	slices.Sort(states)
+	b.WriteString("date,wm_yr_wk,weekday,wday,month,year,event_name_1,event_type_1,event_name_2,event_type_2")
+	for _, s := range states {
+		b.WriteString(",snap_" + s)
+	}
+	b.WriteByte('\n')
+	for d, ev := range m.Calendar.Event {
+		t := m.Date(d)
+		name := "NA"
+		if ev {
+			name = "Event"
+		}
+		fmt.Fprintf(&b, "%d/%d/%d,0,%s,%d,%d,%d,%s,NA,NA,NA", t.Month(), t.Day(), t.Year(), t.Weekday(), (int(t.Weekday())+1)%7+1, t.Month(), t.Year(), name)
+		for _, s := range states {
+			snap := 0
+			if m.Calendar.SNAP[s][d] {
+				snap = 1
+			}
+			fmt.Fprintf(&b, ",%d", snap)
+		}
+		b.WriteByte('\n')
+	}
+	return os.WriteFile(filepath.Join(dir, "calendar.csv"), []byte(b.String()), 0o644)
 }

@@ -102,6 +102,20 @@ func TestM5(t *testing.T) {
 		t.Errorf("events\n got %v\nwant %s", got, want)
 	}
 
+	// WriteM5 writes what ReadM5 reads.
+	out := t.TempDir()
+	if err := source.WriteM5(out, m); err != nil {
+		t.Fatal(err)
+	}
+	back, err := source.ReadM5(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(back.IDs, back.Sales, back.Train, back.FirstDay, back.Calendar.Event, back.Calendar.SNAP) !=
+		fmt.Sprint(m.IDs, m.Sales, m.Train, m.FirstDay, m.Calendar.Event, m.Calendar.SNAP) {
+		t.Errorf("WriteM5 then ReadM5 changed the data:\n%+v\n%+v", back, m)
+	}
+
 	// Without test and calendar files.
 	os.Remove(filepath.Join(dir, "sales_test.csv"))
 	os.Remove(filepath.Join(dir, "calendar.csv"))

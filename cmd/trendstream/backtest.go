@@ -1,0 +1,404 @@
+package main
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/spf13/cobra"
+
+	"github.com/trendstream/trendstream/model"
+	"github.com/trendstream/trendstream/stream"
+	"github.com/trendstream/trendstream/stream/source"
+	"github.com/trendstream/trendstream/window"
+)
+
+func backtestCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "backtest",
+		Short: "Replay history through the pipeline and score the forecasts",
+		Long: `backtest replays sales history through the same decoding, windowing and
+forecasting code as run, and scores every model's forecasts as the backtest
+protocol defines: at a fixed origin (--origin; for M5 data the last day of
+sales_train.csv) on the buckets after it, and over the --rolling origins
+before it on every step whose actual is known. Metrics: mae, rmse, bias,
+rmsse, wrmsse, spl, wspl and coverage80 for every model and for
+"published", the forecasts run would publish.
+
+Sources: --m5 DIR (every day with sales becomes an event at 12:00 UTC),
+--events FILE (CSV or JSON lines in the input schema), or --topic with
+--brokers (the topic from its first record to its end, read without a
+consumer group or state directory, so live consumers are untouched). File
+sources are split into --partitions partitions with the partitioner
+produce uses, so each partition's models see what they would see live.
+
+--report writes the JSON report; --plots writes PNG charts; --publish
+writes the published forecasts to a topic.`,
+		Args: cobra.NoArgs,
+		RunE: runBacktest,
+	}
+	fs := cmd.Flags()
+	fs.String("m5", "", "M5-format directory to replay")
+	fs.String("events", "", "CSV or JSON-lines events file to replay")
+	fs.String("topic", "", "topic to replay (with --brokers)")
+	addKafkaFlags(fs)
+	fs.Int("partitions", 1, "partitions a file source is split into")
+	fs.String("origin", "", "fixed origin date, YYYY-MM-DD or RFC 3339 (default: M5's last training day; for events, the last day minus the horizon)")
+	fs.Int("rolling", 112, "origins of the rolling evaluation, ending at the fixed origin")
+	fs.String("models", strings.Join(model.Baselines, ","), "comma-separated forecasters to evaluate")
+	fs.String("report", "", "write the JSON report to this file")
+	fs.String("plots", "", "write PNG charts to this directory")
+	fs.String("publish", "", "write the published forecasts to this topic (with --brokers)")
+	fs.Uint64("seed", 1, "random seed of learned models, recorded in the report")
+	fs.Bool("quiet", false, "no progress output")
+	addProcessingFlags(fs)
+	return cmd
+}
+
+func runBacktest(cmd *cobra.Command, _ []string) error {
+	started := time.Now()
+	v, err := settings(cmd)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(v)
+	if err != nil {
+		return err
+	}
+	wcfg, err := windowConfig(v)
+	if err != nil {
+		return err
+	}
+	mcfg, err := modelConfig(v)
+	if err != nil {
+		return err
+	}
+	models := splitList(v.GetString("models"))
+	published := v.GetString("model")
+	if !slices.Contains(models, published) {
+		models = append(models, published)
+	}
+	cfg := stream.BacktestConfig{
+		Window:     wcfg,
+		Model:      mcfg,
+		Models:     models,
+		Published:  published,
+		Partitions: v.GetInt("partitions"),
+		Rolling:    v.GetInt("rolling"),
+		Logger:     log,
+	}
+	if origin := v.GetString("origin"); origin != "" {
+		if cfg.Origin, err = parseDate(origin); err != nil {
+			return fmt.Errorf("--origin: %w", err)
+		}
+	}
+	brokers := splitList(v.GetString("brokers"))
+	if topic := v.GetString("publish"); topic != "" {
+		if err := stream.EnsureTopics(cmd.Context(), brokers, 8, 1, topic); err != nil {
+			return err
+		}
+		w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
+			BatchSize: 2000, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
+		defer w.Close()
+		cfg.PublishTo = w
+	}
+
+	stages := map[string]float64{}
+	loadStart := time.Now()
+	m5Dir, eventsPath, topic := v.GetString("m5"), v.GetString("events"), v.GetString("topic")
+	var src source.Source
+	total := int64(-1)
+	sourceName := ""
+	switch {
+	case countSet(m5Dir, eventsPath, topic) != 1:
+		return errors.New("give one of --m5, --events and --topic")
+	case m5Dir != "":
+		m, err := source.ReadM5(m5Dir)
+		if err != nil {
+			return fmt.Errorf("--m5: %w", err)
+		}
+		if cfg.Origin.IsZero() {
+			cfg.Origin = m.Date(m.Train - 1)
+		}
+		_, total, _, _ = openSource("", m5Dir)
+		src, sourceName = m.Events(), "m5:"+m5Dir
+	case eventsPath != "":
+		if cfg.Origin.IsZero() {
+			if cfg.Origin, err = defaultOrigin(eventsPath, mcfg.Horizon, wcfg); err != nil {
+				return err
+			}
+		}
+		f, err := source.OpenFile(eventsPath)
+		if err != nil {
+			return fmt.Errorf("--events: %w", err)
+		}
+		defer f.Close()
+		src, sourceName = f, "events:"+eventsPath
+	default:
+		if cfg.Origin.IsZero() {
+			return errors.New("--topic needs --origin")
+		}
+		sourceName = "topic:" + topic
+	}
+	stages["load_seconds"] = time.Since(loadStart).Seconds()
+
+	bar := newProgress(log, "replaying", "events", total, v.GetBool("quiet"))
+	cfg.Progress = func(n int64, t time.Time) { bar.set(n, "event_time", t.Format(time.DateOnly)) }
+	var res *stream.BacktestResult
+	if topic != "" {
+		res, err = stream.BacktestTopic(cmd.Context(), cfg, brokers, topic)
+	} else {
+		res, err = stream.Backtest(cmd.Context(), cfg, src)
+	}
+	if err != nil {
+		return err
+	}
+	bar.finish(res.Records)
+	stages["replay_seconds"] = res.ReplaySeconds
+	stages["evaluate_seconds"] = res.EvaluateSeconds
+
+	rep := newReport(res, cfg, sourceName, v.GetUint64("seed"))
+	printSummary(os.Stdout, rep)
+	outStart := time.Now()
+	if dir := v.GetString("plots"); dir != "" {
+		files, err := writePlots(dir, res, cfg)
+		if err != nil {
+			return err
+		}
+		log.Info("plots written", "dir", dir, "files", len(files))
+	}
+	stages["plots_seconds"] = time.Since(outStart).Seconds()
+	rep.Run.Stages = stages
+	rep.Run.WallSeconds = time.Since(started).Seconds()
+	if path := v.GetString("report"); path != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("--report: %w", err)
+		}
+		log.Info("report written", "path", path)
+	}
+	return nil
+}
+
+func countSet(s ...string) int {
+	n := 0
+	for _, v := range s {
+		if v != "" {
+			n++
+		}
+	}
+	return n
+}
+
+func parseDate(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.RFC3339, s)
+}
+
+// defaultOrigin scans an events file for its last event time and returns
+// the start of the bucket a horizon before that day's.
+func defaultOrigin(path string, horizon int, wcfg window.Config) (time.Time, error) {
+	f, err := source.OpenFile(path)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--events: %w", err)
+	}
+	defer f.Close()
+	var last time.Time
+	for {
+		r, err := f.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return time.Time{}, err
+		}
+		if r.Time.After(last) {
+			last = r.Time
+		}
+	}
+	if last.IsZero() {
+		return time.Time{}, errors.New("--events: no event with a valid time; give --origin")
+	}
+	spec, err := window.NewSpec(wcfg.Width, wcfg.Location)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return spec.Start(spec.Index(last) - int64(horizon)), nil
+}
+
+// report is the JSON report of the backtest protocol, with extra fields.
+type report struct {
+	Protocol    string                   `json:"protocol"`
+	Dataset     reportDataset            `json:"dataset"`
+	Horizon     int                      `json:"horizon"`
+	FixedOrigin map[string]model.Metrics `json:"fixed_origin"`
+	Rolling     map[string]any           `json:"rolling"`
+	Input       reportInput              `json:"input"`
+	Run         reportRun                `json:"run"`
+}
+
+type reportDataset struct {
+	Series   int    `json:"series"`
+	Days     int    `json:"days"`
+	FirstDay string `json:"first_day"`
+	Origin   string `json:"origin"`
+	Bucket   string `json:"bucket"`
+	Source   string `json:"source"`
+}
+
+type reportInput struct {
+	Records     int64            `json:"records"`
+	Accepted    int64            `json:"accepted"`
+	Duplicates  int64            `json:"duplicates"`
+	Late        int64            `json:"late"`
+	DeadLetters map[string]int64 `json:"dead_letters"`
+	Partitions  int              `json:"partitions"`
+	Published   string           `json:"published"`
+}
+
+type reportRun struct {
+	WallSeconds float64            `json:"wall_seconds"`
+	Events      int64              `json:"events"`
+	Forecasts   int64              `json:"forecasts"`
+	TrainSteps  int64              `json:"train_steps"`
+	Seed        uint64             `json:"seed"`
+	Version     string             `json:"version"`
+	Stages      map[string]float64 `json:"stages"`
+}
+
+func newReport(res *stream.BacktestResult, cfg stream.BacktestConfig, src string, seed uint64) *report {
+	day := func(t time.Time) string {
+		if cfg.Window.Width.String() == "1h" {
+			return t.Format(time.RFC3339)
+		}
+		return t.Format(time.DateOnly)
+	}
+	rolling := map[string]any{"origins": cfg.Rolling}
+	for name, m := range res.Rolling {
+		rolling[name] = m
+	}
+	dl := map[string]int64{}
+	for r, n := range res.DeadLetters {
+		if n > 0 {
+			dl[string(r)] = n
+		}
+	}
+	return &report{
+		Protocol: "trendstream-backtest/1",
+		Dataset: reportDataset{Series: res.Series, Days: res.Buckets, FirstDay: day(res.First),
+			Origin: day(res.Origin), Bucket: cfg.Window.Width.String(), Source: src},
+		Horizon:     cfg.Model.Horizon,
+		FixedOrigin: res.Fixed,
+		Rolling:     rolling,
+		Input: reportInput{Records: res.Records, Accepted: res.Accepted, Duplicates: res.Duplicates,
+			Late: res.Late, DeadLetters: dl, Partitions: cfg.Partitions, Published: cfg.Published},
+		Run: reportRun{Events: res.Records, Forecasts: res.Forecasts, Seed: seed, Version: buildVersion()},
+	}
+}
+
+// buildVersion identifies the binary: its module version and VCS revision.
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
+		}
+		if s.Key == "vcs.modified" && s.Value == "true" {
+			v += "+dirty"
+		}
+	}
+	return v
+}
+
+// printSummary prints the models x metrics tables, marking the best value
+// of each column with '*'.
+func printSummary(w io.Writer, rep *report) {
+	fmt.Fprintf(w, "backtest of %d series over %d buckets from %s, origin %s, horizon %d\n",
+		rep.Dataset.Series, rep.Dataset.Days, rep.Dataset.FirstDay, rep.Dataset.Origin, rep.Horizon)
+	rolling := map[string]model.Metrics{}
+	for k, v := range rep.Rolling {
+		if m, ok := v.(model.Metrics); ok {
+			rolling[k] = m
+		}
+	}
+	fmt.Fprintln(w, "\nfixed origin")
+	summaryTable(w, rep.FixedOrigin)
+	fmt.Fprintf(w, "\nrolling (%v origins)\n", rep.Rolling["origins"])
+	summaryTable(w, rolling)
+}
+
+func summaryTable(w io.Writer, ms map[string]model.Metrics) {
+	names := make([]string, 0, len(ms))
+	for n := range ms {
+		names = append(names, n)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		rank := func(n string) int {
+			if n == stream.NamePublished {
+				return 1
+			}
+			return 0
+		}
+		return cmp.Or(cmp.Compare(rank(a), rank(b)), strings.Compare(a, b))
+	})
+	cols := []struct {
+		name string
+		get  func(model.Metrics) float64
+		best func(float64) float64 // smaller is better
+	}{
+		{"mae", func(m model.Metrics) float64 { return m.MAE }, ident},
+		{"rmse", func(m model.Metrics) float64 { return m.RMSE }, ident},
+		{"bias", func(m model.Metrics) float64 { return m.Bias }, math.Abs},
+		{"rmsse", func(m model.Metrics) float64 { return m.RMSSE }, ident},
+		{"wrmsse", func(m model.Metrics) float64 { return m.WRMSSE }, ident},
+		{"spl", func(m model.Metrics) float64 { return m.SPL }, ident},
+		{"wspl", func(m model.Metrics) float64 { return m.WSPL }, ident},
+		{"coverage80", func(m model.Metrics) float64 { return m.Coverage80 }, func(v float64) float64 { return math.Abs(v - 0.8) }},
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "model\t")
+	for _, c := range cols {
+		fmt.Fprintf(tw, "%s\t", c.name)
+	}
+	fmt.Fprintln(tw, "scored\t")
+	for _, n := range names {
+		fmt.Fprintf(tw, "%s\t", n)
+		for _, c := range cols {
+			v := c.get(ms[n])
+			mark := " "
+			best := true
+			for _, o := range names {
+				if o != stream.NamePublished && c.best(c.get(ms[o])) < c.best(v) {
+					best = false
+				}
+			}
+			if best {
+				mark = "*"
+			}
+			fmt.Fprintf(tw, "%.3f%s\t", v, mark)
+		}
+		fmt.Fprintf(tw, "%d\t\n", ms[n].SeriesScored)
+	}
+	tw.Flush()
+}
+
+func ident(v float64) float64 { return v }
