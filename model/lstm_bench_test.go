@@ -1,0 +1,62 @@
+package model
+
+import (
+	"fmt"
+	"testing"
+)
+
+// The benchmarks use the shapes of ANCHORS.md: L = 56, H = 28, three
+// quantile levels, 8 input features (no Calendar: 6 base features plus
+// sin/cos of the weekday), hidden 32 and 64, 1 and 2 layers. A training
+// step is one Learn call with one minibatch of the given size
+// (StepsPerClose 1): features, forward, backward through time, clipping
+// and AdamW, on one goroutine like PyTorch's single-thread figures.
+var lstmBenchShapes = []struct{ layers, hidden int }{{1, 32}, {2, 32}, {1, 64}, {2, 64}}
+
+func BenchmarkLSTMTrain(b *testing.B) {
+	for _, s := range lstmBenchShapes {
+		for _, batch := range []int{64, 413} {
+			b.Run(fmt.Sprintf("%dx%d/B=%d", s.layers, s.hidden, batch), func(b *testing.B) {
+				m, err := NewLSTM(LSTMConfig{Layers: s.layers, Hidden: s.hidden, MiniBatch: batch}, Config{Horizon: 28})
+				if err != nil {
+					b.Fatal(err)
+				}
+				in := lstmTestSeries(batch, 56+28+28, 7)
+				m.Learn(in) // size the buffers
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					m.Learn(in)
+				}
+				b.ReportMetric(float64(batch)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+			})
+		}
+	}
+}
+
+func BenchmarkLSTMForecast(b *testing.B) {
+	for _, s := range lstmBenchShapes {
+		for _, batch := range []int{64, 413} {
+			b.Run(fmt.Sprintf("%dx%d/B=%d", s.layers, s.hidden, batch), func(b *testing.B) {
+				cfg := Config{Horizon: 28}
+				m, err := NewLSTM(LSTMConfig{Layers: s.layers, Hidden: s.hidden}, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				in := lstmTestSeries(batch, 56, 7)
+				cfg.Validate()
+				dst := make([]*Forecast, batch)
+				for i := range dst {
+					dst[i] = NewForecast(cfg)
+				}
+				m.ForecastBatch(dst, in)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					m.ForecastBatch(dst, in)
+				}
+				b.ReportMetric(float64(batch)*float64(b.N)/b.Elapsed().Seconds(), "forecasts/s")
+			})
+		}
+	}
+}
