@@ -171,8 +171,9 @@ type LearnStats struct {
 }
 
 // Calendar supplies known-in-advance covariates of a bucket, such as
-// day-of-week encodings and event flags. Implementations must be safe for
-// concurrent use.
+// day-of-week encodings and event flags. A model calls its Calendar from
+// the goroutine that owns the model; an implementation shared by several
+// models must be safe for concurrent use.
 type Calendar interface {
 	// Width returns the number of covariates.
 	Width() int

@@ -268,6 +268,10 @@ func NewLSTM(cfg LSTMConfig, mcfg Config) (*LSTM, error) {
 // Name returns "lstm".
 func (*LSTM) Name() string { return NameLSTM }
 
+// Steps returns the number of optimizer steps the model has taken over its
+// life, checkpoints included.
+func (m *LSTM) Steps() int64 { return m.steps }
+
 // Version describes the architecture and training progress, for the
 // model_version of forecast records: "2x64/steps=1234" is a 2-layer,
 // 64-unit network after 1234 optimizer steps.

@@ -22,8 +22,10 @@ const (
 	KindForecast Kind = 'f'
 	// KindDedup holds deduplication records, keyed by a big-endian slot.
 	KindDedup Kind = 'd'
-	// KindModel holds a partition's model checkpoint.
+	// KindModel holds a partition's model checkpoints.
 	KindModel Kind = 'x'
+	// KindSelect holds per-series model selection state.
+	KindSelect Kind = 'c'
 )
 
 const (

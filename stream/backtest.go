@@ -26,18 +26,13 @@ const NamePublished = "published"
 // BacktestConfig configures a backtest. The zero value of each field but
 // Origin means its default.
 type BacktestConfig struct {
-	// Window configures bucketing; Width defaults to daily and Lateness to
-	// one hour, as in Config.
+	// Window configures bucketing; Width defaults to daily, Lateness to
+	// one hour and History to what the forecasters need, as in Config.
 	Window window.Config
-	// Model configures forecasts: horizon and quantile levels, which must
-	// include 0.1, 0.5 and 0.9.
-	Model model.Config
-	// Models are the forecasters evaluated. The default is every baseline.
-	Models []string
-	// Published is the forecaster trendstream run publishes (Config's
-	// Forecaster); its forecasts are also reported as "published". The
-	// default is "tsb".
-	Published string
+	// Forecasting configures the forecasters as in Config: every
+	// forecaster that runs is evaluated, and the published forecasts are
+	// also reported as "published".
+	Forecasting
 	// Partitions splits a file source by key with the topic partitioner
 	// (see Partition), one engine each, as a topic with that many
 	// partitions would be processed. The default is 1. Topic sources use
@@ -72,11 +67,11 @@ func (c *BacktestConfig) setDefaults() error {
 	if c.Window.Lateness == 0 {
 		c.Window.Lateness = time.Hour
 	}
-	if len(c.Models) == 0 {
-		c.Models = slices.Clone(model.Baselines)
+	if err := c.Forecasting.setDefaults(); err != nil {
+		return err
 	}
-	if c.Published == "" {
-		c.Published = model.NameTSB
+	if c.Window.History == 0 {
+		c.Window.History = c.Forecasting.history()
 	}
 	if c.Partitions == 0 {
 		c.Partitions = 1
@@ -93,14 +88,9 @@ func (c *BacktestConfig) setDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := c.Model.Validate(); err != nil {
-		return err
-	}
 	switch {
 	case c.Origin.IsZero():
 		return errors.New("stream: a backtest needs an Origin")
-	case !slices.Contains(c.Models, c.Published):
-		return fmt.Errorf("stream: published model %q is not among the evaluated models %v", c.Published, c.Models)
 	case c.Partitions < 1 || c.Rolling < 1:
 		return fmt.Errorf("stream: Partitions %d, Rolling %d", c.Partitions, c.Rolling)
 	case c.PublishTo != nil && c.PublishTo.Topic == "":
@@ -118,6 +108,11 @@ type BacktestResult struct {
 	// Fixed and Rolling hold the metrics of every model and of
 	// "published".
 	Fixed, Rolling map[string]model.Metrics
+	// Models lists the forecasters that ran, in report order.
+	Models []string
+	// TrainSteps and TrainExamples total the learners' optimizer steps and
+	// examples over all partitions.
+	TrainSteps, TrainExamples int64
 	// Origin is the start of the fixed origin's bucket.
 	Origin time.Time
 	// First and Last are the starts of the first and last closed buckets.
@@ -283,8 +278,7 @@ type replayPartition struct {
 	ids    map[*window.Series]int
 	traces map[int]*Trace
 	row    []*model.Forecast // model forecasts plus published
-	pub    int               // index of the published model
-	maxT   time.Time
+	warm   int64             // buckets before the evaluated ones whose forecasts the selector scores
 	first  int64
 	last   int64
 
@@ -300,30 +294,23 @@ func newReplay(cfg BacktestConfig, partitions int) (*replay, error) {
 		return nil, err
 	}
 	origin := spec.Index(cfg.Origin)
-	names := append(slices.Clone(cfg.Models), NamePublished)
 	r := &replay{cfg: cfg}
 	for range partitions {
-		var models []model.Forecaster
-		for _, name := range cfg.Models {
-			f, err := model.New(name, cfg.Model)
-			if err != nil {
-				return nil, err
-			}
-			models = append(models, f)
-		}
-		history := cfg.Window.History
-		if history == 0 {
-			history = 84
-		}
 		rp := &replayPartition{r: r, origin: origin, ids: map[*window.Series]int{}, traces: map[int]*Trace{},
-			pub: slices.Index(cfg.Models, cfg.Published), first: -1 << 62, last: -1 << 62}
+			first: -1 << 62, last: -1 << 62}
+		if cfg.Published == NameAuto {
+			// The selector scores each forecast a week later: give it
+			// forecasts from eight weeks before the evaluated origins.
+			rp.warm = 56
+		}
 		rp.eng, err = newEngine(engineConfig{
 			window: cfg.Window, limits: cfg.Limits, late: LateDeadLetter, dedup: cfg.DedupHorizon,
-			models: models, modelCfg: cfg.Model, clock: time.Now, historyLen: history,
+			forecast: &r.cfg.Forecasting, clock: time.Now,
 		}, rp)
 		if err != nil {
 			return nil, err
 		}
+		names := append(slices.Clone(rp.eng.models.names), NamePublished)
 		rp.eval, err = model.NewEvaluator(model.EvalConfig{Models: names, Horizon: cfg.Model.Horizon,
 			Levels: cfg.Model.Levels, Origin: origin, Rolling: cfg.Rolling})
 		if err != nil {
@@ -333,7 +320,6 @@ func newReplay(cfg BacktestConfig, partitions int) (*replay, error) {
 			if rp.enc, err = newForecastEncoder(spec, cfg.Model.Levels, 5); err != nil {
 				return nil, err
 			}
-			rp.meta.model, rp.meta.modelVersion = cfg.Published, modelVersion(models[rp.pub])
 		}
 		rp.eng.beginBatch()
 		r.parts = append(r.parts, rp)
@@ -432,14 +418,14 @@ func (rp *replayPartition) finish(end time.Time) error {
 // deadLetter implements sink: the engine counts dead letters.
 func (rp *replayPartition) deadLetter(*Record, Reason, string) error { return nil }
 
-// wants implements sink: forecasts are needed at evaluated origins, and at
-// every close when publishing.
+// wants implements sink: forecasts are needed at evaluated origins and in
+// the selector's warm-up before them, and at every close when publishing.
 func (rp *replayPartition) wants(bucket int64) bool {
-	return rp.eval.Evaluated(bucket) || rp.r.cfg.PublishTo != nil
+	return rp.eval.Evaluated(bucket) || rp.eval.Evaluated(bucket+rp.warm) || rp.r.cfg.PublishTo != nil
 }
 
 // closed implements sink: it feeds the evaluator and keeps the traces.
-func (rp *replayPartition) closed(bucket int64, s *window.Series, fcs []*model.Forecast) error {
+func (rp *replayPartition) closed(bucket int64, s *window.Series, fcs []*model.Forecast, pub int) error {
 	id, ok := rp.ids[s]
 	if !ok {
 		id = len(rp.ids)
@@ -457,14 +443,19 @@ func (rp *replayPartition) closed(bucket int64, s *window.Series, fcs []*model.F
 	if fcs == nil {
 		return nil
 	}
-	rp.row = append(append(rp.row[:0], fcs...), fcs[rp.pub])
+	rp.row = append(append(rp.row[:0], fcs...), fcs[pub])
 	rp.eval.Forecast(id, bucket, rp.row)
+	names := rp.eng.models.names
 	if bucket == rp.origin {
 		tr := &Trace{Series: s.ID(), History: s.QtyTo(nil, 56), Forecasts: map[string]*model.Forecast{}}
-		for i, name := range rp.r.cfg.Models {
-			f := &model.Forecast{}
-			f.CopyFrom(fcs[i])
-			tr.Forecasts[name] = f
+		for i, f := range rp.row {
+			name := NamePublished
+			if i < len(names) {
+				name = names[i]
+			}
+			c := &model.Forecast{}
+			c.CopyFrom(f)
+			tr.Forecasts[name] = c
 		}
 		rp.traces[id] = tr
 	}
@@ -472,8 +463,9 @@ func (rp *replayPartition) closed(bucket int64, s *window.Series, fcs []*model.F
 		rp.meta.bucket = bucket
 		rp.meta.generatedAt = time.Now()
 		rp.meta.watermark, _ = rp.eng.part.Watermark()
+		rp.meta.model, rp.meta.modelVersion = names[pub], rp.eng.models.versions[pub]
 		start := len(rp.arena)
-		rp.arena = rp.enc.append(rp.arena, s, fcs[rp.pub], &rp.meta)
+		rp.arena = rp.enc.append(rp.arena, s, fcs[pub], &rp.meta)
 		rp.out = append(rp.out, kafka.Message{Key: []byte(s.ID()), Value: rp.arena[start:len(rp.arena):len(rp.arena)]})
 	}
 	return nil
@@ -506,6 +498,8 @@ func (r *replay) result(replayed time.Duration) (*BacktestResult, error) {
 			}
 		}
 		c := &rp.eng.cnt
+		res.TrainSteps += int64(rp.eng.models.learnAll.Steps)
+		res.TrainExamples += int64(rp.eng.models.learnAll.Examples)
 		res.Records += c.records
 		res.Accepted += c.accepted
 		res.Duplicates += c.dupes
@@ -524,6 +518,7 @@ func (r *replay) result(replayed time.Duration) (*BacktestResult, error) {
 	}
 	slices.SortFunc(res.Traces, func(a, b Trace) int { return strings.Compare(a.Series, b.Series) })
 	res.Fixed, res.Rolling = eval.Result()
+	res.Models = r.parts[0].eng.models.names
 	res.Origin = spec.Start(r.parts[0].origin)
 	if last >= first {
 		res.First, res.Last, res.Buckets = spec.Start(first), spec.Start(last), int(last-first+1)

@@ -4,12 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/trendstream/trendstream/model"
 	"github.com/trendstream/trendstream/window"
 )
 
@@ -49,14 +47,10 @@ type Config struct {
 	ReplicationFactor int
 
 	// Window configures bucketing and features. Width defaults to daily
-	// and Lateness to one hour.
+	// and Lateness to one hour; History to what the forecasters need.
 	Window window.Config
-	// Model configures forecasts: horizon and quantile levels, which must
-	// include 0.1, 0.5 and 0.9.
-	Model model.Config
-	// Forecaster names the published model (see model.Baselines). The
-	// default is "tsb".
-	Forecaster string
+	// Forecasting configures the forecasters and which one is published.
+	Forecasting
 	// FlatPct is the trend summary's band, in percent, within which a
 	// change counts as flat. The default is 5.
 	FlatPct float64
@@ -120,7 +114,6 @@ func (c *Config) setDefaults() error {
 	def(&c.InputTopic, "sales")
 	def(&c.OutputTopic, "forecasts")
 	def(&c.DLQTopic, "sales.dlq")
-	def(&c.Forecaster, model.NameTSB)
 	if c.Partitions == 0 {
 		c.Partitions = 8
 	}
@@ -132,6 +125,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Window.Lateness == 0 {
 		c.Window.Lateness = time.Hour
+	}
+	if err := c.Forecasting.setDefaults(); err != nil {
+		return err
+	}
+	if c.Window.History == 0 {
+		c.Window.History = c.Forecasting.history()
+	}
+	if need := c.Forecasting.history(); c.Window.History < need {
+		return fmt.Errorf("stream: Window.History %d is below the %d buckets the forecasters need", c.Window.History, need)
 	}
 	if c.FlatPct == 0 {
 		c.FlatPct = 5
@@ -172,14 +174,6 @@ func (c *Config) setDefaults() error {
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
-	if err := c.Model.Validate(); err != nil {
-		return err
-	}
-	for _, q := range requiredLevels {
-		if !slices.Contains(c.Model.Levels, q) {
-			return fmt.Errorf("stream: quantile levels %v lack the required level %v", c.Model.Levels, q)
-		}
-	}
 	switch {
 	case c.InputTopic == c.OutputTopic || c.InputTopic == c.DLQTopic || c.OutputTopic == c.DLQTopic:
 		return fmt.Errorf("stream: input %q, output %q and dead-letter %q topics must differ", c.InputTopic, c.OutputTopic, c.DLQTopic)
@@ -198,9 +192,6 @@ func (c *Config) setDefaults() error {
 	case c.FlatPct < 0:
 		return fmt.Errorf("stream: FlatPct %v is negative", c.FlatPct)
 	}
-	if _, err := model.New(c.Forecaster, c.Model); err != nil {
-		return err
-	}
 	if err := c.Limits.setDefaults(); err != nil {
 		return err
 	}
@@ -208,25 +199,14 @@ func (c *Config) setDefaults() error {
 	return err
 }
 
-// engineConfig derives a partition engine's configuration, with fresh
-// forecaster instances since each partition's goroutine owns its own.
-func (c *Config) engineConfig() (engineConfig, error) {
-	fc, err := model.New(c.Forecaster, c.Model)
-	if err != nil {
-		return engineConfig{}, err
-	}
-	history := c.Window.History
-	if history == 0 {
-		history = 84
-	}
+// engineConfig derives a partition engine's configuration.
+func (c *Config) engineConfig() engineConfig {
 	return engineConfig{
-		window:     c.Window,
-		limits:     c.Limits,
-		late:       c.LatePolicy,
-		dedup:      c.DedupHorizon,
-		models:     []model.Forecaster{fc},
-		modelCfg:   c.Model,
-		clock:      c.Clock,
-		historyLen: history,
-	}, nil
+		window:   c.Window,
+		limits:   c.Limits,
+		late:     c.LatePolicy,
+		dedup:    c.DedupHorizon,
+		forecast: &c.Forecasting,
+		clock:    c.Clock,
+	}
 }

@@ -38,21 +38,20 @@ type sink interface {
 	// backtests only need those at evaluated origins.
 	wants(bucket int64) bool
 	// closed is called at each bucket close for every series that closed
-	// it, with one forecast per model in the engine's model order, or nil
+	// it, with one forecast per forecaster in the order of the engine's
+	// model names and the index of the one to publish, or with nil and -1
 	// when the sink does not want the bucket's forecasts.
-	closed(bucket int64, s *window.Series, fcs []*model.Forecast) error
+	closed(bucket int64, s *window.Series, fcs []*model.Forecast, pub int) error
 }
 
 // engineConfig is what an engine needs to know.
 type engineConfig struct {
-	window     window.Config
-	limits     Limits
-	late       LatePolicy
-	dedup      time.Duration
-	models     []model.Forecaster
-	modelCfg   model.Config
-	clock      func() time.Time
-	historyLen int // buckets of history handed to forecasters
+	window   window.Config
+	limits   Limits
+	late     LatePolicy
+	dedup    time.Duration
+	forecast *Forecasting
+	clock    func() time.Time
 }
 
 // counters are an engine's running totals; the task turns them into
@@ -85,8 +84,7 @@ type engine struct {
 	dirty   []*window.Series
 	isDirty map[*window.Series]bool
 	created []*window.Series // series first seen since the last commit
-	fcs     []*model.Forecast
-	in      model.Input
+	models  *models
 	now     time.Time
 	cnt     counters
 	expired []dedupRecord
@@ -110,10 +108,9 @@ func newEngine(cfg engineConfig, sink sink) (*engine, error) {
 		isDirty: make(map[*window.Series]bool),
 		cnt:     counters{dlq: make(map[Reason]int64)},
 	}
-	for range cfg.models {
-		e.fcs = append(e.fcs, model.NewForecast(cfg.modelCfg))
+	if e.models, err = newModels(cfg.forecast, part.Spec()); err != nil {
+		return nil, err
 	}
-	e.in.Period = part.Spec().Period()
 	return e, nil
 }
 
@@ -185,27 +182,17 @@ func (e *engine) markDirty(s *window.Series) {
 	}
 }
 
-// onClose forecasts every series that closed a bucket, when the sink wants
-// the bucket's forecasts.
+// onClose runs the forecasters for every series that closed a bucket, and
+// hands the sink their forecasts when it wants them.
 func (e *engine) onClose(bucket int64, closed []*window.Series) error {
 	e.cnt.closes++
-	want := e.sink.wants(bucket)
-	for _, s := range closed {
+	return e.models.close(bucket, closed, e.sink.wants(bucket), func(s *window.Series, fcs []*model.Forecast, pub int) error {
 		e.markDirty(s)
-		var fcs []*model.Forecast
-		if want {
-			e.in.Y = s.QtyTo(e.in.Y[:0], e.cfg.historyLen)
-			for i, m := range e.cfg.models {
-				m.Forecast(e.fcs[i], &e.in)
-			}
-			fcs = e.fcs
+		if fcs != nil {
 			e.cnt.forecasts++
 		}
-		if err := e.sink.closed(bucket, s, fcs); err != nil {
-			return err
-		}
-	}
-	return nil
+		return e.sink.closed(bucket, s, fcs, pub)
+	})
 }
 
 // flush closes every bucket up to and including the one holding t, as if
@@ -231,15 +218,19 @@ func (e *engine) release() {
 // metaVersion is the encoding version of a partition's commit point.
 const metaVersion = 1
 
-// appendState adds the engine's state to a commit batch for partition p:
+// appendState adds the engine's state to a commit batch for partition p,
+// final when it is the partition's last before it is released:
 // as ordinary writes, index entries for new series and, for every dirty
 // series, its newly closed buckets, the deletion of buckets that left its
 // history and then its state (so a split commit never stores a state whose
 // buckets are missing); as final writes, the dedup record, expired dedup
 // records and the commit point (next offset and window state). It clears
 // the dirty set.
-func (e *engine) appendState(b *state.Batch, p int32, firstOffset, nextOffset int64) {
+func (e *engine) appendState(b *state.Batch, p int32, firstOffset, nextOffset int64, final bool) error {
 	var key, val []byte
+	if err := e.models.appendState(b, p, e.dirty, final); err != nil {
+		return err
+	}
 	for _, s := range e.created {
 		b.Set(state.IndexKey(key[:0], []byte(s.ID())), state.AppendPartition(val[:0], p))
 	}
@@ -269,6 +260,7 @@ func (e *engine) appendState(b *state.Batch, p int32, firstOffset, nextOffset in
 	val = binary.AppendVarint(val, nextOffset)
 	val, _ = e.part.AppendBinary(val)
 	b.SetFinal(state.Key(key[:0], p, state.KindMeta, nil), val, 0)
+	return nil
 }
 
 // load restores partition p's state from db and returns the next offset to
@@ -318,7 +310,10 @@ func (e *engine) load(db *state.DB, p int32) (next int64, err error) {
 		}
 		return e.dedup.load(dedupRecord{slot: slot, seq: seq}, v, wm, known)
 	})
-	return next, err
+	if err != nil {
+		return -1, err
+	}
+	return next, e.models.load(db, p, e.part)
 }
 
 func firstByte(b []byte) int {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -389,8 +390,8 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 	for name, cfg := range map[string]Config{
 		"same topics":    {Brokers: []string{"x"}, OutputTopic: "sales"},
 		"bad policy":     {Brokers: []string{"x"}, LatePolicy: "keep"},
-		"bad model":      {Brokers: []string{"x"}, Forecaster: "prophet"},
-		"missing p90":    {Brokers: []string{"x"}, Model: modelLevels(0.1, 0.5)},
+		"bad model":      {Brokers: []string{"x"}, Forecasting: Forecasting{Published: "prophet"}},
+		"missing p90":    {Brokers: []string{"x"}, Forecasting: Forecasting{Model: modelLevels(0.1, 0.5)}},
 		"bad start":      {Brokers: []string{"x"}, StartOffset: "middle"},
 		"negative dedup": {Brokers: []string{"x"}, DedupHorizon: -time.Hour},
 	} {
@@ -412,3 +413,72 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 }
 
 func modelLevels(levels ...float64) model.Config { return model.Config{Levels: levels} }
+
+// TestLSTMCheckpointSurvivesRestart publishes LSTM forecasts, restarts the
+// processor over the same state and checks the model continues from its
+// checkpoint; a restart with another model shape fails with a clear error.
+func TestLSTMCheckpointSurvivesRestart(t *testing.T) {
+	brokers := newCluster(t, 1, "sales")
+	dir := t.TempDir()
+	cfg := testConfig(brokers)
+	cfg.Forecasting = Forecasting{Published: model.NameLSTM, Model: model.Config{Horizon: 7},
+		LSTM: model.LSTMConfig{Layers: 1, Hidden: 8, Window: 14, MiniBatch: 4}}
+	var msgs []kafka.Message
+	for day := range 30 {
+		for _, sku := range []string{"a", "b", "c"} {
+			msgs = append(msgs, testEvent{ID: fmt.Sprintf("%s%d", sku, day), Store: "s", SKU: sku, TS: ts(day, 12), Qty: float64(1 + day%3)}.message())
+		}
+	}
+	produce(t, brokers, "sales", msgs[:60]...)
+	rp := startProcessor(t, cfg, dir)
+	before := consumeAll(t, brokers, "forecasts", 19*3, 30*time.Second)
+	rp.stop(t)
+	steps := func(msgs []kafka.Message) int {
+		most := 0
+		for _, m := range msgs {
+			var f ForecastRecord
+			json.Unmarshal(m.Value, &f)
+			var layers, hidden, n int
+			fmt.Sscanf(f.ModelVersion, "%dx%d/steps=%d", &layers, &hidden, &n)
+			most = max(most, n)
+		}
+		return most
+	}
+	trained := steps(before)
+	if trained == 0 {
+		t.Fatal("the LSTM never trained before the restart")
+	}
+
+	produce(t, brokers, "sales", msgs[60:]...)
+	rp = startProcessor(t, cfg, dir)
+	all := consumeAll(t, brokers, "forecasts", 29*3, 30*time.Second)
+	rp.stop(t)
+	var after []kafka.Message
+	for _, m := range all {
+		var f ForecastRecord
+		json.Unmarshal(m.Value, &f)
+		if f.Origin.After(base.AddDate(0, 0, 18)) {
+			after = append(after, m)
+		}
+	}
+	if len(after) == 0 || steps(after) <= trained {
+		t.Fatalf("after the restart the LSTM reports %d steps, before it %d: it did not continue from its checkpoint", steps(after), trained)
+	}
+
+	cfg.LSTM.Hidden = 16
+	db, err := state.Open(state.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := New(cfg, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = p.Run(ctx)
+	if err == nil || !errors.Is(err, model.ErrLSTMMismatch) || !strings.Contains(err.Error(), "checkpoint") {
+		t.Errorf("a processor with another LSTM shape ran over the old state: %v", err)
+	}
+}

@@ -44,24 +44,19 @@ func newTask(p *Processor, partition int32, gen int32) (*task, error) {
 		label:     strconv.Itoa(int(partition)),
 		log:       p.cfg.Logger.With("partition", partition, "generation", gen),
 	}
-	ecfg, err := p.cfg.engineConfig()
-	if err != nil {
-		return nil, err
-	}
-	if t.eng, err = newEngine(ecfg, t); err != nil {
+	var err error
+	if t.eng, err = newEngine(p.cfg.engineConfig(), t); err != nil {
 		return nil, err
 	}
 	if t.enc, err = newForecastEncoder(t.eng.part.Spec(), p.cfg.Model.Levels, p.cfg.FlatPct); err != nil {
 		return nil, err
 	}
-	t.meta.model = ecfg.models[0].Name()
-	t.meta.modelVersion = modelVersion(ecfg.models[0])
 	return t, nil
 }
 
 // modelVersion returns a forecaster's version: its Version method's when it
 // has one, "1" for the classical forecasters.
-func modelVersion(f model.Forecaster) string {
+func modelVersion(f any) string {
 	if v, ok := f.(interface{ Version() string }); ok {
 		return v.Version()
 	}
@@ -114,7 +109,9 @@ func (t *task) run(ctx context.Context) error {
 	for {
 		ferr := t.fetch(ctx, r)
 		if len(t.recs) > 0 {
-			err := t.processBatch(wctx)
+			// The batch after which the generation has ended is the
+			// partition's last here: it carries a model checkpoint.
+			err := t.processBatch(wctx, ctx.Err() != nil)
 			if errors.Is(err, errAbandoned) {
 				t.log.Warn("stopping without committing the last batch; it will be replayed", "records", len(t.recs))
 				return nil
@@ -163,8 +160,9 @@ func (t *task) fetch(ctx context.Context, r *kafka.Reader) error {
 }
 
 // processBatch runs the batch through the engine, writes its outputs and
-// commits its state with the next offset.
-func (t *task) processBatch(wctx context.Context) error {
+// commits its state with the next offset; the last batch of the partition
+// before it is released checkpoints the models.
+func (t *task) processBatch(wctx context.Context, last bool) error {
 	m := t.proc.m
 	t.batch.Reset()
 	t.eng.beginBatch()
@@ -183,7 +181,9 @@ func (t *task) processBatch(wctx context.Context) error {
 	}
 
 	first, next := t.recs[0].Offset, t.recs[len(t.recs)-1].Offset+1
-	t.eng.appendState(&t.batch, t.partition, first, next)
+	if err := t.eng.appendState(&t.batch, t.partition, first, next, last); err != nil {
+		return err
+	}
 	started = time.Now()
 	st, err := t.proc.db.Commit(&t.batch)
 	if err != nil {
@@ -258,12 +258,13 @@ func (t *task) wants(int64) bool { return true }
 
 // closed implements sink: the published forecast goes to the output topic
 // and, as the series' latest, into the state batch.
-func (t *task) closed(bucket int64, s *window.Series, fcs []*model.Forecast) error {
+func (t *task) closed(bucket int64, s *window.Series, fcs []*model.Forecast, pub int) error {
 	t.meta.bucket = bucket
 	t.meta.generatedAt = t.eng.now
 	t.meta.watermark, _ = t.eng.part.Watermark()
+	t.meta.model, t.meta.modelVersion = t.eng.models.names[pub], t.eng.models.versions[pub]
 	start := len(t.arena)
-	t.arena = t.enc.append(t.arena, s, fcs[0], &t.meta)
+	t.arena = t.enc.append(t.arena, s, fcs[pub], &t.meta)
 	value := t.arena[start:len(t.arena):len(t.arena)]
 	t.out = append(t.out, kafka.Message{
 		Topic: t.proc.cfg.OutputTopic,

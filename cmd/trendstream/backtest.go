@@ -55,11 +55,10 @@ writes the published forecasts to a topic.`,
 	fs.Int("partitions", 1, "partitions a file source is split into")
 	fs.String("origin", "", "fixed origin date, YYYY-MM-DD or RFC 3339 (default: M5's last training day; for events, the last day minus the horizon)")
 	fs.Int("rolling", 112, "origins of the rolling evaluation, ending at the fixed origin")
-	fs.String("models", strings.Join(model.Baselines, ","), "comma-separated forecasters to evaluate")
+	fs.String("models", strings.Join(append(slices.Clone(model.Baselines), model.NameLSTM), ","), "comma-separated forecasters to evaluate besides the published one")
 	fs.String("report", "", "write the JSON report to this file")
 	fs.String("plots", "", "write PNG charts to this directory")
 	fs.String("publish", "", "write the published forecasts to this topic (with --brokers)")
-	fs.Uint64("seed", 1, "random seed of learned models, recorded in the report")
 	fs.Bool("quiet", false, "no progress output")
 	addProcessingFlags(fs)
 	return cmd
@@ -79,23 +78,18 @@ func runBacktest(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	mcfg, err := modelConfig(v)
+	fcfg, err := forecastingConfig(v)
 	if err != nil {
 		return err
 	}
-	models := splitList(v.GetString("models"))
-	published := v.GetString("model")
-	if !slices.Contains(models, published) {
-		models = append(models, published)
-	}
+	fcfg.Also = splitList(v.GetString("models"))
+	mcfg := fcfg.Model
 	cfg := stream.BacktestConfig{
-		Window:     wcfg,
-		Model:      mcfg,
-		Models:     models,
-		Published:  published,
-		Partitions: v.GetInt("partitions"),
-		Rolling:    v.GetInt("rolling"),
-		Logger:     log,
+		Window:      wcfg,
+		Forecasting: fcfg,
+		Partitions:  v.GetInt("partitions"),
+		Rolling:     v.GetInt("rolling"),
+		Logger:      log,
 	}
 	if origin := v.GetString("origin"); origin != "" {
 		if cfg.Origin, err = parseDate(origin); err != nil {
@@ -129,6 +123,9 @@ func runBacktest(cmd *cobra.Command, _ []string) error {
 		}
 		if cfg.Origin.IsZero() {
 			cfg.Origin = m.Date(m.Train - 1)
+		}
+		if cfg.Calendar == nil && m.Calendar != nil {
+			cfg.Calendar, cfg.CalendarStart = m.Calendar, m.FirstDay
 		}
 		_, total, _, _ = openSource("", m5Dir)
 		src, sourceName = m.Events(), "m5:"+m5Dir
@@ -167,7 +164,7 @@ func runBacktest(cmd *cobra.Command, _ []string) error {
 	stages["replay_seconds"] = res.ReplaySeconds
 	stages["evaluate_seconds"] = res.EvaluateSeconds
 
-	rep := newReport(res, cfg, sourceName, v.GetUint64("seed"))
+	rep := newReport(res, cfg, sourceName, v.GetUint64("lstm-seed"))
 	printSummary(os.Stdout, rep)
 	outStart := time.Now()
 	if dir := v.GetString("plots"); dir != "" {
@@ -307,7 +304,7 @@ func newReport(res *stream.BacktestResult, cfg stream.BacktestConfig, src string
 		Rolling:     rolling,
 		Input: reportInput{Records: res.Records, Accepted: res.Accepted, Duplicates: res.Duplicates,
 			Late: res.Late, DeadLetters: dl, Partitions: cfg.Partitions, Published: cfg.Published},
-		Run: reportRun{Events: res.Records, Forecasts: res.Forecasts, Seed: seed, Version: buildVersion()},
+		Run: reportRun{Events: res.Records, Forecasts: res.Forecasts, TrainSteps: res.TrainSteps, Seed: seed, Version: buildVersion()},
 	}
 }
 

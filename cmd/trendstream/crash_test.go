@@ -74,11 +74,13 @@ func freeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-// child is a trendstream process.
+// child is a trendstream process. done is closed when it has exited, with
+// its exit error in err.
 type child struct {
 	cmd  *exec.Cmd
 	log  string
-	done chan error
+	done chan struct{}
+	err  error
 }
 
 func startChild(t testing.TB, logPath string, args ...string) *child {
@@ -92,8 +94,8 @@ func startChild(t testing.TB, logPath string, args ...string) *child {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, log: logPath, done: make(chan error, 1)}
-	go func() { c.done <- cmd.Wait(); f.Close() }()
+	c := &child{cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() { c.err = cmd.Wait(); f.Close(); close(c.done) }()
 	return c
 }
 
@@ -211,8 +213,8 @@ func TestCrashRecovery(t *testing.T) {
 		c := startChild(t, logPath, args...)
 		waitReady(t, c, httpAddr)
 		select {
-		case err := <-c.done:
-			t.Fatalf("trendstream exited: %v\n%s", err, tail(logPath, 30))
+		case <-c.done:
+			t.Fatalf("trendstream exited: %v\n%s", c.err, tail(logPath, 30))
 		case <-time.After(time.Duration(r.IntN(1000)) * time.Millisecond):
 			c.kill()
 		}
@@ -254,6 +256,23 @@ func TestCrashRecovery(t *testing.T) {
 		}
 	}
 
+	// A SIGTERM stops the last processor cleanly and quickly: it finishes
+	// its batch, commits and leaves the group.
+	stopped := time.Now()
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+		if c.err != nil {
+			t.Errorf("trendstream exited with %v after SIGTERM\n%s", c.err, tail(logPath, 20))
+		}
+		if !strings.Contains(tail(logPath, 5), "stopped cleanly") {
+			t.Errorf("no clean stop logged:\n%s", tail(logPath, 10))
+		}
+		t.Logf("stopped %v after SIGTERM", time.Since(stopped).Round(time.Millisecond))
+	case <-time.After(15 * time.Second):
+		t.Errorf("trendstream still running 15s after SIGTERM")
+	}
+
 	// Every malformed record reached the dead-letter topic at least once.
 	seen := map[string]bool{}
 	for _, m := range readTopic(t, brokers, "sales.dlq", 10*time.Second) {
@@ -274,8 +293,8 @@ func waitReady(t testing.TB, c *child, httpAddr string) {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-c.done:
-			t.Fatalf("trendstream exited: %v\n%s", err, tail(c.log, 30))
+		case <-c.done:
+			t.Fatalf("trendstream exited: %v\n%s", c.err, tail(c.log, 30))
 		default:
 		}
 		resp, err := http.Get("http://" + httpAddr + "/readyz")

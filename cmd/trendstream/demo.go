@@ -75,16 +75,15 @@ the processor's HTTP API answers; the addresses are printed at start.
 			if err != nil {
 				return err
 			}
-			mcfg, err := modelConfig(v)
+			fcfg, err := forecastingConfig(v)
 			if err != nil {
 				return err
 			}
 			cfg := stream.Config{
-				Brokers:    brokers,
-				Partitions: v.GetInt("partitions"),
-				Window:     wcfg,
-				Model:      mcfg,
-				Forecaster: v.GetString("model"),
+				Brokers:     brokers,
+				Partitions:  v.GetInt("partitions"),
+				Window:      wcfg,
+				Forecasting: fcfg,
 				// The generator runs ahead of the clock.
 				Limits:         stream.Limits{MaxFuture: -1},
 				CommitInterval: time.Second,

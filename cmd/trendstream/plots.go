@@ -87,7 +87,7 @@ func writePlots(dir string, res *stream.BacktestResult, cfg stream.BacktestConfi
 	}
 
 	for _, tr := range pickTraces(res.Traces) {
-		p, err := tracePlot(tr, cfg.Published)
+		p, err := tracePlot(tr, stream.NamePublished)
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,6 +36,8 @@ func configTable(cmd *cobra.Command) string {
 	return b.String()
 }
 
+var update = flag.Bool("update", false, "rewrite README.md's configuration tables from the code")
+
 // TestREADMEConfigTables checks that every table between
 // <!-- config-table:NAME --> and <!-- /config-table --> in README.md matches
 // the flags of subcommand NAME, and that run's table exists.
@@ -44,6 +47,15 @@ func TestREADMEConfigTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	re := regexp.MustCompile(`(?s)<!-- config-table:(\w+) -->\n(.*?)<!-- /config-table -->`)
+	if *update {
+		readme = re.ReplaceAllFunc(readme, func(m []byte) []byte {
+			name := re.FindSubmatch(m)[1]
+			return []byte(fmt.Sprintf("<!-- config-table:%s -->\n%s<!-- /config-table -->", name, configTable(mustFind(string(name)))))
+		})
+		if err := os.WriteFile(filepath.Join("..", "..", "README.md"), readme, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	found := map[string]bool{}
 	for _, m := range re.FindAllStringSubmatch(string(readme), -1) {
 		name, got := m[1], m[2]
@@ -54,7 +66,7 @@ func TestREADMEConfigTables(t *testing.T) {
 		}
 		found[name] = true
 		if want := configTable(cmd); got != want {
-			t.Errorf("README's %s table is out of date; it should read:\n%s", name, want)
+			t.Errorf("README's %s table is out of date (go test ./cmd/trendstream -run README -update); it should read:\n%s", name, want)
 		}
 	}
 	if !found["run"] {

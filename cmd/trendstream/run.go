@@ -20,6 +20,7 @@ import (
 	"github.com/trendstream/trendstream/model"
 	"github.com/trendstream/trendstream/state"
 	"github.com/trendstream/trendstream/stream"
+	"github.com/trendstream/trendstream/stream/source"
 	"github.com/trendstream/trendstream/window"
 )
 
@@ -94,10 +95,20 @@ func addProcessingFlags(fs *pflag.FlagSet) {
 	fs.String("bucket", "1d", "bucket width: 1h, 1d or 1w")
 	fs.String("timezone", "UTC", "IANA time zone buckets align to")
 	fs.Duration("lateness", time.Hour, "allowed lateness: the watermark trails the newest event time by this much")
-	fs.Int("history", 84, "closed buckets kept per series (at least 28)")
+	fs.Int("history", 0, "closed buckets kept per series, at least 28; 0 keeps what the forecasters need (84, or 112 with the LSTM)")
 	fs.Int("horizon", 28, "buckets forecast")
 	fs.String("quantiles", "0.1,0.5,0.9", "comma-separated quantile levels; must include 0.1, 0.5 and 0.9")
-	fs.String("model", model.NameTSB, "published forecaster: naive, seasonal_naive, ma28, ets or tsb")
+	fs.String("model", stream.NameAuto, "published forecaster: auto (per series, the candidate with the least recent error), lstm, naive, seasonal_naive, ma28, ets or tsb")
+	fs.String("candidates", "lstm,tsb,ma28", "comma-separated forecasters auto chooses from")
+	fs.String("fallback", model.NameTSB, "candidate auto publishes until the candidates have been scored")
+	fs.Int("lstm-layers", 2, "LSTM layers (1 or 2)")
+	fs.Int("lstm-hidden", 64, "LSTM hidden units per layer")
+	fs.Int("lstm-window", 56, "LSTM input window in buckets")
+	fs.Float64("lstm-lr", 1e-3, "LSTM Adam learning rate")
+	fs.Int("lstm-minibatch", 64, "LSTM examples per optimizer step")
+	fs.Int("lstm-epochs", 1, "LSTM passes over the examples of each bucket close")
+	fs.Uint64("lstm-seed", 1, "LSTM initialization and shuffling seed")
+	fs.String("calendar", "", "M5-format calendar.csv whose event and SNAP flags the LSTM sees")
 }
 
 // windowConfig reads the bucketing flags.
@@ -119,7 +130,38 @@ func windowConfig(v *viper.Viper) (window.Config, error) {
 	return window.Config{Width: w, Location: loc, Lateness: lateness, History: v.GetInt("history")}, nil
 }
 
-// modelConfig reads the forecasting flags.
+// forecastingConfig reads the forecasting flags.
+func forecastingConfig(v *viper.Viper) (stream.Forecasting, error) {
+	mcfg, err := modelConfig(v)
+	if err != nil {
+		return stream.Forecasting{}, err
+	}
+	f := stream.Forecasting{
+		Model:      mcfg,
+		Published:  v.GetString("model"),
+		Candidates: splitList(v.GetString("candidates")),
+		Fallback:   v.GetString("fallback"),
+		LSTM: model.LSTMConfig{
+			Layers:        v.GetInt("lstm-layers"),
+			Hidden:        v.GetInt("lstm-hidden"),
+			Window:        v.GetInt("lstm-window"),
+			LearningRate:  v.GetFloat64("lstm-lr"),
+			MiniBatch:     v.GetInt("lstm-minibatch"),
+			StepsPerClose: v.GetInt("lstm-epochs"),
+			Seed:          v.GetUint64("lstm-seed"),
+		},
+	}
+	if path := v.GetString("calendar"); path != "" {
+		cal, first, err := source.ReadM5Calendar(path)
+		if err != nil {
+			return f, fmt.Errorf("--calendar: %w", err)
+		}
+		f.Calendar, f.CalendarStart = cal, first
+	}
+	return f, nil
+}
+
+// modelConfig reads the horizon and quantile flags.
 func modelConfig(v *viper.Viper) (model.Config, error) {
 	var levels []float64
 	for _, s := range splitList(v.GetString("quantiles")) {
@@ -142,7 +184,7 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 	if err != nil {
 		return stream.Config{}, err
 	}
-	mcfg, err := modelConfig(v)
+	fcfg, err := forecastingConfig(v)
 	if err != nil {
 		return stream.Config{}, err
 	}
@@ -159,8 +201,7 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 		Partitions:     v.GetInt("partitions"),
 		NoCreateTopics: !v.GetBool("create-topics"),
 		Window:         wcfg,
-		Model:          mcfg,
-		Forecaster:     v.GetString("model"),
+		Forecasting:    fcfg,
 		Limits: stream.Limits{
 			MaxBytes:  v.GetInt("max-bytes"),
 			MinQty:    v.GetFloat64("min-qty"),
@@ -213,7 +254,7 @@ func startService(log *slog.Logger, cfg stream.Config, stateDir, httpAddr string
 	cfg = proc.Config()
 	log.Info("processing", "brokers", cfg.Brokers, "group", cfg.Group, "input", cfg.InputTopic,
 		"output", cfg.OutputTopic, "dlq", cfg.DLQTopic, "state_dir", stateDir, "http", s.addr,
-		"bucket", cfg.Window.Width, "model", cfg.Forecaster)
+		"bucket", cfg.Window.Width, "model", cfg.Published)
 	return s, nil
 }
 

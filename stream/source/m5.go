@@ -78,7 +78,7 @@ func ReadM5(dir string) (*M5, error) {
 			m.Sales[i] = append(m.Sales[i], test[i]...)
 		}
 	}
-	cal, first, err := readM5Calendar(filepath.Join(dir, "calendar.csv"))
+	cal, first, err := ReadM5Calendar(filepath.Join(dir, "calendar.csv"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -152,7 +152,9 @@ func readM5Sales(path string, firstDay int) ([]string, [][]float64, error) {
 	return ids, sales, nil
 }
 
-func readM5Calendar(path string) (*M5Calendar, time.Time, error) {
+// ReadM5Calendar reads an M5-format calendar.csv: the event flags and SNAP
+// days of each day from the first, and the first day's date.
+func ReadM5Calendar(path string) (*M5Calendar, time.Time, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, time.Time{}, err
