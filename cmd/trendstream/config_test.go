@@ -1,0 +1,52 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestConfigPrecedence checks the documented order: flag, then
+// TRENDSTREAM_* variable, then config file, then default.
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "trendstream.yaml")
+	os.WriteFile(path, []byte("lateness: 2h\ngroup: from-file\noutput-topic: file-forecasts\nspeed: 7\n"), 0o644)
+	t.Setenv("TRENDSTREAM_GROUP", "from-env")
+	t.Setenv("TRENDSTREAM_BUCKET", "1h")
+
+	root := newRoot()
+	cmd, _, err := root.Find([]string{"run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.ParseFlags([]string{"--config", path, "--lateness", "3h"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := settings(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := v.GetDuration("lateness"); got != 3*time.Hour {
+		t.Errorf("lateness = %v, want the flag's 3h over the file's 2h", got)
+	}
+	for key, want := range map[string]string{
+		"group":        "from-env",       // environment beats file
+		"bucket":       "1h",             // environment beats default
+		"output-topic": "file-forecasts", // file beats default
+		"dlq-topic":    "sales.dlq",      // default
+	} {
+		if got := v.GetString(key); got != want {
+			t.Errorf("%s = %q, want %q", key, got, want)
+		}
+	}
+
+	// A key of another subcommand (generate's speed) is allowed; an unknown
+	// one is an error.
+	os.WriteFile(path, []byte("lateness: 2h\nlatenes: 1h\n"), 0o644)
+	if _, err := settings(cmd); err == nil || !strings.Contains(err.Error(), "latenes") {
+		t.Errorf("unknown key accepted: %v", err)
+	}
+}
