@@ -184,11 +184,11 @@ func Backtest(ctx context.Context, cfg BacktestConfig, src source.Source) (*Back
 // scores the forecasts like Backtest. It reads with plain partition
 // readers: it joins no consumer group and commits no offset, so live
 // consumers are unaffected, and it keeps its state in memory.
-func BacktestTopic(ctx context.Context, cfg BacktestConfig, brokers []string, topic string) (*BacktestResult, error) {
+func BacktestTopic(ctx context.Context, cfg BacktestConfig, kc Connection, topic string) (*BacktestResult, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	ends, err := topicEnds(ctx, brokers, topic)
+	ends, err := topicEnds(ctx, kc, topic)
 	if err != nil {
 		return nil, err
 	}
@@ -204,8 +204,8 @@ func BacktestTopic(ctx context.Context, cfg BacktestConfig, brokers []string, to
 				continue
 			}
 			wg.Go(func() {
-				rd := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p,
-					MaxBytes: 8 << 20, MaxWait: 500 * time.Millisecond})
+				rd := kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, Dialer: kc.dialer(), Topic: topic,
+					Partition: p, MaxBytes: 8 << 20, MaxWait: 500 * time.Millisecond})
 				defer rd.Close()
 				if err := rd.SetOffset(end.first); err != nil {
 					errs[p] = err
@@ -235,10 +235,10 @@ func BacktestTopic(ctx context.Context, cfg BacktestConfig, brokers []string, to
 type offsetRange struct{ first, last int64 }
 
 // topicEnds returns each partition's first and end offsets.
-func topicEnds(ctx context.Context, brokers []string, topic string) ([]offsetRange, error) {
-	conn, err := kafka.DialContext(ctx, "tcp", brokers[0])
+func topicEnds(ctx context.Context, kc Connection, topic string) ([]offsetRange, error) {
+	conn, err := kc.dial(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("stream: connecting to %s: %w", brokers[0], err)
+		return nil, err
 	}
 	parts, err := conn.ReadPartitions(topic)
 	conn.Close()
@@ -247,7 +247,7 @@ func topicEnds(ctx context.Context, brokers []string, topic string) ([]offsetRan
 	}
 	ends := make([]offsetRange, len(parts))
 	for _, p := range parts {
-		c, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, p.ID)
+		c, err := kc.dialer().DialLeader(ctx, "tcp", kc.Brokers[0], topic, p.ID)
 		if err != nil {
 			return nil, fmt.Errorf("stream: connecting to the leader of %s/%d: %w", topic, p.ID, err)
 		}

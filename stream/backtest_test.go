@@ -113,10 +113,10 @@ func TestBacktestSourcesAgree(t *testing.T) {
 	brokers := newCluster(t, partitions)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := Produce(ctx, ProduceConfig{Brokers: brokers, Topic: "history", Partitions: partitions}, m.Events()); err != nil {
+	if _, err := Produce(ctx, ProduceConfig{Connection: Connection{Brokers: brokers}, Topic: "history", Partitions: partitions}, m.Events()); err != nil {
 		t.Fatal(err)
 	}
-	fromTopic, err := BacktestTopic(ctx, cfg, brokers, "history")
+	fromTopic, err := BacktestTopic(ctx, cfg, Connection{Brokers: brokers}, "history")
 	if err != nil {
 		t.Fatal(err)
 	}

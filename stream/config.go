@@ -26,8 +26,8 @@ const (
 // Config configures a Processor. The zero value of each field but Brokers
 // means its default.
 type Config struct {
-	// Brokers are the Kafka bootstrap addresses. Required.
-	Brokers []string
+	// Connection says how to reach the brokers. Brokers is required.
+	Connection
 	// Group is the consumer group id. The default is "trendstream".
 	Group string
 	// InputTopic holds sales events. The default is "sales".

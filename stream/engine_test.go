@@ -29,7 +29,7 @@ func (c *countingSink) closed(_ int64, _ *window.Series, fcs []*model.Forecast, 
 
 func newTestEngine(t testing.TB, s sink) *engine {
 	t.Helper()
-	cfg := Config{Brokers: []string{"x"}, Limits: Limits{MaxFuture: -1}, Forecasting: Forecasting{Published: "tsb"}}
+	cfg := Config{Connection: Connection{Brokers: []string{"x"}}, Limits: Limits{MaxFuture: -1}, Forecasting: Forecasting{Published: "tsb"}}
 	if err := cfg.setDefaults(); err != nil {
 		t.Fatal(err)
 	}

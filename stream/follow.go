@@ -25,10 +25,10 @@ type Message struct {
 // they follow offset order. Follow commits nothing: it is for tools that
 // watch a topic, such as tail and the demo's live view. It returns nil
 // when ctx ends.
-func Follow(ctx context.Context, brokers []string, topic string, fromStart bool, fn func(Message)) error {
-	conn, err := kafka.DialContext(ctx, "tcp", brokers[0])
+func Follow(ctx context.Context, kc Connection, topic string, fromStart bool, fn func(Message)) error {
+	conn, err := kc.dial(ctx)
 	if err != nil {
-		return fmt.Errorf("stream: connecting to %s: %w", brokers[0], err)
+		return err
 	}
 	parts, err := conn.ReadPartitions(topic)
 	conn.Close()
@@ -43,8 +43,8 @@ func Follow(ctx context.Context, brokers []string, topic string, fromStart bool,
 	var wg sync.WaitGroup
 	for _, p := range parts {
 		wg.Go(func() {
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p.ID,
-				MaxWait: 500 * time.Millisecond, StartOffset: start})
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, Dialer: kc.dialer(), Topic: topic,
+				Partition: p.ID, MaxWait: 500 * time.Millisecond, StartOffset: start})
 			defer r.Close()
 			if err := r.SetOffset(start); err != nil {
 				return

@@ -50,16 +50,10 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 		owned:    make(map[int32]bool),
 		offsets:  make(map[int32]int64),
 	}
-	p.writer = &kafka.Writer{
-		Addr:         kafka.TCP(cfg.Brokers...),
-		Balancer:     &kafka.Murmur2Balancer{},
-		BatchSize:    1000,
-		BatchTimeout: 5 * time.Millisecond,
-		RequiredAcks: kafka.RequireAll,
-		MaxAttempts:  3,
-		Logger:       kafkaLogger(cfg.Logger, slog.LevelDebug),
-		ErrorLogger:  kafkaLogger(cfg.Logger, slog.LevelDebug),
-	}
+	p.writer = cfg.Writer("")
+	p.writer.MaxAttempts = 3
+	p.writer.Logger = kafkaLogger(cfg.Logger, slog.LevelDebug)
+	p.writer.ErrorLogger = kafkaLogger(cfg.Logger, slog.LevelDebug)
 	return p, nil
 }
 
@@ -90,6 +84,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                    p.cfg.Group,
 		Brokers:               p.cfg.Brokers,
+		Dialer:                p.cfg.dialer(),
 		Topics:                []string{p.cfg.InputTopic},
 		SessionTimeout:        p.cfg.SessionTimeout,
 		HeartbeatInterval:     min(time.Second, p.cfg.SessionTimeout/3),
@@ -213,7 +208,7 @@ func (p *Processor) commitGroupOffsets(gen *kafka.Generation) {
 func (p *Processor) ensureTopics(ctx context.Context) error {
 	backoff := newBackoff(200*time.Millisecond, 5*time.Second)
 	for {
-		err := EnsureTopics(ctx, p.cfg.Brokers, p.cfg.Partitions, p.cfg.ReplicationFactor,
+		err := EnsureTopics(ctx, p.cfg.Connection, p.cfg.Partitions, p.cfg.ReplicationFactor,
 			p.cfg.InputTopic, p.cfg.OutputTopic, p.cfg.DLQTopic)
 		if err == nil {
 			return nil
@@ -233,8 +228,8 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 // EnsureTopics creates those of the topics that do not exist. The first
 // topic gets partitions partitions when created; the others get as many as
 // the first has.
-func EnsureTopics(ctx context.Context, brokers []string, partitions, replication int, topics ...string) error {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+func EnsureTopics(ctx context.Context, conn Connection, partitions, replication int, topics ...string) error {
+	client := &kafka.Client{Addr: kafka.TCP(conn.Brokers...), Timeout: 10 * time.Second, Transport: conn.transport()}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
 		return fmt.Errorf("stream: reading topic metadata: %w", err)
@@ -272,6 +267,7 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions, replication
 func (p *Processor) readerConfig(partition int32) kafka.ReaderConfig {
 	return kafka.ReaderConfig{
 		Brokers:       p.cfg.Brokers,
+		Dialer:        p.cfg.dialer(),
 		Topic:         p.cfg.InputTopic,
 		Partition:     int(partition),
 		MinBytes:      1,

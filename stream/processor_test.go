@@ -174,7 +174,7 @@ func ts(day int, hour float64) string {
 
 func testConfig(brokers []string) Config {
 	return Config{
-		Brokers:        brokers,
+		Connection:     Connection{Brokers: brokers},
 		Group:          "test",
 		Window:         window.Config{Width: window.Day, Lateness: time.Hour},
 		BatchWait:      5 * time.Millisecond,
@@ -388,18 +388,18 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 		t.Error("New without brokers succeeded")
 	}
 	for name, cfg := range map[string]Config{
-		"same topics":    {Brokers: []string{"x"}, OutputTopic: "sales"},
-		"bad policy":     {Brokers: []string{"x"}, LatePolicy: "keep"},
-		"bad model":      {Brokers: []string{"x"}, Forecasting: Forecasting{Published: "prophet"}},
-		"missing p90":    {Brokers: []string{"x"}, Forecasting: Forecasting{Model: modelLevels(0.1, 0.5)}},
-		"bad start":      {Brokers: []string{"x"}, StartOffset: "middle"},
-		"negative dedup": {Brokers: []string{"x"}, DedupHorizon: -time.Hour},
+		"same topics":    {Connection: Connection{Brokers: []string{"x"}}, OutputTopic: "sales"},
+		"bad policy":     {Connection: Connection{Brokers: []string{"x"}}, LatePolicy: "keep"},
+		"bad model":      {Connection: Connection{Brokers: []string{"x"}}, Forecasting: Forecasting{Published: "prophet"}},
+		"missing p90":    {Connection: Connection{Brokers: []string{"x"}}, Forecasting: Forecasting{Model: modelLevels(0.1, 0.5)}},
+		"bad start":      {Connection: Connection{Brokers: []string{"x"}}, StartOffset: "middle"},
+		"negative dedup": {Connection: Connection{Brokers: []string{"x"}}, DedupHorizon: -time.Hour},
 	} {
 		if err := cfg.setDefaults(); err == nil {
 			t.Errorf("%s: setDefaults succeeded", name)
 		}
 	}
-	cfg := Config{Brokers: []string{"x"}}
+	cfg := Config{Connection: Connection{Brokers: []string{"x"}}}
 	if err := cfg.setDefaults(); err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,8 @@ import (
 // ProduceConfig configures Produce. The zero value of each field but
 // Brokers and Topic means its default.
 type ProduceConfig struct {
-	// Brokers are the Kafka bootstrap addresses. Required.
-	Brokers []string
+	// Connection says how to reach the brokers. Brokers is required.
+	Connection
 	// Topic receives the records. Required. It is created with Partitions
 	// partitions if missing.
 	Topic string
@@ -69,20 +69,13 @@ func Produce(ctx context.Context, cfg ProduceConfig, src source.Source) (int64, 
 	if cfg.Speed < 0 || cfg.BatchSize < 1 || cfg.Partitions < 1 {
 		return 0, fmt.Errorf("stream: Produce: Speed %v, BatchSize %d, Partitions %d", cfg.Speed, cfg.BatchSize, cfg.Partitions)
 	}
-	if err := EnsureTopics(ctx, cfg.Brokers, cfg.Partitions, 1, cfg.Topic); err != nil {
+	if err := EnsureTopics(ctx, cfg.Connection, cfg.Partitions, 1, cfg.Topic); err != nil {
 		return 0, err
 	}
-	w := &kafka.Writer{
-		Addr:         kafka.TCP(cfg.Brokers...),
-		Topic:        cfg.Topic,
-		Balancer:     &kafka.Murmur2Balancer{},
-		BatchSize:    cfg.BatchSize,
-		BatchBytes:   4 << 20,
-		BatchTimeout: 5 * time.Millisecond,
-		RequiredAcks: kafka.RequireAll,
-		Logger:       kafkaLogger(cfg.Logger, slog.LevelDebug),
-		ErrorLogger:  kafkaLogger(cfg.Logger, slog.LevelDebug),
-	}
+	w := cfg.Writer(cfg.Topic)
+	w.BatchSize = cfg.BatchSize
+	w.Logger = kafkaLogger(cfg.Logger, slog.LevelDebug)
+	w.ErrorLogger = kafkaLogger(cfg.Logger, slog.LevelDebug)
 	defer w.Close()
 	p := producer{cfg: cfg, w: w}
 	err := p.run(ctx, src)

@@ -14,7 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
 	"github.com/trendstream/trendstream/model"
@@ -96,13 +95,15 @@ func runBacktest(cmd *cobra.Command, _ []string) error {
 			return fmt.Errorf("--origin: %w", err)
 		}
 	}
-	brokers := splitList(v.GetString("brokers"))
+	conn, err := connection(v)
+	if err != nil {
+		return err
+	}
 	if topic := v.GetString("publish"); topic != "" {
-		if err := stream.EnsureTopics(cmd.Context(), brokers, 8, 1, topic); err != nil {
+		if err := stream.EnsureTopics(cmd.Context(), conn, 8, 1, topic); err != nil {
 			return err
 		}
-		w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{},
-			BatchSize: 2000, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireAll}
+		w := conn.Writer(topic)
 		defer w.Close()
 		cfg.PublishTo = w
 	}
@@ -153,7 +154,7 @@ func runBacktest(cmd *cobra.Command, _ []string) error {
 	cfg.Progress = func(n int64, t time.Time) { bar.set(n, "event_time", t.Format(time.DateOnly)) }
 	var res *stream.BacktestResult
 	if topic != "" {
-		res, err = stream.BacktestTopic(cmd.Context(), cfg, brokers, topic)
+		res, err = stream.BacktestTopic(cmd.Context(), cfg, conn, topic)
 	} else {
 		res, err = stream.Backtest(cmd.Context(), cfg, src)
 	}

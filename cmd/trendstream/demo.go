@@ -80,7 +80,7 @@ the processor's HTTP API answers; the addresses are printed at start.
 				return err
 			}
 			cfg := stream.Config{
-				Brokers:     brokers,
+				Connection:  stream.Connection{Brokers: brokers},
 				Partitions:  v.GetInt("partitions"),
 				Window:      wcfg,
 				Forecasting: fcfg,
@@ -117,15 +117,15 @@ the processor's HTTP API answers; the addresses are printed at start.
 			g, gctx := errgroup.WithContext(ctx)
 			g.Go(func() error { return svc.run(gctx) })
 			g.Go(func() error {
-				_, err := stream.Produce(gctx, stream.ProduceConfig{Brokers: brokers, Topic: cfg.InputTopic,
+				_, err := stream.Produce(gctx, stream.ProduceConfig{Connection: cfg.Connection, Topic: cfg.InputTopic,
 					Partitions: cfg.Partitions, Speed: v.GetFloat64("speed"), PaceFrom: paceFrom, Logger: log}, gen)
 				return err
 			})
 			g.Go(func() error {
-				return followWhenReady(gctx, brokers, cfg.OutputTopic, view.forecast)
+				return followWhenReady(gctx, cfg.Connection, cfg.OutputTopic, view.forecast)
 			})
 			g.Go(func() error {
-				return followWhenReady(gctx, brokers, cfg.DLQTopic, view.deadLetter)
+				return followWhenReady(gctx, cfg.Connection, cfg.DLQTopic, view.deadLetter)
 			})
 			g.Go(func() error { view.show(gctx, os.Stdout); return nil })
 			err = g.Wait()
@@ -153,9 +153,9 @@ func isAddrInUse(err error) bool {
 }
 
 // followWhenReady follows a topic, waiting for the processor to create it.
-func followWhenReady(ctx context.Context, brokers []string, topic string, fn func(stream.Message)) error {
+func followWhenReady(ctx context.Context, conn stream.Connection, topic string, fn func(stream.Message)) error {
 	for {
-		err := stream.Follow(ctx, brokers, topic, true, fn)
+		err := stream.Follow(ctx, conn, topic, true, fn)
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}

@@ -33,6 +33,10 @@ records to exercise lateness, the dead-letter topic and deduplication.`,
 			if err != nil {
 				return err
 			}
+			conn, err := connection(v)
+			if err != nil {
+				return err
+			}
 			gen, paceFrom, err := newGenerator(v)
 			if err != nil {
 				return err
@@ -40,7 +44,7 @@ records to exercise lateness, the dead-letter topic and deduplication.`,
 			log.Info("generating", "topic", v.GetString("topic"), "series", v.GetInt("stores")*v.GetInt("skus"),
 				"backfill_from", paceFrom.Add(-v.GetDuration("backfill")), "live_from", paceFrom, "speed", v.GetFloat64("speed"))
 			sent, err := stream.Produce(cmd.Context(), stream.ProduceConfig{
-				Brokers:    splitList(v.GetString("brokers")),
+				Connection: conn,
 				Topic:      v.GetString("topic"),
 				Partitions: v.GetInt("partitions"),
 				Speed:      v.GetFloat64("speed"),

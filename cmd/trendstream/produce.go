@@ -35,6 +35,10 @@ optionally price, promo) or JSON lines (one event per line, sent as is).
 			if err != nil {
 				return err
 			}
+			conn, err := connection(v)
+			if err != nil {
+				return err
+			}
 			src, total, closeSrc, err := openSource(v.GetString("events"), v.GetString("m5"))
 			if err != nil {
 				return err
@@ -42,7 +46,7 @@ optionally price, promo) or JSON lines (one event per line, sent as is).
 			defer closeSrc()
 			bar := newProgress(log, "producing", "events", total, v.GetBool("quiet"))
 			sent, err := stream.Produce(cmd.Context(), stream.ProduceConfig{
-				Brokers:    splitList(v.GetString("brokers")),
+				Connection: conn,
 				Topic:      v.GetString("topic"),
 				Partitions: v.GetInt("partitions"),
 				Speed:      v.GetFloat64("speed"),

@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,6 +89,46 @@ GET /v1/series/{store}/{sku}.`,
 // addKafkaFlags adds the connection flags every Kafka client command has.
 func addKafkaFlags(fs *pflag.FlagSet) {
 	fs.String("brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap addresses")
+	fs.Bool("tls", false, "connect to the brokers with TLS (implied by the other --tls flags)")
+	fs.String("tls-ca", "", "PEM file of the CAs that sign the brokers' certificates; the system's by default")
+	fs.String("tls-cert", "", "PEM client certificate, for brokers that authenticate clients by certificate")
+	fs.String("tls-key", "", "PEM key of the client certificate")
+	fs.String("tls-server-name", "", "name to check in the brokers' certificates, if not their address")
+	fs.String("sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	fs.String("sasl-username", "", "SASL user")
+	fs.String("sasl-password-file", "", "file holding the SASL password; TRENDSTREAM_SASL_PASSWORD also sets it")
+}
+
+// connection reads the Kafka connection flags. The SASL password comes
+// from --sasl-password-file or TRENDSTREAM_SASL_PASSWORD, never from a
+// flag, so it does not show in process listings; it is never logged.
+func connection(v *viper.Viper) (stream.Connection, error) {
+	password := v.GetString("sasl-password")
+	if path := v.GetString("sasl-password-file"); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return stream.Connection{}, fmt.Errorf("--sasl-password-file: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	tc, mech, err := stream.SecurityConfig{
+		TLS:           v.GetBool("tls"),
+		CAFile:        v.GetString("tls-ca"),
+		CertFile:      v.GetString("tls-cert"),
+		KeyFile:       v.GetString("tls-key"),
+		ServerName:    v.GetString("tls-server-name"),
+		SASLMechanism: v.GetString("sasl-mechanism"),
+		Username:      v.GetString("sasl-username"),
+		Password:      password,
+	}.Build()
+	if err != nil {
+		return stream.Connection{}, err
+	}
+	brokers := splitList(v.GetString("brokers"))
+	if len(brokers) == 0 {
+		return stream.Connection{}, errors.New("--brokers is empty")
+	}
+	return stream.Connection{Brokers: brokers, TLS: tc, SASL: mech}, nil
 }
 
 // addProcessingFlags adds the windowing and forecasting flags shared by
@@ -188,12 +230,16 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 	if err != nil {
 		return stream.Config{}, err
 	}
+	conn, err := connection(v)
+	if err != nil {
+		return stream.Config{}, err
+	}
 	maxFuture := v.GetDuration("max-future")
 	if maxFuture == 0 {
 		maxFuture = time.Nanosecond
 	}
 	return stream.Config{
-		Brokers:        splitList(v.GetString("brokers")),
+		Connection:     conn,
 		Group:          v.GetString("group"),
 		InputTopic:     v.GetString("input-topic"),
 		OutputTopic:    v.GetString("output-topic"),

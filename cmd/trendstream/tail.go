@@ -25,8 +25,12 @@ records, such as dead letters, with their headers. It commits nothing.`,
 			if err != nil {
 				return err
 			}
+			conn, err := connection(v)
+			if err != nil {
+				return err
+			}
 			series, raw := v.GetString("series"), v.GetBool("json")
-			return stream.Follow(cmd.Context(), splitList(v.GetString("brokers")), v.GetString("topic"),
+			return stream.Follow(cmd.Context(), conn, v.GetString("topic"),
 				v.GetBool("from-beginning"), func(m stream.Message) {
 					if series != "" && string(m.Key) != series {
 						return

@@ -1,0 +1,142 @@
+package stream
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+)
+
+// Connection says how to reach the Kafka brokers: their addresses and,
+// optionally, TLS and SASL. The zero value of each field but Brokers means
+// plaintext without authentication.
+type Connection struct {
+	// Brokers are the bootstrap addresses. Required.
+	Brokers []string
+	// TLS, if set, encrypts every connection.
+	TLS *tls.Config
+	// SASL, if set, authenticates every connection.
+	SASL sasl.Mechanism
+}
+
+// dialer returns a kafka-go Dialer for readers, consumer groups and
+// direct connections.
+func (c *Connection) dialer() *kafka.Dialer {
+	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: c.TLS, SASLMechanism: c.SASL}
+}
+
+// transport returns a kafka-go Transport for writers and clients.
+func (c *Connection) transport() *kafka.Transport {
+	return &kafka.Transport{DialTimeout: 10 * time.Second, TLS: c.TLS, SASL: c.SASL}
+}
+
+// Writer returns a synchronous Writer over this connection to topic, or to
+// each message's topic when topic is empty, partitioning by the murmur2
+// hash of the key like Java clients and waiting for all in-sync replicas.
+// The caller closes it.
+func (c *Connection) Writer(topic string) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:         kafka.TCP(c.Brokers...),
+		Transport:    c.transport(),
+		Topic:        topic,
+		Balancer:     &kafka.Murmur2Balancer{},
+		BatchSize:    1000,
+		BatchBytes:   4 << 20,
+		BatchTimeout: 5 * time.Millisecond,
+		RequiredAcks: kafka.RequireAll,
+	}
+}
+
+// dial connects to the first reachable broker.
+func (c *Connection) dial(ctx context.Context) (*kafka.Conn, error) {
+	var errs []error
+	for _, b := range c.Brokers {
+		conn, err := c.dialer().DialContext(ctx, "tcp", b)
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, fmt.Errorf("stream: connecting to %v: %w", c.Brokers, errors.Join(errs...))
+}
+
+// SecurityConfig describes TLS and SASL settings as files and names, the
+// way operators configure them.
+type SecurityConfig struct {
+	// TLS enables TLS; it is implied by any of the TLS files.
+	TLS bool
+	// CAFile is a PEM file of the CAs that sign the brokers' certificates;
+	// the system pool is used when empty.
+	CAFile string
+	// CertFile and KeyFile are a PEM client certificate and key, for
+	// brokers that authenticate clients by certificate.
+	CertFile, KeyFile string
+	// ServerName overrides the name checked in the brokers' certificates.
+	ServerName string
+	// SASLMechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty
+	// disables SASL.
+	SASLMechanism string
+	// Username is the SASL user.
+	Username string
+	// Password is the SASL password. It is never logged.
+	Password string
+}
+
+// Build turns the settings into a Connection's TLS config and SASL
+// mechanism.
+func (s SecurityConfig) Build() (*tls.Config, sasl.Mechanism, error) {
+	var tc *tls.Config
+	if s.TLS || s.CAFile != "" || s.CertFile != "" || s.KeyFile != "" {
+		tc = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.ServerName}
+		if s.CAFile != "" {
+			pem, err := os.ReadFile(s.CAFile)
+			if err != nil {
+				return nil, nil, fmt.Errorf("stream: reading TLS CA file: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, nil, fmt.Errorf("stream: TLS CA file %s holds no PEM certificate", s.CAFile)
+			}
+		}
+		if (s.CertFile == "") != (s.KeyFile == "") {
+			return nil, nil, errors.New("stream: a TLS client certificate needs both a certificate and a key file")
+		}
+		if s.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
+			if err != nil {
+				return nil, nil, fmt.Errorf("stream: loading TLS client certificate: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+	}
+	var mech sasl.Mechanism
+	switch m := strings.ToUpper(s.SASLMechanism); m {
+	case "":
+	case "PLAIN":
+		mech = plain.Mechanism{Username: s.Username, Password: s.Password}
+	case "SCRAM-SHA-256", "SCRAM-SHA-512":
+		algo := scram.SHA256
+		if m == "SCRAM-SHA-512" {
+			algo = scram.SHA512
+		}
+		var err error
+		if mech, err = scram.Mechanism(algo, s.Username, s.Password); err != nil {
+			return nil, nil, fmt.Errorf("stream: SASL %s: %w", m, err)
+		}
+	default:
+		return nil, nil, fmt.Errorf("stream: SASL mechanism %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.SASLMechanism)
+	}
+	if mech != nil && s.Username == "" {
+		return nil, nil, errors.New("stream: SASL needs a username")
+	}
+	return tc, mech, nil
+}
