@@ -68,6 +68,21 @@ func (b *Batch) Len() int { return len(b.ahead) + len(b.final) }
 // Bytes returns the size of the keys and values in the batch.
 func (b *Batch) Bytes() int { return len(b.buf) }
 
+// Each calls fn for every write in commit order: ordinary writes in the
+// order they were added, then final writes. value is nil for deletes. Key
+// and value are valid until the batch changes.
+func (b *Batch) Each(fn func(key, value []byte, ttl time.Duration)) {
+	for _, list := range [][]entry{b.ahead, b.final} {
+		for _, e := range list {
+			var v []byte
+			if !e.del {
+				v = b.buf[e.val[0]:e.val[1]:e.val[1]]
+			}
+			fn(b.buf[e.key[0]:e.key[1]:e.key[1]], v, e.ttl)
+		}
+	}
+}
+
 // Reset empties the batch, keeping its storage.
 func (b *Batch) Reset() {
 	b.ahead, b.final, b.buf = b.ahead[:0], b.final[:0], b.buf[:0]

@@ -95,6 +95,11 @@ func TestBatchCopiesAndResets(t *testing.T) {
 	if b.Len() != 2 || b.Bytes() != 8 {
 		t.Errorf("Len, Bytes = %d, %d", b.Len(), b.Bytes())
 	}
+	var seen []string
+	b.Each(func(k, v []byte, ttl time.Duration) { seen = append(seen, fmt.Sprintf("%s=%s/%v", k, v, v == nil)) })
+	if fmt.Sprint(seen) != "[k1=v1/false gone=/true]" {
+		t.Errorf("Each saw %v", seen)
+	}
 	if _, err := db.Commit(&b); err != nil {
 		t.Fatal(err)
 	}

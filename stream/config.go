@@ -40,6 +40,14 @@ type Config struct {
 	// default the input topic is created with Partitions partitions and the
 	// output and dead-letter topics with as many as the input has.
 	NoCreateTopics bool
+	// NoChangelog disables the changelog: a partition's state then stays
+	// in the local store only, and a partition moved to an instance
+	// without it is rebuilt from the input topic (see StartOffset).
+	NoChangelog bool
+	// ChangelogTopic is the compacted topic mirroring every partition's
+	// state, co-partitioned with the input. The default is the group id
+	// followed by ".changelog".
+	ChangelogTopic string
 	// Partitions is the partition count of an input topic created at
 	// start-up. The default is 8.
 	Partitions int
@@ -114,6 +122,7 @@ func (c *Config) setDefaults() error {
 	def(&c.InputTopic, "sales")
 	def(&c.OutputTopic, "forecasts")
 	def(&c.DLQTopic, "sales.dlq")
+	def(&c.ChangelogTopic, c.Group+".changelog")
 	if c.Partitions == 0 {
 		c.Partitions = 8
 	}

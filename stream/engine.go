@@ -268,14 +268,12 @@ func (e *engine) appendState(b *state.Batch, p int32, firstOffset, nextOffset in
 func (e *engine) load(db *state.DB, p int32) (next int64, err error) {
 	next = -1
 	found, err := db.Get(state.Key(nil, p, state.KindMeta, nil), func(v []byte) error {
-		if len(v) < 1 || v[0] != metaVersion {
-			return fmt.Errorf("stream: partition %d commit point has unknown encoding version %d (this build reads %d)", p, firstByte(v), metaVersion)
-		}
-		off, n := binary.Varint(v[1:])
-		if n <= 0 {
-			return fmt.Errorf("stream: partition %d commit point is corrupt", p)
+		off, err := metaOffset(p, v)
+		if err != nil {
+			return err
 		}
 		next = off
+		_, n := binary.Varint(v[1:])
 		return e.part.UnmarshalBinary(v[1+n:])
 	})
 	if err != nil || !found {
@@ -314,6 +312,29 @@ func (e *engine) load(db *state.DB, p int32) (next int64, err error) {
 		return -1, err
 	}
 	return next, e.models.load(db, p, e.part)
+}
+
+// metaOffset returns the next input offset of partition p's commit point.
+func metaOffset(p int32, v []byte) (int64, error) {
+	if len(v) < 1 || v[0] != metaVersion {
+		return 0, fmt.Errorf("stream: partition %d commit point has unknown encoding version %d (this build reads %d)", p, firstByte(v), metaVersion)
+	}
+	off, n := binary.Varint(v[1:])
+	if n <= 0 {
+		return 0, fmt.Errorf("stream: partition %d commit point is corrupt", p)
+	}
+	return off, nil
+}
+
+// localOffset returns the next input offset db's commit point of
+// partition p holds, or -1 when db holds none.
+func localOffset(db *state.DB, p int32) (int64, error) {
+	next := int64(-1)
+	_, err := db.Get(state.Key(nil, p, state.KindMeta, nil), func(v []byte) (err error) {
+		next, err = metaOffset(p, v)
+		return err
+	})
+	return next, err
 }
 
 func firstByte(b []byte) int {

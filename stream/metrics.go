@@ -31,6 +31,10 @@ type metrics struct {
 	writeSeconds  prometheus.Histogram
 	loadSeconds   prometheus.Histogram
 
+	restoreRecords  prometheus.Counter
+	restoreProgress *prometheus.GaugeVec
+	restoreSeconds  prometheus.Histogram
+
 	assigned   prometheus.Gauge
 	ready      prometheus.Gauge
 	outputErrs prometheus.Counter
@@ -61,6 +65,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		commitSeconds: f.histogram("batch_commit_seconds", "Time to commit a batch's state and offset to Badger."),
 		writeSeconds:  f.histogram("output_write_seconds", "Time to write a batch's forecasts and dead letters to Kafka."),
 		loadSeconds:   f.histogram("partition_load_seconds", "Time to load a partition's state at assignment."),
+
+		restoreRecords:  f.counter("restore_records_total", "Changelog records applied while restoring partitions."),
+		restoreProgress: f.gaugeVec("restore_progress_ratio", "Share of a partition's changelog restored, while restoring.", partition...),
+		restoreSeconds:  f.histogram("restore_seconds", "Time to restore a partition from the changelog."),
 
 		assigned:   f.gauge("assigned_partitions", "Input partitions assigned to this instance."),
 		ready:      f.gauge("ready", "1 when every assigned partition has loaded its state."),

@@ -20,10 +20,11 @@ import (
 // Processor only tracks which partitions are loaded (for readiness and the
 // HTTP API) and the offsets to report to the group.
 type Processor struct {
-	cfg    Config
-	db     *state.DB
-	writer *kafka.Writer
-	m      *metrics
+	cfg       Config
+	db        *state.DB
+	writer    *kafka.Writer
+	changelog *changelog // nil when disabled
+	m         *metrics
 
 	mu        sync.Mutex
 	inGen     bool
@@ -49,6 +50,9 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 		assigned: make(map[int32]bool),
 		owned:    make(map[int32]bool),
 		offsets:  make(map[int32]int64),
+	}
+	if !cfg.NoChangelog {
+		p.changelog = newChangelog(cfg.Connection, cfg.ChangelogTopic, 2*cfg.DedupHorizon+24*time.Hour, cfg.Logger, p.m)
 	}
 	p.writer = cfg.Writer("")
 	p.writer.MaxAttempts = 3
@@ -127,6 +131,11 @@ func (p *Processor) Run(ctx context.Context) error {
 	p.setGeneration(nil)
 	if err := p.writer.Close(); err != nil {
 		p.cfg.Logger.Warn("closing writer", "err", err)
+	}
+	if p.changelog != nil {
+		if err := p.changelog.w.Close(); err != nil {
+			p.cfg.Logger.Warn("closing changelog writer", "err", err)
+		}
 	}
 	if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause
@@ -210,6 +219,9 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 	for {
 		err := EnsureTopics(ctx, p.cfg.Connection, p.cfg.Partitions, p.cfg.ReplicationFactor,
 			p.cfg.InputTopic, p.cfg.OutputTopic, p.cfg.DLQTopic)
+		if err == nil && p.changelog != nil {
+			err = p.changelog.ensure(ctx, p.cfg.InputTopic)
+		}
 		if err == nil {
 			return nil
 		}

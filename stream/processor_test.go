@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
@@ -481,4 +483,81 @@ func TestLSTMCheckpointSurvivesRestart(t *testing.T) {
 	if err == nil || !errors.Is(err, model.ErrLSTMMismatch) || !strings.Contains(err.Error(), "checkpoint") {
 		t.Errorf("a processor with another LSTM shape ran over the old state: %v", err)
 	}
+}
+
+// TestChangelogRestore moves partitions between instances with separate
+// state directories: a new instance restores the state from the changelog
+// (it would start empty otherwise: StartOffset is latest), and an instance
+// whose local state fell behind restores the newer one. Every event is
+// counted exactly once throughout.
+func TestChangelogRestore(t *testing.T) {
+	brokers := newCluster(t, 2, "sales")
+	cfg := testConfig(brokers)
+	cfg.Forecasting = Forecasting{Published: model.NameLSTM, Model: model.Config{Horizon: 7},
+		LSTM: model.LSTMConfig{Layers: 1, Hidden: 8, Window: 14, MiniBatch: 4}}
+	day := func(d int) []kafka.Message {
+		var msgs []kafka.Message
+		for _, sku := range []string{"a", "b", "c", "d"} {
+			msgs = append(msgs, testEvent{ID: fmt.Sprintf("%s%d", sku, d), Store: "s", SKU: sku, TS: ts(d, 12), Qty: float64(1 + d%4)}.message())
+		}
+		return msgs
+	}
+	want := func(d int) float64 { return float64(1 + d%4) }
+	check := func(rp *runningProcessor, lastClosed int) {
+		t.Helper()
+		waitFor(t, 20*time.Second, "readiness", rp.p.Ready)
+		for _, sku := range []string{"a", "b", "c", "d"} {
+			var resp *SeriesResponse
+			waitFor(t, 20*time.Second, "day "+fmt.Sprint(lastClosed)+" of s/"+sku, func() bool {
+				var err error
+				resp, err = rp.p.Series("s/" + sku)
+				return err == nil && len(resp.Buckets) == lastClosed+1
+			})
+			for d, b := range resp.Buckets {
+				if b.Qty != want(d) {
+					t.Fatalf("s/%s day %d counted %v, want %v", sku, d, b.Qty, want(d))
+				}
+			}
+		}
+	}
+	dirA, dirB := t.TempDir(), t.TempDir()
+	var msgs []kafka.Message
+	for d := range 20 {
+		msgs = append(msgs, day(d)...)
+	}
+	produce(t, brokers, "sales", msgs...)
+	a := startProcessor(t, cfg, dirA)
+	check(a, 18)
+	a.stop(t)
+
+	// A new instance with an empty store restores from the changelog;
+	// without it, it would start from the end of the topic.
+	cfg.StartOffset = StartLatest
+	b := startProcessor(t, cfg, dirB)
+	check(b, 18)
+	var msgs2 []kafka.Message
+	for d := 20; d < 30; d++ {
+		msgs2 = append(msgs2, day(d)...)
+	}
+	produce(t, brokers, "sales", msgs2...)
+	check(b, 28)
+	restored := testutilCounter(b.p.m.restoreRecords)
+	b.stop(t)
+	if restored == 0 {
+		t.Error("the new instance restored no changelog record")
+	}
+
+	// The first instance's store is now behind: it restores again.
+	a = startProcessor(t, cfg, dirA)
+	defer a.stop(t)
+	check(a, 28)
+	if testutilCounter(a.p.m.restoreRecords) == 0 {
+		t.Error("the instance with a stale store did not restore")
+	}
+}
+
+func testutilCounter(c prometheus.Counter) float64 {
+	var m dto.Metric
+	c.Write(&m)
+	return m.GetCounter().GetValue()
 }

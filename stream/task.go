@@ -28,13 +28,14 @@ type task struct {
 	eng       *engine
 	enc       *forecastEncoder
 
-	recs  []Record
-	out   []kafka.Message
-	arena []byte // forecast payloads referenced by out
-	batch state.Batch
-	key   []byte
-	meta  forecastMeta
-	next  int64 // next input offset committed to Badger, -1 before any
+	recs   []Record
+	out    []kafka.Message
+	arena  []byte // forecast payloads referenced by out
+	batch  state.Batch
+	clmsgs []kafka.Message
+	key    []byte
+	meta   forecastMeta
+	next   int64 // next input offset committed to Badger, -1 before any
 }
 
 func newTask(p *Processor, partition int32, gen int32) (*task, error) {
@@ -73,6 +74,12 @@ var errAbandoned = errors.New("stream: batch abandoned at shutdown")
 func (t *task) run(ctx context.Context) error {
 	m := t.proc.m
 	start := time.Now()
+	if err := t.restore(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	next, err := t.eng.load(t.proc.db, t.partition)
 	if err != nil {
 		return fmt.Errorf("stream: loading partition %d: %w", t.partition, err)
@@ -137,6 +144,30 @@ func (t *task) run(ctx context.Context) error {
 	}
 }
 
+// restore brings the partition's local state up to the changelog, retrying
+// with backoff while Kafka is unreachable, until ctx ends.
+func (t *task) restore(ctx context.Context) error {
+	cl := t.proc.changelog
+	if cl == nil {
+		return nil
+	}
+	local, err := localOffset(t.proc.db, t.partition)
+	if err != nil {
+		return fmt.Errorf("stream: reading partition %d's commit point: %w", t.partition, err)
+	}
+	backoff := newBackoff(200*time.Millisecond, 10*time.Second)
+	for {
+		_, err := cl.restore(ctx, t.proc.db, t.partition, local)
+		if err == nil || ctx.Err() != nil {
+			return ctx.Err()
+		}
+		t.log.Error("restoring from the changelog", "err", err)
+		if !backoff.wait(ctx) {
+			return ctx.Err()
+		}
+	}
+}
+
 // fetch collects a batch: it waits for one record, then takes what arrives
 // within BatchWait, up to BatchSize records. It returns ctx's error when the
 // generation ends, possibly with records collected before.
@@ -184,6 +215,16 @@ func (t *task) processBatch(wctx context.Context, last bool) error {
 	if err := t.eng.appendState(&t.batch, t.partition, first, next, last); err != nil {
 		return err
 	}
+	if cl := t.proc.changelog; cl != nil {
+		t.clmsgs = cl.messages(t.clmsgs[:0], &t.batch)
+		err := t.retry(wctx, "writing the changelog", len(t.clmsgs), func(ctx context.Context) error {
+			return cl.w.WriteMessages(ctx, t.clmsgs...)
+		})
+		clear(t.clmsgs)
+		if err != nil {
+			return err
+		}
+	}
 	started = time.Now()
 	st, err := t.proc.db.Commit(&t.batch)
 	if err != nil {
@@ -213,28 +254,38 @@ func (t *task) writeOutputs(wctx context.Context) error {
 	if len(t.out) == 0 {
 		return nil
 	}
-	m := t.proc.m
-	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
 	started := time.Now()
-	for {
-		err := t.proc.writer.WriteMessages(wctx, t.out...)
-		if err == nil {
-			break
-		}
-		m.outputErrs.Inc()
-		if wctx.Err() != nil {
-			return errAbandoned
-		}
-		t.log.Warn("writing outputs", "messages", len(t.out), "err", err)
-		if !backoff.wait(wctx) {
-			return errAbandoned
-		}
+	err := t.retry(wctx, "writing outputs", len(t.out), func(ctx context.Context) error {
+		return t.proc.writer.WriteMessages(ctx, t.out...)
+	})
+	if err != nil {
+		return err
 	}
-	m.writeSeconds.Observe(time.Since(started).Seconds())
+	t.proc.m.writeSeconds.Observe(time.Since(started).Seconds())
 	clear(t.out)
 	t.out = t.out[:0]
 	t.arena = t.arena[:0]
 	return nil
+}
+
+// retry calls write until it succeeds, backing off between attempts; it
+// returns errAbandoned when wctx ends first.
+func (t *task) retry(wctx context.Context, what string, n int, write func(context.Context) error) error {
+	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
+	for {
+		err := write(wctx)
+		if err == nil {
+			return nil
+		}
+		t.proc.m.outputErrs.Inc()
+		if wctx.Err() != nil {
+			return errAbandoned
+		}
+		t.log.Warn(what, "messages", n, "err", err)
+		if !backoff.wait(wctx) {
+			return errAbandoned
+		}
+	}
 }
 
 // deadLetter implements sink: the original bytes go to the dead-letter

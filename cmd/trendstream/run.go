@@ -69,7 +69,9 @@ GET /v1/series/{store}/{sku}.`,
 	fs.String("output-topic", "forecasts", "topic forecasts are published to")
 	fs.String("dlq-topic", "sales.dlq", "topic rejected records are sent to")
 	fs.Int("partitions", 8, "partitions of the input topic if run creates it")
-	fs.Bool("create-topics", true, "create missing input, output and dead-letter topics at start-up")
+	fs.Bool("create-topics", true, "create missing input, output, dead-letter and changelog topics at start-up")
+	fs.Bool("changelog", true, "mirror every partition's state to a compacted changelog topic and restore moved partitions from it")
+	fs.String("changelog-topic", "", "changelog topic (default: the group id followed by .changelog)")
 	fs.String("state-dir", "./data", "directory of the Badger state store")
 	fs.String("http-addr", "127.0.0.1:8080", "address of the HTTP API, health checks and metrics")
 	addProcessingFlags(fs)
@@ -246,6 +248,8 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 		DLQTopic:       v.GetString("dlq-topic"),
 		Partitions:     v.GetInt("partitions"),
 		NoCreateTopics: !v.GetBool("create-topics"),
+		NoChangelog:    !v.GetBool("changelog"),
+		ChangelogTopic: v.GetString("changelog-topic"),
 		Window:         wcfg,
 		Forecasting:    fcfg,
 		Limits: stream.Limits{

@@ -1,0 +1,276 @@
+package stream
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/trendstream/trendstream/state"
+)
+
+// A changelog mirrors every partition's committed state to a compacted
+// topic co-partitioned with the input: each commit's writes, in commit
+// order, keyed by their state key, deletes as tombstones. An instance that
+// is assigned a partition its local store lacks, or holds an older state
+// of, restores the partition from it before processing.
+//
+// Records are written before the state commit, so the changelog is never
+// behind the store that wrote it; a crash in between leaves a commit in the
+// changelog whose input is replayed anyway, which is harmless for the same
+// reason a split commit is (see state.Batch). Values too large for one
+// Kafka record (model checkpoints) are split into chunk records.
+type changelog struct {
+	conn  Connection
+	topic string
+	w     *kafka.Writer
+	log   *slog.Logger
+	m     *metrics
+	ttl   time.Duration // of restored dedup records
+}
+
+// chunkSize is the largest value written as one changelog record.
+const chunkSize = 512 << 10
+
+// chunkHeader marks a record whose value was split: its value is the
+// number of chunks, stored under the key followed by chunkSuffix and the
+// big-endian chunk index.
+const chunkHeader = "trendstream-chunks"
+
+var chunkSuffix = []byte("\xff\xffchunk")
+
+func newChangelog(conn Connection, topic string, dedupTTL time.Duration, log *slog.Logger, m *metrics) *changelog {
+	w := conn.Writer(topic)
+	w.Balancer = kafka.BalancerFunc(keyPartition)
+	w.BatchBytes = 900 << 10
+	w.MaxAttempts = 3
+	w.Logger = kafkaLogger(log, slog.LevelDebug)
+	w.ErrorLogger = kafkaLogger(log, slog.LevelDebug)
+	return &changelog{conn: conn, topic: topic, w: w, log: log, m: m, ttl: dedupTTL}
+}
+
+// keyPartition routes a state key to the partition its keyspace names.
+func keyPartition(msg kafka.Message, partitions ...int) int {
+	if len(msg.Key) >= 5 && msg.Key[0] == state.PartitionPrefix(nil, 0)[0] {
+		p := int(binary.BigEndian.Uint32(msg.Key[1:5]))
+		if p < len(partitions) {
+			return partitions[p]
+		}
+	}
+	return partitions[0]
+}
+
+// messages appends the changelog records of a commit batch to dst. The
+// records alias the batch's buffers.
+func (c *changelog) messages(dst []kafka.Message, b *state.Batch) []kafka.Message {
+	prefix := state.PartitionPrefix(nil, 0)[0]
+	b.Each(func(key, value []byte, _ time.Duration) {
+		if key[0] != prefix {
+			return // global index entries are rebuilt on restore
+		}
+		if len(value) <= chunkSize {
+			dst = append(dst, kafka.Message{Key: key, Value: value})
+			return
+		}
+		n := (len(value) + chunkSize - 1) / chunkSize
+		for i := range n {
+			ck := append(append(append([]byte(nil), key...), chunkSuffix...), 0, 0, 0, 0)
+			binary.BigEndian.PutUint32(ck[len(ck)-4:], uint32(i))
+			dst = append(dst, kafka.Message{Key: ck, Value: value[i*chunkSize : min((i+1)*chunkSize, len(value))]})
+		}
+		count := []byte(strconv.Itoa(n))
+		dst = append(dst, kafka.Message{Key: key, Value: count, Headers: []kafka.Header{{Key: chunkHeader, Value: count}}})
+	})
+	return dst
+}
+
+// ensure creates the changelog topic, compacted and with as many
+// partitions as the input, or checks the existing one has as many.
+func (c *changelog) ensure(ctx context.Context, input string) error {
+	client := &kafka.Client{Addr: kafka.TCP(c.conn.Brokers...), Timeout: 10 * time.Second, Transport: c.conn.transport()}
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{input, c.topic}})
+	if err != nil {
+		return fmt.Errorf("stream: reading topic metadata: %w", err)
+	}
+	parts := map[string]int{}
+	for _, t := range meta.Topics {
+		if t.Error == nil {
+			parts[t.Name] = len(t.Partitions)
+		}
+	}
+	in, ok := parts[input]
+	if !ok {
+		return fmt.Errorf("stream: input topic %q does not exist", input)
+	}
+	if n, ok := parts[c.topic]; ok {
+		if n != in {
+			return fmt.Errorf("stream: changelog %q has %d partitions, the input %q %d: they must be co-partitioned", c.topic, n, input, in)
+		}
+		return nil
+	}
+	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: c.topic, NumPartitions: in, ReplicationFactor: 1,
+		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
+	}}})
+	if err != nil {
+		return fmt.Errorf("stream: creating changelog %q: %w", c.topic, err)
+	}
+	if err := resp.Errors[c.topic]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("stream: creating changelog %q: %w", c.topic, err)
+	}
+	return nil
+}
+
+// restore brings partition p of db up to the changelog when db lacks the
+// partition or holds an older commit of it, and reports whether it did.
+// local is the next input offset db's commit point holds, -1 for none.
+func (c *changelog) restore(ctx context.Context, db *state.DB, p int32, local int64) (bool, error) {
+	first, end, err := c.offsets(ctx, p)
+	if err != nil || end <= first {
+		return false, err
+	}
+	last, err := c.read(ctx, p, end-1, end, nil)
+	if err != nil {
+		return false, err
+	}
+	if bytes.Equal(last.Key, state.Key(nil, p, state.KindMeta, nil)) {
+		logged, err := metaOffset(p, last.Value)
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case logged == local:
+			return false, nil
+		case local > logged:
+			c.log.Warn("local state is ahead of the changelog; keeping it", "partition", p, "local_offset", local, "changelog_offset", logged)
+			return false, nil
+		}
+	}
+	started := time.Now()
+	label := strconv.Itoa(int(p))
+	c.log.Info("restoring partition from the changelog", "partition", p, "records", end-first, "local_offset", local)
+	if err := db.DropPrefix(state.PartitionPrefix(nil, p)); err != nil {
+		return false, err
+	}
+	a := restorer{db: db, p: p, ttl: c.ttl, chunks: map[string][][]byte{}}
+	_, err = c.read(ctx, p, first, end, func(m kafka.Message) error {
+		c.m.restoreRecords.Inc()
+		c.m.restoreProgress.WithLabelValues(label).Set(float64(m.Offset-first+1) / float64(end-first))
+		return a.apply(m)
+	})
+	if err == nil {
+		err = a.flush()
+	}
+	if err != nil {
+		return false, fmt.Errorf("stream: restoring partition %d from %s: %w", p, c.topic, err)
+	}
+	c.m.restoreSeconds.Observe(time.Since(started).Seconds())
+	c.log.Info("partition restored", "partition", p, "records", end-first, "seconds", time.Since(started).Seconds())
+	return true, nil
+}
+
+// offsets returns the first and end offsets of changelog partition p.
+func (c *changelog) offsets(ctx context.Context, p int32) (first, end int64, err error) {
+	conn, err := c.conn.dialer().DialLeader(ctx, "tcp", c.conn.Brokers[0], c.topic, int(p))
+	if err != nil {
+		return 0, 0, fmt.Errorf("stream: connecting to the leader of %s/%d: %w", c.topic, p, err)
+	}
+	defer conn.Close()
+	if first, end, err = conn.ReadOffsets(); err != nil {
+		return 0, 0, fmt.Errorf("stream: reading offsets of %s/%d: %w", c.topic, p, err)
+	}
+	return first, end, nil
+}
+
+// read reads changelog partition p from offset from until end, calling fn
+// for each record (when fn is set), and returns the last record read.
+func (c *changelog) read(ctx context.Context, p int32, from, end int64, fn func(kafka.Message) error) (kafka.Message, error) {
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.conn.Brokers, Dialer: c.conn.dialer(), Topic: c.topic,
+		Partition: int(p), MaxBytes: 8 << 20, MaxWait: 200 * time.Millisecond})
+	defer r.Close()
+	if err := r.SetOffset(from); err != nil {
+		return kafka.Message{}, err
+	}
+	var last kafka.Message
+	for r.Offset() < end {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			return last, err
+		}
+		if fn != nil {
+			if err := fn(m); err != nil {
+				return last, err
+			}
+		}
+		last = m
+		if m.Offset+1 >= end {
+			break
+		}
+	}
+	return last, nil
+}
+
+// restorer applies changelog records to a partition's keyspace in
+// batches.
+type restorer struct {
+	db     *state.DB
+	p      int32
+	ttl    time.Duration
+	b      state.Batch
+	chunks map[string][][]byte
+}
+
+func (a *restorer) apply(m kafka.Message) error {
+	if i := bytes.LastIndex(m.Key, chunkSuffix); i > 0 && len(m.Key) == i+len(chunkSuffix)+4 {
+		base := string(m.Key[:i])
+		a.chunks[base] = append(a.chunks[base], bytes.Clone(m.Value))
+		return nil
+	}
+	value := m.Value
+	for _, h := range m.Headers {
+		if h.Key == chunkHeader {
+			n, _ := strconv.Atoi(string(h.Value))
+			parts := a.chunks[string(m.Key)]
+			if len(parts) < n {
+				return fmt.Errorf("record %d: %d of %d chunks", m.Offset, len(parts), n)
+			}
+			value = bytes.Join(parts[len(parts)-n:], nil)
+			delete(a.chunks, string(m.Key))
+		}
+	}
+	kind := state.Kind(0)
+	if len(m.Key) > 5 {
+		kind = state.Kind(m.Key[5])
+	}
+	switch {
+	case len(value) == 0:
+		a.b.Delete(m.Key)
+	case kind == state.KindDedup:
+		a.b.SetFinal(m.Key, value, a.ttl)
+	default:
+		a.b.Set(m.Key, value)
+	}
+	if kind == state.KindSeries && len(value) > 0 {
+		name := m.Key[len(state.KindPrefix(nil, a.p, state.KindSeries)):]
+		a.b.Set(state.IndexKey(nil, name), state.AppendPartition(nil, a.p))
+	}
+	if a.b.Bytes() > 4<<20 {
+		return a.flush()
+	}
+	return nil
+}
+
+func (a *restorer) flush() error {
+	if a.b.Len() == 0 {
+		return nil
+	}
+	_, err := a.db.Commit(&a.b)
+	a.b.Reset()
+	return err
+}
