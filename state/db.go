@@ -200,10 +200,34 @@ func (db *DB) Scan(prefix []byte, fn func(key, value []byte) error) error {
 	return nil
 }
 
-// DropPrefix deletes every key with the given prefix.
-func (db *DB) DropPrefix(prefix []byte) error {
-	if err := db.db.DropPrefix(prefix); err != nil {
-		return fmt.Errorf("state: dropping %q: %w", prefix, err)
+// DeletePrefix deletes every key with the given prefix, in transactions
+// of bounded size. Unlike Badger's DropPrefix it does not block the
+// writes of other keyspaces, so one partition can be cleared while others
+// commit.
+func (db *DB) DeletePrefix(prefix []byte) error {
+	var b Batch
+	err := db.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefix
+		opts.PrefetchValues = false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			b.DeleteFinal(it.Item().Key())
+			if b.Len() >= 10000 {
+				if _, err := db.Commit(&b); err != nil {
+					return err
+				}
+				b.Reset()
+			}
+		}
+		return nil
+	})
+	if err == nil && b.Len() > 0 {
+		_, err = db.Commit(&b)
+	}
+	if err != nil {
+		return fmt.Errorf("state: deleting %q: %w", prefix, err)
 	}
 	return nil
 }

@@ -73,7 +73,7 @@ func TestCommitAndRead(t *testing.T) {
 		t.Errorf("Scan did not return the callback's error: %v", err)
 	}
 
-	if err := db.DropPrefix(PartitionPrefix(nil, 3)); err != nil {
+	if err := db.DeletePrefix(PartitionPrefix(nil, 3)); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := get(t, db, Key(nil, 3, KindSeries, []byte("s/a"))); ok {
@@ -266,5 +266,35 @@ func BenchmarkCommit(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestDeletePrefixWhileCommitting clears a large keyspace while another
+// keyspace commits: neither blocks nor fails the other.
+func TestDeletePrefixWhileCommitting(t *testing.T) {
+	db := openTest(t, Config{})
+	var b Batch
+	for i := range 25000 {
+		b.Set(Key(nil, 1, KindSeries, fmt.Appendf(nil, "s/%05d", i)), []byte("v"))
+	}
+	if _, err := db.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- db.DeletePrefix(PartitionPrefix(nil, 1)) }()
+	for i := range 200 {
+		var c Batch
+		c.SetFinal(Key(nil, 2, KindMeta, nil), fmt.Appendf(nil, "%d", i), 0)
+		if _, err := db.Commit(&c); err != nil {
+			t.Fatalf("commit %d while deleting another keyspace: %v", i, err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	db.Scan(PartitionPrefix(nil, 1), func(k, v []byte) error { n++; return nil })
+	if n != 0 {
+		t.Errorf("%d keys left after DeletePrefix", n)
 	}
 }

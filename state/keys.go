@@ -35,7 +35,7 @@ const (
 
 // PartitionPrefix appends the prefix of partition p's keyspace to dst:
 // 'p' followed by the big-endian partition number, so partitions iterate in
-// order and one DropPrefix removes a partition.
+// order and one DeletePrefix removes a partition.
 func PartitionPrefix(dst []byte, p int32) []byte {
 	dst = append(dst, partitionTag)
 	return binary.BigEndian.AppendUint32(dst, uint32(p))

@@ -155,7 +155,7 @@ func (c *changelog) restore(ctx context.Context, db *state.DB, p int32, local in
 	started := time.Now()
 	label := strconv.Itoa(int(p))
 	c.log.Info("restoring partition from the changelog", "partition", p, "records", end-first, "local_offset", local)
-	if err := db.DropPrefix(state.PartitionPrefix(nil, p)); err != nil {
+	if err := db.DeletePrefix(state.PartitionPrefix(nil, p)); err != nil {
 		return false, err
 	}
 	a := restorer{db: db, p: p, ttl: c.ttl, chunks: map[string][][]byte{}}

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/trendstream/trendstream/stream"
+)
+
+// TestScaleOutChaos runs three processor processes, each with its own state
+// directory, in one group over an 8-partition topic while events stream in.
+// One is SIGKILLed, later a fourth joins; partitions move and are restored
+// from the changelog. At the end every series' buckets must equal the
+// ground truth exactly, forecasts must have kept flowing for every
+// partition, and SIGTERM must stop the instances and empty the group.
+func TestScaleOutChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs four processes for about a minute")
+	}
+	const partitions = 8
+	brokers := devCluster(t, partitions)
+	msgs, truth, _ := crashEvents(3, 64, 16)
+	dir := t.TempDir()
+
+	type instance struct {
+		c    *child
+		http string
+	}
+	var mu sync.Mutex
+	var insts []*instance
+	start := func(i int) *instance {
+		in := &instance{http: freeAddr(t)}
+		in.c = startChild(t, filepath.Join(dir, fmt.Sprintf("run%d.log", i)), "run", "--brokers", brokers[0],
+			"--group", "chaos", "--state-dir", filepath.Join(dir, fmt.Sprintf("state%d", i)), "--http-addr", in.http,
+			"--session-timeout", "2s", "--max-future", "-1s", "--batch-size", "100", "--model", "tsb")
+		mu.Lock()
+		insts = append(insts, in)
+		mu.Unlock()
+		return in
+	}
+	for i := range 3 {
+		start(i)
+	}
+	defer func() {
+		for _, in := range insts {
+			in.c.kill()
+		}
+	}()
+
+	// Watch forecasts: the arrival times per input partition.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	arrivals := make([][]time.Time, partitions)
+	var amu sync.Mutex
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		for ctx.Err() == nil {
+			stream.Follow(ctx, stream.Connection{Brokers: brokers}, "forecasts", true, func(m stream.Message) {
+				p := stream.Partition(m.Key, partitions)
+				amu.Lock()
+				arrivals[p] = append(arrivals[p], time.Now())
+				amu.Unlock()
+			})
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: "sales", Balancer: &kafka.Murmur2Balancer{},
+		BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	began := time.Now()
+	chunk := (len(msgs) + 99) / 100
+	for i := 0; i < len(msgs); i += chunk {
+		if err := w.WriteMessages(ctx, msgs[i:min(i+chunk, len(msgs))]...); err != nil {
+			t.Fatal(err)
+		}
+		switch i / chunk {
+		case 30:
+			t.Logf("%v: SIGKILL instance 1", time.Since(began).Round(time.Millisecond))
+			insts[1].c.kill()
+		case 60:
+			t.Logf("%v: instance 3 joins", time.Since(began).Round(time.Millisecond))
+			start(3)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("%v: all %d records produced", time.Since(began).Round(time.Millisecond), len(msgs))
+
+	// Each series is served by its partition's current owner.
+	lastDay := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, 14)
+	live := []*instance{insts[0], insts[2], insts[3]}
+	for id, want := range truth {
+		var got stream.SeriesResponse
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			found := false
+			for _, in := range live {
+				resp, err := http.Get("http://" + in.http + "/v1/series/" + id)
+				if err != nil {
+					continue
+				}
+				if resp.StatusCode == http.StatusOK {
+					found = json.NewDecoder(resp.Body).Decode(&got) == nil
+				}
+				resp.Body.Close()
+				if found {
+					break
+				}
+			}
+			if found && len(got.Buckets) > 0 && got.Buckets[len(got.Buckets)-1].Start.Equal(lastDay) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("series %s never caught up: %+v\n%s", id, got.Buckets, tail(insts[0].c.log, 20))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		qty := make([]float64, len(want))
+		first := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+		for _, b := range got.Buckets {
+			qty[int(b.Start.Sub(first)/(24*time.Hour))] = b.Qty
+		}
+		if !slices.Equal(qty, want) {
+			t.Errorf("series %s buckets %v, want %v", id, qty, want)
+		}
+	}
+
+	// Forecasts kept flowing: the longest silence of any partition while
+	// records were produced.
+	amu.Lock()
+	var worst time.Duration
+	for p, ts := range arrivals {
+		if len(ts) == 0 {
+			t.Errorf("partition %d published no forecast", p)
+			continue
+		}
+		gap := ts[0].Sub(began)
+		for i := 1; i < len(ts); i++ {
+			gap = max(gap, ts[i].Sub(ts[i-1]))
+		}
+		worst = max(worst, gap)
+	}
+	amu.Unlock()
+	t.Logf("longest gap between forecasts of a partition: %v", worst.Round(time.Millisecond))
+	if worst > 45*time.Second {
+		t.Errorf("a partition published no forecast for %v", worst)
+	}
+
+	// SIGTERM: every instance finishes its batch, commits and leaves the
+	// group within a bounded time.
+	stopped := time.Now()
+	for _, in := range live {
+		in.c.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, in := range live {
+		select {
+		case <-in.c.done:
+			if in.c.err != nil {
+				t.Errorf("instance exited with %v after SIGTERM\n%s", in.c.err, tail(in.c.log, 8))
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("instance still running 30s after SIGTERM\n%s", tail(in.c.log, 20))
+		}
+	}
+	t.Logf("all instances stopped %v after SIGTERM", time.Since(stopped).Round(time.Millisecond))
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
+	resp, err := client.DescribeGroups(context.Background(), &kafka.DescribeGroupsRequest{GroupIDs: []string{"chaos"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Groups) != 1 || len(resp.Groups[0].Members) != 0 {
+		t.Errorf("the group still has members after SIGTERM: %+v", resp.Groups)
+	}
+	cancel()
+	<-followed
+}
