@@ -19,25 +19,36 @@ type lstmFloat interface{ float32 | float64 }
 // lstmKernels dispatches to kern's float32 or float64 functions.
 type lstmKernels[T lstmFloat] struct {
 	gemmNN, gemmNT, gemmTN func(m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool)
-	cellFwd                func(z, cPrev, c, h, tanhC []T, b, hid int)
+	gemmNNP                func(m, n, k int, a []T, lda int, bp []T, c []T, ldc int, acc bool)
+	gemmTNSum              func(m, n, k, segs int, a []T, lda, sa int, b []T, ldb, sb int, c []T, ldc int, acc bool)
+	packB                  func(dst, b []T, k, n, ldb int, trans bool)
+	cellFwd                func(gates, z, cPrev, c, tanhC, h []T, ldh int, h2 []T, ldh2 int, b, hid int)
 	cellBwd                func(gates, cPrev, tanhC, dh, dc, dz, dcPrev []T, b, hid int)
 	adam                   func(params, grads, m, v []T, lr, beta1, beta2, eps, wd, bc1, bc2 T)
 	sqNorm                 func(x []T) float64
 	scale                  func(alpha T, x []T)
 	addBias                func(c, bias []T, m, n, ldc int)
 	sumRows                func(dst, a []T, m, n, lda int, acc bool)
+
+	// packedFwd selects the packed W_l (wp) for the forward gate product.
+	// The float64 instantiation reads W_l in place instead, so that the
+	// gradient check may perturb the parameters without repacking (the
+	// results are the same).
+	packedFwd bool
 }
 
 var (
 	lstmKernels32 = lstmKernels[float32]{
 		gemmNN: kern.GemmNN32, gemmNT: kern.GemmNT32, gemmTN: kern.GemmTN32,
-		cellFwd: kern.LSTMForward32, cellBwd: kern.LSTMBackward32,
+		gemmNNP: kern.GemmNNPacked32, packB: kern.PackB32, packedFwd: true, gemmTNSum: kern.GemmTNSum32,
+		cellFwd: kern.LSTMForwardTo32, cellBwd: kern.LSTMBackward32,
 		adam: kern.Adam32, sqNorm: kern.SqNorm32, scale: kern.Scale32,
 		addBias: kern.AddBias32, sumRows: kern.SumRows32,
 	}
 	lstmKernels64 = lstmKernels[float64]{
 		gemmNN: kern.GemmNN64, gemmNT: kern.GemmNT64, gemmTN: kern.GemmTN64,
-		cellFwd: kern.LSTMForward64, cellBwd: kern.LSTMBackward64,
+		gemmNNP: kern.GemmNNPacked64, packB: kern.PackB64, gemmTNSum: kern.GemmTNSum64,
+		cellFwd: kern.LSTMForwardTo64, cellBwd: kern.LSTMBackward64,
 		adam: kern.Adam64, sqNorm: kern.SqNorm64, scale: kern.Scale64,
 		addBias: kern.AddBias64, sumRows: kern.SumRows64,
 	}
@@ -77,11 +88,6 @@ func (s lstmShape) outputs() int { return s.horizon * (1 + s.levels) }
 // recurrent inputs and the bias.
 func (s lstmShape) rows(l int) int { return s.inputs(l) + s.hidden + 1 }
 
-// ldT returns the row stride of layer l's transposed weights: rows(l)
-// rounded up to 16 elements, so that every row of Wᵀ starts a 64-byte
-// line (misaligned rows slow the products that read Wᵀ by a third).
-func (s lstmShape) ldT(l int) int { return (s.rows(l) + 15) &^ 15 }
-
 // numParams returns the number of parameters.
 func (s lstmShape) numParams() int {
 	n := (s.hidden + 1) * s.outputs()
@@ -114,9 +120,13 @@ type lstmNet[T lstmFloat] struct {
 	params, grads, m, v []T
 	saved               []T // params, m, v before the last update, for rollback
 
-	w, dw   [][]T // per layer W_l and its gradient (views into params, grads)
-	wt      [][]T // per layer W_lᵀ (4hidden×rows, row stride ldT), refreshed after each update
-	wo, dwo []T
+	w, dw [][]T // per layer W_l and its gradient (views into params, grads)
+	// Per layer packed copies of the weights (kern.PackB layout),
+	// refreshed after each update: wp is W_l for the forward product, whp
+	// the recurrent part W_h,lᵀ (4hidden×hidden) and wxp the input part
+	// W_x,lᵀ (4hidden×in_l, layers above the first only) for backward.
+	wp, whp, wxp [][]T
+	wo, dwo      []T
 
 	step int64 // Adam steps taken
 
@@ -129,14 +139,22 @@ func newLSTMNet[T lstmFloat](sh lstmShape, taus []float64) *lstmNet[T] {
 		sh: sh, taus: taus, k: lstmKernelsFor[T](),
 		params: make([]T, p), grads: make([]T, p), m: make([]T, p), v: make([]T, p),
 		saved: make([]T, 3*p),
-		w:     make([][]T, sh.layers), dw: make([][]T, sh.layers), wt: make([][]T, sh.layers),
+		w:     make([][]T, sh.layers), dw: make([][]T, sh.layers),
+		wp: make([][]T, sh.layers), whp: make([][]T, sh.layers), wxp: make([][]T, sh.layers),
 		gq: make([]float64, sh.levels), sg: make([]float64, sh.levels),
 	}
 	off := 0
 	for l := range sh.layers {
 		sz := sh.rows(l) * 4 * sh.hidden
 		n.w[l], n.dw[l] = n.params[off:off+sz:off+sz], n.grads[off:off+sz:off+sz]
-		n.wt[l] = make([]T, 4*sh.hidden*sh.ldT(l))
+		g, in := 4*sh.hidden, sh.inputs(l)
+		if n.k.packedFwd {
+			n.wp[l] = make([]T, kern.PackedLen(sh.rows(l), g))
+		}
+		n.whp[l] = make([]T, kern.PackedLen(g, sh.hidden))
+		if l > 0 {
+			n.wxp[l] = make([]T, kern.PackedLen(g, in))
+		}
 		off += sz
 	}
 	n.wo, n.dwo = n.params[off:], n.grads[off:]
@@ -195,27 +213,17 @@ func (n *lstmNet[T]) init(rng *rand.PCG) {
 	n.transpose()
 }
 
-// transpose refreshes wt from w.
+// transpose refreshes the packed weights wp, whp and wxp from w.
 func (n *lstmNet[T]) transpose() {
+	g, hid := 4*n.sh.hidden, n.sh.hidden
 	for l, w := range n.w {
-		lstmTranspose(n.wt[l], n.sh.ldT(l), w, n.sh.rows(l), 4*n.sh.hidden)
-	}
-}
-
-// lstmTranspose sets dst (cols×rows, row stride ld) to the transpose of
-// src (rows×cols).
-func lstmTranspose[T lstmFloat](dst []T, ld int, src []T, rows, cols int) {
-	const bs = 16
-	for i0 := 0; i0 < rows; i0 += bs {
-		i1 := min(i0+bs, rows)
-		for j0 := 0; j0 < cols; j0 += bs {
-			j1 := min(j0+bs, cols)
-			for i := i0; i < i1; i++ {
-				s := src[i*cols+j0 : i*cols+j1]
-				for j, v := range s {
-					dst[(j0+j)*ld+i] = v
-				}
-			}
+		in, rows := n.sh.inputs(l), n.sh.rows(l)
+		if n.k.packedFwd {
+			n.k.packB(n.wp[l], w, rows, g, g, false)
+		}
+		n.k.packB(n.whp[l], w[in*g:], g, hid, g, true)
+		if l > 0 {
+			n.k.packB(n.wxp[l], w, g, in, g, true)
 		}
 	}
 }
@@ -255,8 +263,7 @@ type lstmBufs[T lstmFloat] struct {
 
 	x      []T       // forecasting: L×rows×features input features
 	head   []T       // rows×(hidden+1): [h_L | 1], the head input
-	hb     []T       // rows×hidden: the cell's h output of the current step
-	zs     []T       // lstmRowBlock×4hidden gate scratch (training)
+	zs     []T       // training: 2 blocks of lstmRowBlock×4hidden gate scratch
 	out    []T       // rows×outputs head pre-activations; the head gradient after lossGrad
 	tgt    []T       // training: rows×H scaled targets
 	dc     []T       // training: rows×hidden cell-state gradient
@@ -277,7 +284,6 @@ func newLSTMBufs[T lstmFloat](sh lstmShape, rows int, train bool) *lstmBufs[T] {
 	bf := &lstmBufs[T]{
 		sh: sh, train: train, cap: rows,
 		head:  make([]T, rows*(hid+1)),
-		hb:    make([]T, rows*hid),
 		out:   make([]T, rows*sh.outputs()),
 		scale: make([]float64, rows),
 		pad:   make([]int32, rows),
@@ -293,7 +299,7 @@ func newLSTMBufs[T lstmFloat](sh lstmShape, rows int, train bool) *lstmBufs[T] {
 		steps = L
 		bf.tgt = make([]T, rows*sh.horizon)
 		bf.dc = make([]T, rows*hid)
-		bf.zs = make([]T, min(rows, lstmRowBlock)*g)
+		bf.zs = make([]T, 2*min(rows, lstmRowBlock)*g)
 	} else {
 		bf.x = make([]T, L*rows*sh.features)
 	}
@@ -358,13 +364,16 @@ func (bf *lstmBufs[T]) setMaxPad() {
 }
 
 // clearPadded zeroes, for every row r in [r0, r1) still in its padding at
-// step t, row r-r0 of the matrices a and b (hidden columns each).
-func (bf *lstmBufs[T]) clearPadded(t, r0, r1 int, a, b []T) {
+// step t, row r-r0 of the matrix a (row stride lda; nil for none) and of
+// the matrix b (row stride ldb), hidden columns each.
+func (bf *lstmBufs[T]) clearPadded(t, r0, r1 int, a []T, lda int, b []T, ldb int) {
 	hid := bf.sh.hidden
 	for i, p := range bf.pad[r0:r1] {
 		if int(p) > t {
-			clear(a[i*hid : (i+1)*hid])
-			clear(b[i*hid : (i+1)*hid])
+			if a != nil {
+				clear(a[i*lda : i*lda+hid])
+			}
+			clear(b[i*ldb : i*ldb+hid])
 		}
 	}
 }
@@ -385,12 +394,12 @@ func lstmScatter[T lstmFloat](dst []T, ld, off int, h []T, rows, hid int) {
 //
 //	z = [x_t | h_{t-1} | 1]·W; (c_t, h_t) = cell(z, c_{t-1})
 //
-// then h_t is copied into the stacked input of the next step and of the
-// layer above (or the head). A row still in its left padding at step t
-// has its h and c reset to zero after the cell, so the state entering its
-// first real step is exactly the initial state: a padded window gives
-// bit-for-bit the result of the shorter window without padding, and
-// padded steps receive no gradient.
+// where the cell writes h_t straight into the stacked input of the next
+// step and of the layer above (or the head). A row still in its left
+// padding at step t has its h and c reset to zero after the cell, so the
+// state entering its first real step is exactly the initial state: a
+// padded window gives bit-for-bit the result of the shorter window
+// without padding, and padded steps receive no gradient.
 //
 // Training buffers must hold the features in the x columns of bf.xh[0];
 // forecasting buffers hold them in bf.x.
@@ -417,7 +426,6 @@ func (n *lstmNet[T]) forwardRows(bf *lstmBufs[T], r0, r1 int) {
 	sh, k := n.sh, n.k
 	B, L, hid, g, nf := bf.rows, sh.window, sh.hidden, 4*sh.hidden, sh.features
 	nb, top := r1-r0, sh.layers-1
-	hb := bf.hb[r0*hid : r1*hid]
 	for t := range L {
 		for l := range sh.layers {
 			in, ld := sh.inputs(l), sh.rows(l)
@@ -428,28 +436,40 @@ func (n *lstmNet[T]) forwardRows(bf *lstmBufs[T], r0, r1 int) {
 			z := bf.z[l].at(t)[r0*g : r1*g]
 			zb := z
 			if bf.train {
-				// Work in a cache-hot block, then store the gates with
-				// one sequential copy: the product's scattered tile
-				// stores into the cold sequence are slow.
+				// The product writes the pre-activations to a cache-hot
+				// block and the cell streams the gates into the cold
+				// sequence: the product's scattered tile stores into the
+				// cold sequence are slow.
 				zb = bf.zs[:nb*g]
 			}
 			c1 := bf.c[l].at(t + 1)[r0*hid : r1*hid]
-			k.gemmNN(nb, g, ld, xh, ld, n.w[l], g, zb, g, false)
-			k.cellFwd(zb, bf.c[l].at(t)[r0*hid:r1*hid], c1, hb, bf.th[l].at(t)[r0*hid:r1*hid], nb, hid)
-			if bf.train {
-				copy(z, zb)
+			if k.packedFwd {
+				k.gemmNNP(nb, g, ld, xh, ld, n.wp[l], zb, g, false)
+			} else {
+				k.gemmNN(nb, g, ld, xh, ld, n.w[l], g, zb, g, false)
 			}
-			if t < bf.maxPad {
-				bf.clearPadded(t, r0, r1, hb, c1)
-			}
+			// h_t goes straight into the stacked inputs that read it:
+			// the next step's and the layer above's (or the head).
+			var h1, h2 []T
+			var ld1, ld2 int
 			if t+1 < L {
-				lstmScatter(bf.xh[l].at(t + 1)[r0*ld:r1*ld], ld, in, hb, nb, hid)
+				h1, ld1 = bf.xh[l].at(t + 1)[r0*ld+in:r1*ld], ld
 			}
 			if l < top {
 				ldu := sh.rows(l + 1)
-				lstmScatter(bf.xh[l+1].at(t)[r0*ldu:r1*ldu], ldu, 0, hb, nb, hid)
+				h2, ld2 = bf.xh[l+1].at(t)[r0*ldu:r1*ldu], ldu
 			} else if t == L-1 {
-				lstmScatter(bf.head[r0*(hid+1):r1*(hid+1)], hid+1, 0, hb, nb, hid)
+				h2, ld2 = bf.head[r0*(hid+1):r1*(hid+1)], hid+1
+			}
+			if h1 == nil {
+				h1, ld1, h2 = h2, ld2, nil
+			}
+			k.cellFwd(z, zb, bf.c[l].at(t)[r0*hid:r1*hid], c1, bf.th[l].at(t)[r0*hid:r1*hid], h1, ld1, h2, ld2, nb, hid)
+			if t < bf.maxPad {
+				bf.clearPadded(t, r0, r1, c1, hid, h1, ld1)
+				if h2 != nil {
+					bf.clearPadded(t, r0, r1, nil, 0, h2, ld2)
+				}
 			}
 		}
 	}
@@ -514,13 +534,14 @@ func (n *lstmNet[T]) lossGrad(bf *lstmBufs[T]) float64 {
 // and every layer over all L steps and writes the parameter gradients.
 // Layer by layer, blocks of lstmRowBlock rows walk the steps backwards:
 // the fused cell kernel, then the recurrent product dh_{t-1} += dz_t·Whᵀ
-// (Wᵀ is kept explicitly, so the product is NN) and the input gradient of
-// the layer below, dx_t = dz_t·Wxᵀ, while the block of dz is in cache.
-// Then one product over all L·rows rows gives the layer's whole weight
-// gradient including the bias row, dW = [X | H_{-1} | 1]ᵀ·dZ.
+// (Wᵀ is kept packed, so the product is NN) and the input gradient of
+// the layer below, dx_t = dz_t·Wxᵀ, and the block's share of the weight
+// gradient including the bias row, dW += [x_t | h_{t-1} | 1]ᵀ·dz_t, all
+// while the block of dz is in cache. (One product over all L·rows rows
+// at the end re-read dZ from memory and was slower.)
 func (n *lstmNet[T]) backward(bf *lstmBufs[T]) {
 	sh, k := n.sh, n.k
-	B, L, hid, g, o := bf.rows, sh.window, sh.hidden, 4*sh.hidden, sh.outputs()
+	B, L, hid, o := bf.rows, sh.window, sh.hidden, sh.outputs()
 	top := sh.layers - 1
 	k.gemmTN(hid+1, o, B, bf.head, hid+1, bf.out, o, n.dwo, o, false)
 	k.gemmNT(B, hid, o, bf.out, o, n.wo, o, bf.dh[top].at(L-1), hid, false)
@@ -528,35 +549,54 @@ func (n *lstmNet[T]) backward(bf *lstmBufs[T]) {
 		for r0 := 0; r0 < B; r0 += lstmRowBlock {
 			n.backwardRows(bf, l, r0, min(r0+lstmRowBlock, B))
 		}
-		ld, rows := sh.rows(l), L*B
-		k.gemmTN(ld, g, rows, bf.xh[l].data[:rows*ld], ld, bf.z[l].data[:rows*g], g, n.dw[l], g, false)
 	}
 }
 
-// backwardRows backpropagates rows [r0, r1) of layer l through all steps.
+// backwardRows backpropagates rows [r0, r1) of layer l through all steps
+// and adds their share of the weight gradient to dW_l (the first block
+// overwrites it). The gate gradients dz of a step go to a cache-hot
+// scratch block, where the recurrent and input products read them; the
+// weight gradient dW_l += [x_t | h_{t-1} | 1]ᵀ·dz_t is taken for two steps
+// at once (k = 2·rows), the upper step's dz kept in the second scratch
+// block.
 func (n *lstmNet[T]) backwardRows(bf *lstmBufs[T], l, r0, r1 int) {
 	sh, k := n.sh, n.k
 	L, hid, g := sh.window, sh.hidden, 4*sh.hidden
 	nb, top := r1-r0, sh.layers-1
-	in, ldt := sh.inputs(l), sh.ldT(l)
-	dh, z, c, th := bf.dh[l], bf.z[l], bf.c[l], bf.th[l]
+	in, ld := sh.inputs(l), sh.rows(l)
+	dh, z, c, th, xh := bf.dh[l], bf.z[l], bf.c[l], bf.th[l], bf.xh[l]
 	dc := bf.dc[r0*hid : r1*hid]
 	clear(dc)
-	wht := n.wt[l][in:]
+	first, pending := r0 == 0, false
 	for t := L - 1; t >= 0; t-- {
 		dht := dh.at(t)[r0*hid : r1*hid]
 		if t < bf.maxPad {
-			bf.clearPadded(t, r0, r1, dht, dc)
+			bf.clearPadded(t, r0, r1, dht, hid, dc, hid)
 		}
-		zb := z.at(t)[r0*g : r1*g]
-		k.cellBwd(zb, c.at(t)[r0*hid:r1*hid], th.at(t)[r0*hid:r1*hid], dht, dc, zb, dc, nb, hid)
+		// The upper step of a pair (t, t-1) uses the second block.
+		upper := !pending && t > 0
+		dzb := bf.zs[:nb*g]
+		if upper {
+			dzb = bf.zs[nb*g : 2*nb*g]
+		}
+		k.cellBwd(z.at(t)[r0*g:r1*g], c.at(t)[r0*hid:r1*hid], th.at(t)[r0*hid:r1*hid], dht, dc, dzb, dc, nb, hid)
 		if t > 0 {
 			// The top layer's dh_{t-1} has no other source: overwrite.
-			k.gemmNN(nb, hid, g, zb, g, wht, ldt, dh.at(t - 1)[r0*hid:r1*hid], hid, l != top)
+			k.gemmNNP(nb, hid, g, dzb, g, n.whp[l], dh.at(t - 1)[r0*hid:r1*hid], hid, l != top)
 		}
 		if l > 0 {
-			k.gemmNN(nb, in, g, zb, g, n.wt[l], ldt, bf.dh[l-1].at(t)[r0*hid:r1*hid], hid, false)
+			k.gemmNNP(nb, in, g, dzb, g, n.wxp[l], bf.dh[l-1].at(t)[r0*hid:r1*hid], hid, false)
 		}
+		if upper {
+			pending = true
+			continue
+		}
+		segs := 1
+		if pending {
+			segs = 2
+		}
+		k.gemmTNSum(ld, g, nb, segs, xh.data[t*xh.stride+r0*ld:], ld, xh.stride, bf.zs, g, nb*g, n.dw[l], g, !first)
+		first, pending = false, false
 	}
 }
 

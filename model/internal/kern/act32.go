@@ -22,6 +22,7 @@ const (
 	tanhCut   = float32(0.625)
 
 	expMagic = float32(12582912 + 127) // 1.5*2^23 + 127
+	cellCut  = float32(87)             // input clamp of the cell activations
 )
 
 // Sigmoid32 sets dst[i] = 1/(1+exp(-x[i])) for every i < len(x). dst may be
@@ -138,4 +139,49 @@ func tanhF32(x float32) float32 {
 
 func abs32(x float32) float32 {
 	return math.Float32frombits(math.Float32bits(x) &^ (1 << 31))
+}
+
+// cellExpF32 is the scalar twin of the assembly cellExpParts: for t in
+// [-87, 87] (or NaN) it returns s = 2^n and pm ≈ expm1(r) such that
+// exp(-t) = s*(1+pm). See _asm/act.go for the method.
+func cellExpF32(t float32) (s, pm float32) {
+	kf := t*expNLog2e + expMagic
+	n := kf - expMagic
+	r := -(n * expLn2Hi) - t
+	r = -(n * expLn2Lo) + r
+	r2 := r * r
+	a := expP4*r + expP5
+	b := expP2*r + expP3
+	c := expP0*r + expP1
+	a += r2 * b
+	r4 := r2 * r2
+	a += r4 * c
+	pm = a*r2 + r
+	return math.Float32frombits(math.Float32bits(kf) << 23), pm
+}
+
+// cellSigmoidF32 is the scalar twin of the cell's sigmoid:
+// 1/(1+exp(-y)) with y = x clamped to [-87, 87] (NaN passes through).
+func cellSigmoidF32(x float32) float32 {
+	y := x
+	if y < -cellCut {
+		y = -cellCut
+	} else if y > cellCut {
+		y = cellCut
+	}
+	s, pm := cellExpF32(y)
+	return 1 / (s*pm + (s + 1))
+}
+
+// cellTanhF32 is the scalar twin of the cell's tanh: with a = min(2|x|, 87)
+// and em = expm1(-a), tanh(x) = sign(x)*|em/(2+em)|.
+func cellTanhF32(x float32) float32 {
+	a := 2 * abs32(x)
+	if a > cellCut {
+		a = cellCut
+	}
+	s, pm := cellExpF32(a)
+	em := s*pm + (s - 1)
+	d := s*pm + (s + 1)
+	return math.Float32frombits(math.Float32bits(abs32(em/d)) | math.Float32bits(x)&(1<<31))
 }

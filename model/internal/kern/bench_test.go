@@ -26,6 +26,13 @@ var benchGemm = []struct {
 	{opTN, 74, 256, 413},
 	{opTN, 74, 256, 64},
 	{opTN, 128, 256, 413},
+	// 2x64 network at batch 64: weight gradients over a whole sequence
+	// (k = L·B), the packed forward products and the backward products.
+	{opTN, 73, 256, 3584},
+	{opTN, 129, 256, 3584},
+	{opNNP, 64, 256, 73},
+	{opNNP, 64, 256, 129},
+	{opNTP, 64, 64, 256},
 }
 
 func BenchmarkGemm32(b *testing.B) {
@@ -58,6 +65,13 @@ func BenchmarkGemm32(b *testing.B) {
 				saved := useAsm
 				useAsm = im.asm
 				defer func() { useAsm = saved }()
+				if s.op == opNNP || s.op == opNTP {
+					// Packed once, as for weights.
+					bp := make([]float32, PackedLen(s.k, s.n))
+					PackB32(bp, bm, s.k, s.n, bc, s.op == opNTP)
+					run(b, func() { GemmNNPacked32(s.m, s.n, s.k, a, ac, bp, c, s.n, false) })
+					return
+				}
 				run(b, func() { callGemm32(s.op, s.m, s.n, s.k, a, ac, bm, bc, c, s.n, false) })
 			})
 		}
@@ -67,13 +81,49 @@ func BenchmarkGemm32(b *testing.B) {
 			gc := blas32.General{Rows: s.m, Cols: s.n, Stride: s.n, Data: c}
 			ta, tb := blas.NoTrans, blas.NoTrans
 			switch s.op {
-			case opNT:
+			case opNT, opNTP:
 				tb = blas.Trans
 			case opTN:
 				ta = blas.Trans
 			}
 			run(b, func() { blas32.Gemm(ta, tb, 1, ga, gb, 0, gc) })
 		})
+	}
+}
+
+// BenchmarkGemmTNSum32 is the weight-gradient product of the LSTM's
+// backward pass at batch 64: per pair of steps, dW += Xᵀ·dZ over 2×64
+// rows, X from a sequence-sized buffer (cold, as in training) and dZ from
+// a cache-hot scratch. It reports the rate over the whole sequence.
+func BenchmarkGemmTNSum32(b *testing.B) {
+	const L, B, g = 56, 64, 256
+	for _, ld := range []int{73, 129} {
+		r := newRand(34)
+		xh := randSlice32(r, L*B*ld, 1)
+		dz := randSlice32(r, 2*B*g, 1)
+		dw := make([]float32, ld*g)
+		flops := 2 * float64(L*B) * float64(ld) * float64(g)
+		for _, asm := range []bool{true, false} {
+			impl := "kern"
+			if !asm {
+				impl = "purego"
+			}
+			b.Run(fmt.Sprintf("m=%d,n=%d,k=2x%d/%s", ld, g, B, impl), func(b *testing.B) {
+				if asm && !useAsm {
+					b.Skip("no assembly on this machine")
+				}
+				saved := useAsm
+				useAsm = asm
+				defer func() { useAsm = saved }()
+				b.ReportAllocs()
+				for i := 0; i < b.N; i++ {
+					for t := L - 2; t >= 0; t -= 2 {
+						GemmTNSum32(ld, g, B, 2, xh[t*B*ld:], ld, B*ld, dz, g, B*g, dw, g, t < L-2)
+					}
+				}
+				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
 	}
 }
 

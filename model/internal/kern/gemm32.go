@@ -10,6 +10,10 @@ const (
 // is a VMASKMOVPS mask selecting the first n lanes.
 var maskTab = [16]int32{-1, -1, -1, -1, -1, -1, -1, -1}
 
+// maskTab16 is the 16-lane version of maskTab: &maskTab16[16-n] selects
+// the first n of 16 lanes (two vectors).
+var maskTab16 = [32]int32{-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}
+
 // GemmNN32 computes C = A·B, or C += A·B when accumulate is true, where A is
 // m×k (row i at a[i*lda:]), B is k×n (row p at b[p*ldb:]) and C is m×n (row
 // i at c[i*ldc:]). When accumulate is false C is only written, never read,
@@ -37,6 +41,47 @@ func GemmNT32(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float
 func GemmTN32(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, accumulate bool) {
 	checkGemm("GemmTN32", m, n, k, len(a), lda, k, m, len(b), ldb, k, n, len(c), ldc)
 	gemm32(true, false, m, n, k, a, lda, b, ldb, c, ldc, accumulate)
+}
+
+// GemmTNSum32 computes C = Σ_s A_sᵀ·B_s, or C += Σ_s A_sᵀ·B_s when
+// accumulate is true, over segs segments: A_s = a[s*sa:] is k×m (row p at
+// a[s*sa+p*lda:]) and B_s = b[s*sb:] is k×n (row p at b[s*sb+p*ldb:]). It
+// is GemmTN32 on the matrices stacking the segments' rows (segs*k rows),
+// for operands that live in pieces, such as one block of rows at several
+// time steps; it is faster than one GemmTN32 per segment.
+//
+// It panics if a size is negative, a leading dimension is too small, a
+// segment stride is negative, or a slice is shorter than its last
+// segment's end. C must not overlap A or B.
+func GemmTNSum32(m, n, k, segs int, a []float32, lda, sa int, b []float32, ldb, sb int, c []float32, ldc int, accumulate bool) {
+	checkGemmSum("GemmTNSum32", m, n, k, segs, len(a), lda, sa, len(b), ldb, sb, len(c), ldc)
+	switch {
+	case segs == 0 || k == 0:
+		gemm32(true, false, m, n, 0, a, lda, b, ldb, c, ldc, accumulate)
+	case useAsm && m > 0 && n > 0:
+		gemm32TNPacked(m, n, k, segs, a, lda, sa, b, ldb, sb, c, ldc, accumulate)
+	default:
+		for s := 0; s < segs; s++ {
+			gemm32(true, false, m, n, k, a[s*sa:], lda, b[s*sb:], ldb, c, ldc, accumulate || s > 0)
+		}
+	}
+}
+
+// checkGemmSum validates the sizes of a segmented TN call.
+func checkGemmSum(name string, m, n, k, segs, la, lda, sa, lb, ldb, sb, lc, ldc int) {
+	if m < 0 || n < 0 || k < 0 || segs < 0 {
+		panic("kern: " + name + ": negative dimension")
+	}
+	if sa < 0 || sb < 0 {
+		panic("kern: " + name + ": negative segment stride")
+	}
+	last := max(segs-1, 0)
+	if la < last*sa || lb < last*sb {
+		panic("kern: " + name + ": A or B too short")
+	}
+	checkMat(name, "A", la-last*sa, lda, k, m)
+	checkMat(name, "B", lb-last*sb, ldb, k, n)
+	checkMat(name, "C", lc, ldc, m, n)
 }
 
 // checkGemm validates the sizes of a GEMM call. (ar, ac) and (br, bc) are the
@@ -72,27 +117,26 @@ func gemm32(ta, tb bool, m, n, k int, a []float32, lda int, b []float32, ldb int
 		return
 	}
 	if useAsm {
-		gemm32Asm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, acc)
+		if ta {
+			gemm32TNPacked(m, n, k, 1, a, lda, 0, b, ldb, 0, c, ldc, acc)
+			return
+		}
+		gemm32Asm(tb, m, n, k, a, lda, b, ldb, c, ldc, acc)
 		return
 	}
 	gemm32Go(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, acc)
 }
 
-// gemm32Asm drives the assembly panel kernels: for each k block and each
-// 16-column panel of C, one call computes the panel for all m rows in
-// 6-row register blocks. For Bᵀ the panel is first transposed into a
-// stack buffer.
-func gemm32Asm(ta, tb bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool) {
+// gemm32Asm drives the assembly panel kernels for A·B and A·Bᵀ: for each
+// k block and each 16-column panel of C, one call computes the panel for
+// all m rows in 6-row register blocks. For Bᵀ the panel is first
+// transposed into a stack buffer.
+func gemm32Asm(tb bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool) {
 	var pack [gemmKC * gemmNR]float32
 	for p0 := 0; p0 < k; p0 += gemmKC {
 		kb := min(gemmKC, k-p0)
 		accP := acc || p0 > 0
-		var ap *float32
-		if ta {
-			ap = &a[p0*lda]
-		} else {
-			ap = &a[p0]
-		}
+		ap := &a[p0]
 		for j0 := 0; j0 < n; j0 += gemmNR {
 			nb := min(gemmNR, n-j0)
 			var bp *float32
@@ -106,25 +150,11 @@ func gemm32Asm(ta, tb bool, m, n, k int, a []float32, lda int, b []float32, ldb 
 			cp := &c[j0]
 			switch {
 			case nb == 16:
-				if ta {
-					sgemmTN16(m, kb, ap, lda, bp, bs, cp, ldc, nil, accP)
-				} else {
-					sgemmNN16(m, kb, ap, lda, bp, bs, cp, ldc, nil, accP)
-				}
+				sgemmNN16(m, kb, ap, lda, bp, bs, cp, ldc, nil, accP)
 			case nb > 8:
-				mask := &maskTab[16-nb]
-				if ta {
-					sgemmTN16m(m, kb, ap, lda, bp, bs, cp, ldc, mask, accP)
-				} else {
-					sgemmNN16m(m, kb, ap, lda, bp, bs, cp, ldc, mask, accP)
-				}
+				sgemmNN16m(m, kb, ap, lda, bp, bs, cp, ldc, &maskTab[16-nb], accP)
 			default:
-				mask := &maskTab[8-nb]
-				if ta {
-					sgemmTN8m(m, kb, ap, lda, bp, bs, cp, ldc, mask, accP)
-				} else {
-					sgemmNN8m(m, kb, ap, lda, bp, bs, cp, ldc, mask, accP)
-				}
+				sgemmNN8m(m, kb, ap, lda, bp, bs, cp, ldc, &maskTab[8-nb], accP)
 			}
 		}
 	}
@@ -168,4 +198,96 @@ func packBT(dst []float32, b []float32, ldb, nb, kb int) {
 			dst[p*gemmNR+j] = v
 		}
 	}
+}
+
+// Blocking of the packed Aᵀ·B driver: a k block of A (tnKC×tnMC, in
+// 6-row micro-panels) and one 16-column panel of B (tnKC×16) live in
+// stack buffers of 66 KiB and 8 KiB.
+const (
+	tnKC = 128
+	tnMC = 132 // a multiple of 6
+)
+
+// gemm32TNPacked computes C (+)= Σ_s A_sᵀ·B_s over segs segments, A_s =
+// a[s*sa:] (k×m) and B_s = b[s*sb:] (k×n), with packed operands: the
+// product of the row-stacked segments, k*segs rows deep. For each block of
+// tnKC stacked rows and each group of up to tnMC rows of C it packs the
+// group's columns of A into micro-panels, then for each 16-column panel
+// of C packs B's panel and runs the 6×16 micro-kernel down the group (the
+// bottom tile computing only the rows it has). Panels that cross the
+// right edge of C go through a 6×16 scratch tile.
+func gemm32TNPacked(m, n, k, segs int, a []float32, lda, sa int, b []float32, ldb, sb int, c []float32, ldc int, acc bool) {
+	var ap [tnKC*tnMC + 8]float32
+	var bp [tnKC * gemmNR]float32
+	var tile [6 * gemmNR]float32
+	kt := k * segs
+	for p0 := 0; p0 < kt; p0 += tnKC {
+		kb := min(tnKC, kt-p0)
+		accP := acc || p0 > 0
+		for i0 := 0; i0 < m; i0 += tnMC {
+			mb := min(tnMC, m-i0)
+			// Pack the stacked rows [p0, p0+kb) run by run.
+			for p := p0; p < p0+kb; {
+				s, q := p/k, p%k
+				rows := min(k-q, p0+kb-p)
+				packATN(ap[(p-p0)*6:], a[s*sa+q*lda+i0:], lda, rows, kb, mb)
+				p += rows
+			}
+			nfull := mb / 6
+			for j0 := 0; j0 < n; j0 += gemmNR {
+				nb := min(gemmNR, n-j0)
+				for p := p0; p < p0+kb; {
+					s, q := p/k, p%k
+					rows := min(k-q, p0+kb-p)
+					bs := b[s*sb+q*ldb+j0:]
+					if nb == gemmNR {
+						packB16(&bp[(p-p0)*gemmNR], &bs[0], ldb, rows, nil)
+					} else {
+						packB16m(&bp[(p-p0)*gemmNR], &bs[0], ldb, rows, &maskTab16[16-nb])
+					}
+					p += rows
+				}
+				if nb == gemmNR {
+					sgemmPacked6x16(nfull, mb-6*nfull, kb, &ap[0], &bp[0], &c[i0*ldc+j0], ldc, accP)
+					continue
+				}
+				// Right edge: through a scratch tile, one micro-panel at a
+				// time.
+				for q := 0; q*6 < mb; q++ {
+					sgemmPacked6x16(1, 0, kb, &ap[q*6*kb], &bp[0], &tile[0], gemmNR, false)
+					for r := 0; r < min(6, mb-6*q); r++ {
+						cr := c[(i0+6*q+r)*ldc+j0:][:nb]
+						tr := tile[r*gemmNR:][:nb]
+						if accP {
+							for j, v := range tr {
+								cr[j] += v
+							}
+						} else {
+							copy(cr, tr)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// packATN packs columns [0, mb) of the rows×mb block of a (row stride lda)
+// into 6-row micro-panels of kst rows at dst: dst[(q*kst+p)*6+r] =
+// a[p*lda+6q+r], zero for 6q+r >= mb. Panels whose 8-lane row loads stay
+// inside the block are read unmasked, the last one or two with masked
+// loads.
+func packATN(dst []float32, a []float32, lda, rows, kst, mb int) {
+	np := (mb + 5) / 6
+	nu := 0 // panels q with 6q+8 <= mb
+	if mb >= 8 {
+		nu = min(np, (mb-8)/6+1)
+	}
+	_ = dst[((np-1)*kst+rows-1)*6+7] // with the slack of the 8-lane stores
+	_ = a[(rows-1)*lda+mb-1]
+	var masks [16]int32
+	for q := nu; q < np; q++ {
+		copy(masks[8*(q-nu):], maskTab[8-min(6, mb-6*q):][:8])
+	}
+	packA6(&dst[0], &a[0], lda, rows, kst, nu, np-nu, &masks[0])
 }

@@ -89,3 +89,16 @@ func gemm64Trivial(m, n, k int, c []float64, ldc int, acc bool) bool {
 	}
 	return false
 }
+
+// GemmTNSum64 is the float64 version of GemmTNSum32: C (+)= Σ_s A_sᵀ·B_s,
+// summed segment by segment with GemmTN64's order.
+func GemmTNSum64(m, n, k, segs int, a []float64, lda, sa int, b []float64, ldb, sb int, c []float64, ldc int, accumulate bool) {
+	checkGemmSum("GemmTNSum64", m, n, k, segs, len(a), lda, sa, len(b), ldb, sb, len(c), ldc)
+	if segs == 0 {
+		GemmTN64(m, n, 0, a, lda, b, ldb, c, ldc, accumulate)
+		return
+	}
+	for s := 0; s < segs; s++ {
+		GemmTN64(m, n, k, a[s*sa:], lda, b[s*sb:], ldb, c, ldc, accumulate || s > 0)
+	}
+}

@@ -14,16 +14,20 @@ const (
 	opNN gemmOp = iota
 	opNT
 	opTN
+	opNNP // PackB then GemmNNPacked, B stored k×n
+	opNTP // PackB (trans) then GemmNNPacked, B stored n×k
 )
 
-func (o gemmOp) String() string { return [...]string{"NN", "NT", "TN"}[o] }
+func (o gemmOp) String() string { return [...]string{"NN", "NT", "TN", "NNP", "NTP"}[o] }
+
+var allGemmOps = []gemmOp{opNN, opNT, opTN, opNNP, opNTP}
 
 // storedShape returns the stored shapes (rows, cols) of A and B.
 func (o gemmOp) storedShape(m, n, k int) (ar, ac, br, bc int) {
 	switch o {
-	case opNN:
+	case opNN, opNNP:
 		return m, k, k, n
-	case opNT:
+	case opNT, opNTP:
 		return m, k, n, k
 	default:
 		return k, m, k, n
@@ -41,9 +45,9 @@ func refGemm(o gemmOp, m, n, k int, a []float32, lda int, b []float32, ldb int, 
 			for p := 0; p < k; p++ {
 				var av, bv float32
 				switch o {
-				case opNN:
+				case opNN, opNNP:
 					av, bv = a[i*lda+p], b[p*ldb+j]
-				case opNT:
+				case opNT, opNTP:
 					av, bv = a[i*lda+p], b[j*ldb+p]
 				default:
 					av, bv = a[p*lda+i], b[p*ldb+j]
@@ -68,6 +72,10 @@ func callGemm32(o gemmOp, m, n, k int, a []float32, lda int, b []float32, ldb in
 		GemmNN32(m, n, k, a, lda, b, ldb, c, ldc, acc)
 	case opNT:
 		GemmNT32(m, n, k, a, lda, b, ldb, c, ldc, acc)
+	case opNNP, opNTP:
+		bp := packBuf32(PackedLen(k, n))
+		PackB32(bp, b, k, n, ldb, o == opNTP)
+		GemmNNPacked32(m, n, k, a, lda, bp, c, ldc, acc)
 	default:
 		GemmTN32(m, n, k, a, lda, b, ldb, c, ldc, acc)
 	}
@@ -79,6 +87,13 @@ func callGemm64(o gemmOp, m, n, k int, a []float64, lda int, b []float64, ldb in
 		GemmNN64(m, n, k, a, lda, b, ldb, c, ldc, acc)
 	case opNT:
 		GemmNT64(m, n, k, a, lda, b, ldb, c, ldc, acc)
+	case opNNP, opNTP:
+		bp := make([]float64, PackedLen(k, n))
+		for i := range bp {
+			bp[i] = math.NaN() // padding must be written
+		}
+		PackB64(bp, b, k, n, ldb, o == opNTP)
+		GemmNNPacked64(m, n, k, a, lda, bp, c, ldc, acc)
 	default:
 		GemmTN64(m, n, k, a, lda, b, ldb, c, ldc, acc)
 	}
@@ -135,7 +150,7 @@ func TestGemm32(t *testing.T) {
 	cases := gemmCases(testing.Short() || raceEnabled)
 	paths(t, func(t *testing.T) {
 		r := newRand(1)
-		for _, o := range []gemmOp{opNN, opNT, opTN} {
+		for _, o := range allGemmOps {
 			worst := 0.0
 			for _, tc := range cases {
 				m, n, k := tc.m, tc.n, tc.k
@@ -192,7 +207,7 @@ func TestGemm32(t *testing.T) {
 
 func TestGemm64(t *testing.T) {
 	r := newRand(2)
-	for _, o := range []gemmOp{opNN, opNT, opTN} {
+	for _, o := range allGemmOps {
 		for _, tc := range gemmCases(true) {
 			m, n, k := tc.m, tc.n, tc.k
 			ar, ac, br, bc := o.storedShape(m, n, k)
@@ -227,9 +242,9 @@ func TestGemm64(t *testing.T) {
 					for p := 0; p < k; p++ {
 						var av, bv float64
 						switch o {
-						case opNN:
+						case opNN, opNNP:
 							av, bv = a[i*lda+p], b[p*ldb+j]
-						case opNT:
+						case opNT, opNTP:
 							av, bv = a[i*lda+p], b[j*ldb+p]
 						default:
 							av, bv = a[p*lda+i], b[p*ldb+j]
@@ -261,6 +276,11 @@ func TestGemmPanics(t *testing.T) {
 		{"A short", func() { GemmNN32(3, 2, 4, a[:11], 4, a, 2, a, 2, false) }},
 		{"B short NT", func() { GemmNT32(2, 3, 4, a, 4, a[:11], 4, a, 3, false) }},
 		{"C short TN", func() { GemmTN32(3, 4, 2, a, 3, a, 4, a[:11], 4, false) }},
+		{"TNSum A short", func() { GemmTNSum32(2, 2, 2, 3, a, 2, 5, a, 2, 0, a, 2, false) }},
+		{"TNSum negative stride", func() { GemmTNSum32(2, 2, 2, 2, a, 2, -1, a, 2, 0, a, 2, false) }},
+		{"packed B short", func() { GemmNNPacked32(2, 3, 2, a, 2, a[:31], a, 3, false) }},
+		{"pack dst short", func() { PackB32(a[:11], a, 2, 3, 3, false) }},
+		{"pack B short trans", func() { PackB32(make([]float32, 64), a[:11], 4, 3, 4, true) }},
 		{"ldc<n 64", func() { GemmNN64(2, 3, 2, make([]float64, 9), 2, make([]float64, 9), 3, make([]float64, 9), 2, false) }},
 	}
 	for _, tc := range cases {
@@ -281,12 +301,163 @@ func TestGemmNoAlloc(t *testing.T) {
 	b := randSlice32(r, 413*413, 1)
 	c := make([]float32, 413*413)
 	paths(t, func(t *testing.T) {
+		bp := make([]float32, PackedLen(256, 74))
 		for _, o := range []gemmOp{opNN, opNT, opTN} {
 			n := testing.AllocsPerRun(5, func() {
 				callGemm32(o, 413, 74, 256, a, 413, b, 413, c, 413, true)
 			})
 			if n != 0 {
 				t.Errorf("%v: %v allocs per call", o, n)
+			}
+		}
+		n := testing.AllocsPerRun(5, func() {
+			PackB32(bp, b, 256, 74, 413, true)
+			GemmNNPacked32(413, 74, 256, a, 413, bp, c, 413, true)
+		})
+		if n != 0 {
+			t.Errorf("packed: %v allocs per call", n)
+		}
+	})
+}
+
+// packBuf32 returns a reusable packing buffer of length n filled with NaN,
+// so that unwritten padding shows up in the results.
+func packBuf32(n int) []float32 {
+	if cap(packScratch) < n {
+		packScratch = make([]float32, n)
+	}
+	b := packScratch[:n]
+	fill32(b, float32(math.NaN()))
+	return b
+}
+
+var packScratch []float32
+
+// TestGemmPackedMatchesUnpacked checks that the packed product gives
+// bit-identical results to GemmNN32 and GemmNT32 on the same operands.
+func TestGemmPackedMatchesUnpacked(t *testing.T) {
+	paths(t, func(t *testing.T) {
+		r := newRand(4)
+		for _, s := range [][3]int{{1, 1, 1}, {7, 17, 9}, {64, 256, 73}, {64, 64, 256}, {13, 40, 300}, {6, 8, 600}, {5, 100, 7}} {
+			m, n, k := s[0], s[1], s[2]
+			a := randSlice32(r, m*k, 1)
+			for _, trans := range []bool{false, true} {
+				var b []float32
+				ldb := n + 3
+				if trans {
+					ldb = k + 5
+					b = randSlice32(r, n*ldb, 1)
+				} else {
+					b = randSlice32(r, k*ldb, 1)
+				}
+				want := make([]float32, m*n)
+				got := make([]float32, m*n)
+				if trans {
+					GemmNT32(m, n, k, a, k, b, ldb, want, n, false)
+				} else {
+					GemmNN32(m, n, k, a, k, b, ldb, want, n, false)
+				}
+				bp := packBuf32(PackedLen(k, n))
+				PackB32(bp, b, k, n, ldb, trans)
+				for q := 0; q*16 < n; q++ {
+					for p := 0; p < k; p++ {
+						for j := n - 16*q; j < 16; j++ {
+							if v := bp[q*16*k+p*16+j]; v != 0 {
+								t.Fatalf("m=%d n=%d k=%d trans=%v: padding %v at panel %d row %d col %d", m, n, k, trans, v, q, p, j)
+							}
+						}
+					}
+				}
+				GemmNNPacked32(m, n, k, a, k, bp, got, n, false)
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("m=%d n=%d k=%d trans=%v: C[%d] = %v, unpacked %v", m, n, k, trans, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestGemmTNSum checks the segmented Aᵀ·B against a float64 reference on
+// awkward shapes: segment lengths that do not divide the packing depth,
+// more rows than one packed group, gaps between segments, both
+// accumulate modes.
+func TestGemmTNSum(t *testing.T) {
+	type tc struct{ m, n, k, segs int }
+	var cases []tc
+	for _, s := range []int{0, 1, 2, 3, 5} {
+		for _, mnk := range [][3]int{{1, 1, 1}, {7, 5, 7}, {73, 16, 64}, {13, 33, 129}, {140, 17, 50}, {6, 256, 29}, {12, 8, 0}} {
+			cases = append(cases, tc{mnk[0], mnk[1], mnk[2], s})
+		}
+	}
+	paths(t, func(t *testing.T) {
+		r := newRand(5)
+		for i, c := range cases {
+			acc := i%2 == 0
+			lda, ldb, ldc := c.m+i%3, c.n+(i+1)%3, c.n+i%2
+			sa, sb := c.k*lda+i%5, c.k*ldb+3 // gaps between segments
+			a := randSlice32(r, max(c.segs, 1)*sa+guard, 1)
+			b := randSlice32(r, max(c.segs, 1)*sb+guard, 1)
+			cm := randSlice32(r, c.m*ldc+guard, 1)
+			const sentinel = float32(-777.25)
+			for i := 0; i < c.m; i++ {
+				fill32(cm[i*ldc+c.n:min((i+1)*ldc, len(cm))], sentinel)
+				if !acc {
+					fill32(cm[i*ldc:i*ldc+c.n], float32(math.NaN()))
+				}
+			}
+			fill32(cm[c.m*ldc:], sentinel)
+			want := make([]float64, c.m*c.n)
+			bound := make([]float64, c.m*c.n)
+			for i := 0; i < c.m; i++ {
+				for j := 0; j < c.n; j++ {
+					var s, sb0 float64
+					if acc {
+						s, sb0 = float64(cm[i*ldc+j]), math.Abs(float64(cm[i*ldc+j]))
+					}
+					for g := 0; g < c.segs; g++ {
+						for p := 0; p < c.k; p++ {
+							v := float64(a[g*sa+p*lda+i]) * float64(b[g*sb+p*ldb+j])
+							s += v
+							sb0 += math.Abs(v)
+						}
+					}
+					want[i*c.n+j], bound[i*c.n+j] = s, sb0
+				}
+			}
+			c64 := to64(cm)
+			GemmTNSum32(c.m, c.n, c.k, c.segs, a[:len(a)-guard], lda, sa, b[:len(b)-guard], ldb, sb, cm[:len(cm)-guard], ldc, acc)
+			name := fmt.Sprintf("m=%d n=%d k=%d segs=%d acc=%v", c.m, c.n, c.k, c.segs, acc)
+			for i := 0; i < c.m; i++ {
+				for j := 0; j < ldc && i*ldc+j < len(cm); j++ {
+					got := cm[i*ldc+j]
+					if j >= c.n {
+						if got != sentinel {
+							t.Fatalf("%s: wrote outside C at (%d,%d)", name, i, j)
+						}
+						continue
+					}
+					tol := float64(c.k*c.segs+2) * 1.2e-7 * bound[i*c.n+j]
+					if d := math.Abs(float64(got) - want[i*c.n+j]); !(d <= tol) {
+						t.Fatalf("%s: C[%d,%d] = %v, want %v", name, i, j, got, want[i*c.n+j])
+					}
+				}
+			}
+			for _, v := range cm[c.m*ldc:] {
+				if v != sentinel {
+					t.Fatalf("%s: wrote past the end of C", name)
+				}
+			}
+			// The float64 version on the same data.
+			GemmTNSum64(c.m, c.n, c.k, c.segs, to64(a), lda, sa, to64(b), ldb, sb, c64, ldc, acc)
+			for i := 0; i < c.m; i++ {
+				for j := 0; j < c.n; j++ {
+					w := want[i*c.n+j]
+					if d := math.Abs(c64[i*ldc+j] - w); !(d <= 1e-13*(1+bound[i*c.n+j])) {
+						t.Fatalf("%s: float64 C[%d,%d] = %v, want %v", name, i, j, c64[i*ldc+j], w)
+					}
+				}
 			}
 		}
 	})

@@ -25,31 +25,38 @@ func sgemmNN16m(m int, k int, a *float32, lda int, b *float32, ldb int, c *float
 //go:noescape
 func sgemmNN8m(m int, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, mask *int32, acc bool)
 
-// sgemmTN16 computes C (+)= Aᵀ·B for a column panel of C 16 columns wide
-// (the last vector masked by mask when the name ends in m), m rows, inner dimension k.
-// Strides are in elements. acc selects accumulation into C.
-//
-//go:noescape
-func sgemmTN16(m int, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, mask *int32, acc bool)
-
-// sgemmTN16m computes C (+)= Aᵀ·B for a column panel of C 16 columns wide
-// (the last vector masked by mask when the name ends in m), m rows, inner dimension k.
-// Strides are in elements. acc selects accumulation into C.
-//
-//go:noescape
-func sgemmTN16m(m int, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, mask *int32, acc bool)
-
-// sgemmTN8m computes C (+)= Aᵀ·B for a column panel of C 8 columns wide
-// (the last vector masked by mask when the name ends in m), m rows, inner dimension k.
-// Strides are in elements. acc selects accumulation into C.
-//
-//go:noescape
-func sgemmTN8m(m int, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, mask *int32, acc bool)
-
 // transpose8 sets dst[p*16+r] = b[r*ldb+p] for r < 8, p < k8; k8 must be a multiple of 8.
 //
 //go:noescape
 func transpose8(dst *float32, b *float32, ldb int, k8 int)
+
+// sgemmPacked6x16 computes np 6×16 tiles C[6q+r, j] (+)= sum_p a[(q*k+p)*6+r]*b[p*16+j]
+// (tile q at c + 6q*ldc elements) from packed A micro-panels and one packed B panel,
+// then, if mr > 0, rows r < mr of tile np. k must be >= 1 and mr <= 5.
+// acc selects accumulation into C.
+//
+//go:noescape
+func sgemmPacked6x16(np int, mr int, k int, a *float32, b *float32, c *float32, ldc int, acc bool)
+
+// packA6 sets dst[(q*kst+p)*6+r] = a[p*lda+6q+r] for q < nu+nm, p < k <= kst, r < 6.
+// Panels q < nu are read with plain 8-lane loads (a[p*lda+6q+7] must be readable);
+// the nm <= 2 panels after them with masked loads, mask[8*(q-nu):] selecting the
+// lanes to read (others give 0). Rows p < k-1 are stored with 8 lanes, spilling into
+// row p+1; dst needs 2 elements of slack after the last panel.
+//
+//go:noescape
+func packA6(dst *float32, a *float32, lda int, k int, kst int, nu int, nm int, mask *int32)
+
+// packB16 sets dst[p*16+j] = b[p*ldb+j] for p < k, j < 16. mask is unused.
+//
+//go:noescape
+func packB16(dst *float32, b *float32, ldb int, k int, mask *int32)
+
+// packB16m sets dst[p*16+j] = b[p*ldb+j] for p < k, j < 16 where mask[j] is set, else 0.
+// mask points at 16 lanes.
+//
+//go:noescape
+func packB16m(dst *float32, b *float32, ldb int, k int, mask *int32)
 
 // sigmoid32 sets dst[i] = 1/(1+exp(-x[i])) for i < n; n must be a multiple of 8.
 //
@@ -61,10 +68,12 @@ func sigmoid32(dst *float32, x *float32, n int)
 //go:noescape
 func tanh32(dst *float32, x *float32, n int)
 
-// lstmFwdRow32 is the forward LSTM cell for nv*8 columns of one row.
+// lstmFwdRow32 is the forward LSTM cell for nv*8 columns of one row: it reads the
+// pre-activations at z and writes the activated gates at gates (which may equal z)
+// and h at both h and h2 (which may equal h).
 //
 //go:noescape
-func lstmFwdRow32(z *float32, cPrev *float32, c *float32, h *float32, tanhC *float32, hid int, nv int)
+func lstmFwdRow32(z *float32, gates *float32, cPrev *float32, c *float32, h *float32, h2 *float32, tanhC *float32, hid int, nv int)
 
 // lstmBwdRow32 is the backward LSTM cell for nv*8 columns of one row.
 //

@@ -19,18 +19,13 @@ func sgemmNN16m(m, k int, a *float32, lda int, b *float32, ldb int, c *float32, 
 func sgemmNN8m(m, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, mask *int32, acc bool) {
 	panic(noAsm)
 }
-func sgemmTN16(m, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, mask *int32, acc bool) {
-	panic(noAsm)
-}
-func sgemmTN16m(m, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, mask *int32, acc bool) {
-	panic(noAsm)
-}
-func sgemmTN8m(m, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, mask *int32, acc bool) {
-	panic(noAsm)
-}
+func sgemmPacked6x16(np, mr, k int, a, b, c *float32, ldc int, acc bool)         { panic(noAsm) }
+func packA6(dst, a *float32, lda, k, kst, nu, nm int, mask *int32)               { panic(noAsm) }
+func packB16(dst, b *float32, ldb, k int, mask *int32)                           { panic(noAsm) }
+func packB16m(dst, b *float32, ldb, k int, mask *int32)                          { panic(noAsm) }
 func sigmoid32(dst, x *float32, n int)                                           { panic(noAsm) }
 func tanh32(dst, x *float32, n int)                                              { panic(noAsm) }
-func lstmFwdRow32(z, cPrev, c, h, tanhC *float32, hid, nv int)                   { panic(noAsm) }
+func lstmFwdRow32(z, gates, cPrev, c, h, h2, tanhC *float32, hid, nv int)        { panic(noAsm) }
 func lstmBwdRow32(gates, cPrev, tanhC, dh, dc, dz, dcPrev *float32, hid, nv int) { panic(noAsm) }
 func adam32(p, gr, m, v *float32, n int, hp *[8]float32)                         { panic(noAsm) }
 func axpy32(alpha float32, x, y *float32, n int)                                 { panic(noAsm) }

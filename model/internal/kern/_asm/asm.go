@@ -11,7 +11,10 @@
 package main
 
 import (
+	"log"
 	"math"
+	"os"
+	"regexp"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
@@ -22,11 +25,36 @@ func main() {
 	ConstraintExpr("!purego")
 	genConsts()
 	genGemm()
+	genGemmPacked()
 	genAct()
 	genLSTM()
 	genAdam()
 	genVec()
 	Generate()
+	checkAVX2Only()
+}
+
+// checkAVX2Only fails the generation if the output uses registers that
+// need AVX-512 (X16-X31, Y16-Y31, Z or K registers): avo's allocator
+// hands them out silently when a kernel needs more than 16 vector
+// registers, and the result dies with SIGILL on AVX2-only CPUs.
+func checkAVX2Only() {
+	out := ""
+	for i, a := range os.Args {
+		if a == "-out" && i+1 < len(os.Args) {
+			out = os.Args[i+1]
+		}
+	}
+	if out == "" {
+		return
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if m := regexp.MustCompile(`\b([XY](1[6-9]|2[0-9]|3[01])|Z[0-9]+|K[0-7])\b`).Find(b); m != nil {
+		log.Fatalf("%s uses %s, which needs AVX-512: a kernel needs more than 16 vector registers", out, m)
+	}
 }
 
 // Constant table: every entry is a 32-byte vector (8 identical lanes) so
@@ -59,6 +87,8 @@ var constDefs = []constDef{
 	{"t3", f32(1.33314422036e-1)},
 	{"t4", f32(-3.33332819422e-1)},
 	{"tcut", f32(0.625)},
+	{"pcut", f32(87)},
+	{"ncut", f32(-87)},
 	// Mask table for the GEMM edge kernels is passed by the caller.
 }
 

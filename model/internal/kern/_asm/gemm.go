@@ -58,10 +58,10 @@ var (
 )
 
 func genGemm() {
-	for _, tn := range []bool{false, true} {
-		for _, v := range []gemmVariant{{tn, 2, false}, {tn, 2, true}, {tn, 1, true}} {
-			genGemmVariant(v)
-		}
+	// Aᵀ·B goes through the packed kernel (gemmpack.go); the TN flavour
+	// of these in-place kernels is kept in the generator but not emitted.
+	for _, v := range []gemmVariant{{false, 2, false}, {false, 2, true}, {false, 1, true}} {
+		genGemmVariant(v)
 	}
 	genTranspose()
 }
@@ -244,6 +244,12 @@ func gemmBody(v gemmVariant, mr int) {
 	if mr > 3 {
 		LEAQ(Mem{Base: rLDC, Index: rLDC, Scale: 2}, rC3)
 		ADDQ(rC, rC3)
+	}
+	// Prefetch the C block: it is read (when accumulating) and written
+	// only after the k loop, often from a cold buffer.
+	for r := 0; r < mr; r++ {
+		PREFETCHT0(cAddr(r, 0))
+		PREFETCHT0(cAddr(r, 0).Offset(32*v.nv - 4))
 	}
 	for r := 0; r < mr; r++ {
 		for j := 0; j < v.nv; j++ {

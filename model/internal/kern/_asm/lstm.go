@@ -12,14 +12,18 @@ import (
 // nv*8 columns of one batch row; z/gates point at the row's i block and
 // the f, g, o blocks follow at hid, 2*hid, 3*hid elements.
 func genLSTM() {
-	TEXT("lstmFwdRow32", NOSPLIT, "func(z, cPrev, c, h, tanhC *float32, hid, nv int)")
+	TEXT("lstmFwdRow32", NOSPLIT, "func(z, gates, cPrev, c, h, h2, tanhC *float32, hid, nv int)")
 	Pragma("noescape")
-	Doc("lstmFwdRow32 is the forward LSTM cell for nv*8 columns of one row.")
+	Doc("lstmFwdRow32 is the forward LSTM cell for nv*8 columns of one row: it reads the",
+		"pre-activations at z and writes the activated gates at gates (which may equal z)",
+		"and h at both h and h2 (which may equal h).")
 	{
 		z := Load(Param("z"), GP64())
+		gp := Load(Param("gates"), GP64())
 		cp := Load(Param("cPrev"), GP64())
 		c := Load(Param("c"), GP64())
 		h := Load(Param("h"), GP64())
+		h2 := Load(Param("h2"), GP64())
 		tc := Load(Param("tanhC"), GP64())
 		hb := Load(Param("hid"), GP64())
 		SHLQ(U8(2), hb)
@@ -29,75 +33,87 @@ func genLSTM() {
 		off := GP64()
 		XORQ(off, off)
 		// gate returns the address of gate q (0..3 = i, f, g, o) of column
-		// vector l relative to z.
-		gate := func(q, l int) Mem {
+		// vector l relative to base.
+		gate := func(base Register, q, l int) Mem {
 			switch q {
 			case 0:
-				return Mem{Base: z, Disp: 32 * l}
+				return Mem{Base: base, Disp: 32 * l}
 			case 1:
-				return Mem{Base: z, Index: hb, Scale: 1, Disp: 32 * l}
+				return Mem{Base: base, Index: hb, Scale: 1, Disp: 32 * l}
 			case 2:
-				return Mem{Base: z, Index: hb, Scale: 2, Disp: 32 * l}
+				return Mem{Base: base, Index: hb, Scale: 2, Disp: 32 * l}
 			default:
-				return Mem{Base: z, Index: hb3, Scale: 1, Disp: 32 * l}
+				return Mem{Base: base, Index: hb3, Scale: 1, Disp: 32 * l}
 			}
 		}
 		st := func(base Register, l int) Mem { return Mem{Base: base, Index: off, Scale: 1, Disp: 32 * l} }
-		type gl struct{ q, l int }
-		// apply loads the listed gates, applies f to them (interleaved in
-		// groups of two) and stores the results in place.
-		apply := func(list []gl, f func([]VecVirtual) []VecVirtual) {
-			for i := 0; i < len(list); i += 2 {
-				grp := list[i:min(i+2, len(list))]
-				x := regs(len(grp))
-				for k, g := range grp {
-					VMOVUPS(gate(g.q, g.l), x[k])
-				}
-				r := f(x)
-				for k, g := range grp {
-					VMOVUPS(r[k], gate(g.q, g.l))
-				}
+		// apply loads gate q of L column vectors from z, applies f and
+		// stores the results at gates.
+		apply := func(q, L int, f func([]VecVirtual) []VecVirtual) {
+			x := regs(L)
+			for l := range x {
+				VMOVUPS(gate(z, q, l), x[l])
+			}
+			r := f(x)
+			for l := range r {
+				VMOVUPS(r[l], gate(gp, q, l))
 			}
 		}
+		// Two column vectors per iteration: 2 interleaved chains per gate
+		// fit the 16 YMM registers (Estrin's scheme needs 7 per chain).
 		for _, L := range []int{2, 1} {
 			loop := fmt.Sprintf("loop%d", L)
 			next := fmt.Sprintf("after%d", L)
 			Label(loop)
 			CMPQ(n, U8(L))
 			JL(LabelRef(next))
-			var sig, th []gl
-			for _, q := range []int{0, 1, 3} {
-				for l := 0; l < L; l++ {
-					sig = append(sig, gl{q, l})
+			{
+				// In training the gates, c and tanhC go to a cold sequence
+				// buffer: fetch the lines 4 rows ahead so that the stores
+				// do not wait for them.
+				pf := GP64()
+				MOVQ(hb, pf)
+				SHLQ(U8(4), pf)
+				for q := 0; q < 4; q++ {
+					PREFETCHT0(Mem{Base: gp, Index: pf, Scale: 1})
+					if q < 3 {
+						ADDQ(hb, pf)
+					}
 				}
+				MOVQ(hb, pf)
+				SHLQ(U8(2), pf)
+				ADDQ(off, pf)
+				PREFETCHT0(Mem{Base: c, Index: pf, Scale: 1})
+				PREFETCHT0(Mem{Base: tc, Index: pf, Scale: 1})
 			}
-			for l := 0; l < L; l++ {
-				th = append(th, gl{2, l})
-			}
-			apply(sig, sigmoidVec)
-			apply(th, tanhVec)
+			apply(0, L, cellSigmoid)
+			apply(1, L, cellSigmoid)
+			apply(2, L, cellTanh)
+			apply(3, L, cellSigmoid)
 			// c = f*cPrev + i*g from the stored activations.
 			cv := regs(L)
 			for l := 0; l < L; l++ {
-				VMOVUPS(gate(1, l), cv[l])
+				VMOVUPS(gate(gp, 1, l), cv[l])
 				VMULPS(st(cp, l), cv[l], cv[l])
 			}
 			ig := regs(L)
 			for l := 0; l < L; l++ {
-				VMOVUPS(gate(0, l), ig[l])
-				VFMADD231PS(gate(2, l), ig[l], cv[l])
+				VMOVUPS(gate(gp, 0, l), ig[l])
+				VFMADD231PS(gate(gp, 2, l), ig[l], cv[l])
 			}
 			for l := 0; l < L; l++ {
 				VMOVUPS(cv[l], st(c, l))
 			}
-			t := tanhVec(cv)
+			t := cellTanh(cv)
 			for l := 0; l < L; l++ {
 				VMOVUPS(t[l], st(tc, l))
-				VMULPS(gate(3, l), t[l], t[l])
+				VMULPS(gate(gp, 3, l), t[l], t[l])
 				VMOVUPS(t[l], st(h, l))
+				VMOVUPS(t[l], st(h2, l))
 			}
-			ADDQ(U8(32*L), z)
-			ADDQ(U8(32*L), off)
+			ADDQ(U32(32*L), z)
+			ADDQ(U32(32*L), gp)
+			ADDQ(U32(32*L), off)
 			SUBQ(U8(L), n)
 			JMP(LabelRef(loop))
 			Label(next)
@@ -128,6 +144,24 @@ func genLSTM() {
 		JZ(LabelRef("done"))
 		Label("loop")
 		st := func(base Register) Mem { return Mem{Base: base, Index: off, Scale: 1} }
+		// The gates, cPrev and tanhC of a training step come from a cold
+		// sequence buffer: prefetch 4 rows ahead (each row of gates is
+		// 16·hid bytes, of the states 4·hid bytes).
+		pf := GP64()
+		MOVQ(hb, pf)
+		SHLQ(U8(4), pf) // 4 rows of gates: 64·hid bytes = 16·hb
+		PREFETCHT0(Mem{Base: gt, Index: pf, Scale: 1})
+		ADDQ(hb, pf)
+		PREFETCHT0(Mem{Base: gt, Index: pf, Scale: 1})
+		ADDQ(hb, pf)
+		PREFETCHT0(Mem{Base: gt, Index: pf, Scale: 1})
+		ADDQ(hb, pf)
+		PREFETCHT0(Mem{Base: gt, Index: pf, Scale: 1})
+		MOVQ(hb, pf)
+		SHLQ(U8(2), pf) // 4 rows of states: 16·hid bytes = 4·hb
+		ADDQ(off, pf)
+		PREFETCHT0(Mem{Base: cp, Index: pf, Scale: 1})
+		PREFETCHT0(Mem{Base: tc, Index: pf, Scale: 1})
 
 		one := loadK("one")
 		ig, fg, gg, og := YMM(), YMM(), YMM(), YMM()
