@@ -180,8 +180,9 @@ func lstmUniform(rng *rand.PCG, a float64) float64 {
 
 // init draws the initial parameters from rng: every weight uniform in
 // ±1/√hidden (PyTorch's LSTM and Linear default), forget-gate biases 1,
-// other gate biases 0, mean biases 0 and quantile biases -1 (so the
-// initial quantiles are spread by softplus(-1) ≈ 0.31 scaled units).
+// other gate biases 0, mean and lowest-quantile biases 0 and the other
+// quantile biases -1 (so the initial quantiles are spread by
+// softplus(-1) ≈ 0.31 scaled units).
 func (n *lstmNet[T]) init(rng *rand.PCG) {
 	a := 1 / math.Sqrt(float64(n.sh.hidden))
 	hid, nq := n.sh.hidden, n.sh.levels
@@ -199,7 +200,7 @@ func (n *lstmNet[T]) init(rng *rand.PCG) {
 				if j >= hid && j < 2*hid {
 					b[j] = 1
 				}
-			case j%(1+nq) == 0:
+			case j%(1+nq) <= 1:
 				b[j] = 0
 			default:
 				b[j] = -1
@@ -490,8 +491,9 @@ func lstmSoftplusSigmoid(x float64) (sp, sg float64) {
 // lossGrad returns the mean loss of the batch and replaces bf.out by its
 // gradient. Per example the loss is, averaged over the H steps, the
 // squared error of the mean softplus(a) plus the pinball loss of each
-// quantile, all in scaled units; quantile j is the sum of softplus(b_i)
-// for i ≤ j. At a tie (target equal to a quantile) the pinball
+// quantile, all in scaled units; quantile j is b_0 plus the sum of
+// softplus(b_i) for 0 < i ≤ j (the unclamped quantile: forecasts clamp it
+// at zero). At a tie (target equal to a quantile) the pinball
 // subgradient 1-τ is used.
 func (n *lstmNet[T]) lossGrad(bf *lstmBufs[T]) float64 {
 	B, H, nq := bf.rows, n.sh.horizon, n.sh.levels
@@ -510,6 +512,9 @@ func (n *lstmNet[T]) lossGrad(bf *lstmBufs[T]) float64 {
 			cum := 0.0
 			for j, tau := range n.taus {
 				sp, s := lstmSoftplusSigmoid(float64(out[1+j]))
+				if j == 0 {
+					sp, s = float64(out[1]), 1
+				}
 				sg[j] = s
 				cum += sp
 				if u := y - cum; u > 0 {

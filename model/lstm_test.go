@@ -92,7 +92,10 @@ func lstmGradCase(t *testing.T, layers, hidden, window, horizon int, lens []int)
 // |analytic - numeric| / max(|analytic|, |numeric|, 1e-6): relative, with
 // gradients below 1e-6 compared against that floor (an absolute tolerance
 // of 1e-12, ten times the rounding of the numeric derivative). The pure
-// relative error, without floor, is logged too and must stay below 1e-5.
+// relative error, without floor, of the gradients above 1e-7 (where that
+// rounding is below 1e-6 of them) is logged too and must stay below 1e-5;
+// smaller ones include exact zeros, which the piecewise-linear pinball
+// loss of the linear lowest quantile produces.
 func TestLSTMGradient(t *testing.T) {
 	for _, tc := range []struct {
 		name                            string
@@ -149,7 +152,7 @@ func TestLSTMGradient(t *testing.T) {
 					if e := diff / max(mag, 1e-6); e > worst {
 						worst, at = e, i
 					}
-					if mag > 0 {
+					if mag > 1e-7 {
 						raw = max(raw, diff/mag)
 					}
 				}
@@ -234,16 +237,16 @@ func lstmAllFinite(m *LSTM) bool {
 
 func TestLSTMConfig(t *testing.T) {
 	m := lstmNew(t, LSTMConfig{}, Config{})
-	if got, want := m.Version(), "2x64/steps=0"; got != want {
+	if got, want := m.Version(), "2x32/steps=0"; got != want {
 		t.Errorf("Version() = %q, want %q", got, want)
 	}
 	if m.Name() != NameLSTM {
 		t.Errorf("Name() = %q", m.Name())
 	}
-	if m.sh != (lstmShape{layers: 2, hidden: 64, window: 56, horizon: 28, levels: 3, features: 8}) {
+	if m.sh != (lstmShape{layers: 2, hidden: 32, window: 56, horizon: 28, levels: 3, features: 8}) {
 		t.Errorf("default shape %+v", m.sh)
 	}
-	if m.cfg.MiniBatch != 64 || m.cfg.StepsPerClose != 1 || m.hp != (lstmHyper{1e-3, 0.9, 0.999, 1e-8, 1e-4, 1}) || m.cfg.Seed != 1 {
+	if m.cfg.MiniBatch != 512 || m.cfg.StepsPerClose != 1 || m.hp != (lstmHyper{3e-3, 0.9, 0.999, 1e-8, 1e-4, 1}) || m.cfg.Seed != 1 {
 		t.Errorf("defaults %+v %+v", m.cfg, m.hp)
 	}
 	if m := lstmNew(t, LSTMConfig{WeightDecay: -1, ClipNorm: math.Inf(1)}, Config{}); m.hp.wd != 0 || !math.IsInf(m.hp.clip, 1) {

@@ -24,7 +24,7 @@ const (
 	KindDedup Kind = 'd'
 	// KindModel holds a partition's model checkpoints.
 	KindModel Kind = 'x'
-	// KindSelect holds per-series model selection state.
+	// KindSelect holds per-series ensemble state.
 	KindSelect Kind = 'c'
 )
 

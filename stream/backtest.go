@@ -463,7 +463,7 @@ func (rp *replayPartition) closed(bucket int64, s *window.Series, fcs []*model.F
 		rp.meta.bucket = bucket
 		rp.meta.generatedAt = time.Now()
 		rp.meta.watermark, _ = rp.eng.part.Watermark()
-		rp.meta.model, rp.meta.modelVersion = names[pub], rp.eng.models.versions[pub]
+		rp.meta.model, rp.meta.modelVersion = names[pub], rp.eng.models.version(pub)
 		start := len(rp.arena)
 		rp.arena = rp.enc.append(rp.arena, s, fcs[pub], &rp.meta)
 		rp.out = append(rp.out, kafka.Message{Key: []byte(s.ID()), Value: rp.arena[start:len(rp.arena):len(rp.arena)]})

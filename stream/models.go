@@ -12,8 +12,8 @@ import (
 	"github.com/trendstream/trendstream/window"
 )
 
-// NameAuto is the published forecaster that chooses, per series, among
-// candidate forecasters by their recent error (see model.Selector).
+// NameAuto is the published forecaster that combines, per series,
+// candidate forecasters by their recent accuracy (see model.Ensemble).
 const NameAuto = "auto"
 
 // Forecasting configures the forecasters of every partition. The zero
@@ -24,20 +24,21 @@ type Forecasting struct {
 	Model model.Config
 	// Published is the forecaster whose forecasts are published: a
 	// baseline (see model.Baselines), "lstm", or "auto", which publishes
-	// per series the candidate with the smallest recent error. The
+	// per series the candidates' means weighted by their recent accuracy
+	// and the quantiles of the candidate with the best recent ones. The
 	// default is "auto".
 	Published string
-	// Candidates are auto's choices. The default is lstm, tsb and ma28.
+	// Candidates are auto's parts. The default is lstm, tsb and ma28.
 	Candidates []string
-	// Fallback is the candidate auto publishes until the candidates have
-	// been scored. The default is tsb.
+	// Fallback is the candidate auto publishes alone until the candidates
+	// have been scored. The default is tsb.
 	Fallback string
 	// Also lists further forecasters to run, for backtests to evaluate.
 	Also []string
 	// LSTM configures the LSTM when one runs.
 	LSTM model.LSTMConfig
 	// LSTMMinSteps is how many optimizer steps the LSTM must have taken
-	// before auto may choose it. The default is 50.
+	// before auto may use it. The default is 50.
 	LSTMMinSteps int64
 	// CheckpointEvery is how many bucket closes pass between checkpoints
 	// of a learned model's state into the partition's commit; revocation
@@ -135,19 +136,23 @@ const closeChunk = 4096
 
 // models runs a partition's forecasters at each bucket close: global
 // learners train on every closing series, then every forecaster forecasts
-// every series and the published forecast is chosen per series. It belongs
+// every series and the published forecast is made per series. It belongs
 // to its partition's goroutine.
 type models struct {
 	cfg      *Forecasting
-	names    []string
+	names    []string           // of the rows, then "auto" when it runs
 	series   []model.Forecaster // rows 0..len(series)-1
 	learners []model.Learner    // the rows after them
 	versions []string
 
-	sel      *model.Selector // nil: publish row fixed
+	ens      *model.Ensemble // nil: publish row fixed
 	cands    []int
+	candName []string
 	fixed    int
-	states   map[*window.Series]*model.Selection
+	states   map[*window.Series]*model.EnsembleState
+	auto     *model.Forecast
+	autoMix  model.Mix
+	weights  []float64
 	closes   int // closes since the last checkpoint
 	trained  bool
 	period   int
@@ -160,13 +165,13 @@ type models struct {
 	lfc    [][]*model.Forecast // per learner, per series of the chunk
 	sfc    []*model.Forecast   // per per-series forecaster
 	row    []*model.Forecast
-	cfc    []*model.Forecast // selector candidates
+	cfc    []*model.Forecast // ensemble candidates
 	elig   []bool
 	recent []float64
 }
 
 func newModels(cfg *Forecasting, spec window.Spec) (*models, error) {
-	m := &models{cfg: cfg, states: map[*window.Series]*model.Selection{}, period: spec.Period()}
+	m := &models{cfg: cfg, states: map[*window.Series]*model.EnsembleState{}, period: spec.Period()}
 	for _, n := range cfg.names() {
 		if n == model.NameLSTM {
 			continue
@@ -190,24 +195,38 @@ func newModels(cfg *Forecasting, spec window.Spec) (*models, error) {
 		m.names = append(m.names, model.NameLSTM)
 		m.lfc = append(m.lfc, nil)
 	}
-	m.versions = make([]string, len(m.names))
-	m.row = make([]*model.Forecast, len(m.names))
 	if cfg.Published == NameAuto {
 		for _, c := range cfg.Candidates {
 			m.cands = append(m.cands, slices.Index(m.names, c))
 		}
-		sel, err := model.NewSelector(model.SelectorConfig{Candidates: len(m.cands),
+		m.candName = cfg.Candidates
+		ens, err := model.NewEnsemble(model.EnsembleConfig{Candidates: len(m.cands),
 			Fallback: slices.Index(cfg.Candidates, cfg.Fallback)})
 		if err != nil {
 			return nil, err
 		}
-		m.sel = sel
+		m.ens = ens
 		m.cfc = make([]*model.Forecast, len(m.cands))
 		m.elig = make([]bool, len(m.cands))
+		m.weights = make([]float64, len(m.cands))
+		m.auto = model.NewForecast(cfg.Model)
+		m.fixed = len(m.names)
+		m.names = append(m.names, NameAuto)
 	} else {
 		m.fixed = slices.Index(m.names, cfg.Published)
 	}
+	m.versions = make([]string, len(m.names))
+	m.row = make([]*model.Forecast, len(m.names))
 	return m, nil
+}
+
+// version returns the model version of a row for the series last
+// published: a forecaster's version, or auto's mix.
+func (m *models) version(row int) string {
+	if m.ens != nil && row == m.fixed {
+		return m.autoMix.Describe(m.candName)
+	}
+	return m.versions[row]
 }
 
 // model returns the forecaster of a row.
@@ -245,7 +264,7 @@ func (m *models) close(bucket int64, closed []*window.Series, want bool, emit fu
 		}
 		return nil
 	}
-	for i := range m.names {
+	for i := range len(m.series) + len(m.learners) {
 		m.versions[i] = modelVersion(m.model(i))
 	}
 	for start := 0; start < len(closed); start += closeChunk {
@@ -269,7 +288,8 @@ func (m *models) close(bucket int64, closed []*window.Series, want bool, emit fu
 			for k := range m.learners {
 				m.row[len(m.series)+k] = m.lfc[k][i]
 			}
-			if err := emit(s, m.row, m.publish(bucket, s)); err != nil {
+			pub := m.publish(bucket, s)
+			if err := emit(s, m.row, pub); err != nil {
 				return err
 			}
 		}
@@ -277,14 +297,15 @@ func (m *models) close(bucket int64, closed []*window.Series, want bool, emit fu
 	return nil
 }
 
-// publish returns the row to publish for a series at a close.
+// publish returns the row to publish for a series at a close, making
+// auto's forecast first when it runs.
 func (m *models) publish(bucket int64, s *window.Series) int {
-	if m.sel == nil {
+	if m.ens == nil {
 		return m.fixed
 	}
 	st := m.states[s]
 	if st == nil {
-		st = m.sel.NewSelection()
+		st = m.ens.NewState()
 		m.states[s] = st
 	}
 	for c, row := range m.cands {
@@ -295,7 +316,9 @@ func (m *models) publish(bucket int64, s *window.Series) int {
 		}
 	}
 	m.recent = s.QtyTo(m.recent[:0], 7)
-	return m.cands[m.sel.Update(st, bucket, m.recent, m.cfc, m.elig)]
+	m.autoMix = m.ens.Update(st, bucket, m.recent, m.cfc, m.elig, m.auto, m.weights)
+	m.row[m.fixed] = m.auto
+	return m.fixed
 }
 
 // inputs builds the forecaster inputs of a chunk of series: as many recent
@@ -325,8 +348,8 @@ func checkpointKey(dst []byte, p int32, name string) []byte {
 	return state.Key(dst, p, state.KindModel, []byte(name))
 }
 
-// appendState adds the models' state to a commit: the selections of the
-// dirty series as ordinary writes and, every CheckpointEvery closes (or
+// appendState adds the models' state to a commit: the ensemble states of
+// the dirty series as ordinary writes and, every CheckpointEvery closes (or
 // when force is set) after training, each learner's checkpoint as a final
 // write, with the partition's offset.
 func (m *models) appendState(b *state.Batch, p int32, dirty []*window.Series, force bool) error {
@@ -355,8 +378,8 @@ func (m *models) appendState(b *state.Batch, p int32, dirty []*window.Series, fo
 	return nil
 }
 
-// load restores the learners' checkpoints and the series' selections of
-// partition p. A checkpoint the configured model cannot read is an error,
+// load restores the learners' checkpoints and the series' ensemble states
+// of partition p. A checkpoint the configured model cannot read is an error,
 // never a silent reset.
 func (m *models) load(db *state.DB, p int32, part *window.Partition) error {
 	for i, l := range m.learners {
@@ -370,7 +393,7 @@ func (m *models) load(db *state.DB, p int32, part *window.Partition) error {
 			return fmt.Errorf("stream: partition %d's %s checkpoint does not fit the configured model (delete the state directory or restore the configuration): %w", p, name, err)
 		}
 	}
-	if m.sel == nil {
+	if m.ens == nil {
 		return nil
 	}
 	prefix := len(state.KindPrefix(nil, p, state.KindSelect))
@@ -379,8 +402,8 @@ func (m *models) load(db *state.DB, p int32, part *window.Partition) error {
 		if s == nil {
 			return nil
 		}
-		st, err := m.sel.DecodeSelection(v)
-		if errors.Is(err, model.ErrSelection) {
+		st, err := m.ens.DecodeState(v)
+		if errors.Is(err, model.ErrEnsembleState) {
 			// The candidates changed: the series starts selecting afresh.
 			return nil
 		}

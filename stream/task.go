@@ -313,7 +313,7 @@ func (t *task) closed(bucket int64, s *window.Series, fcs []*model.Forecast, pub
 	t.meta.bucket = bucket
 	t.meta.generatedAt = t.eng.now
 	t.meta.watermark, _ = t.eng.part.Watermark()
-	t.meta.model, t.meta.modelVersion = t.eng.models.names[pub], t.eng.models.versions[pub]
+	t.meta.model, t.meta.modelVersion = t.eng.models.names[pub], t.eng.models.version(pub)
 	start := len(t.arena)
 	t.arena = t.enc.append(t.arena, s, fcs[pub], &t.meta)
 	value := t.arena[start:len(t.arena):len(t.arena)]

@@ -1,0 +1,117 @@
+package stream
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/trendstream/trendstream/model"
+	"github.com/trendstream/trendstream/window"
+)
+
+// BenchmarkClose measures one daily bucket close of a partition holding
+// many series with the default forecasting configuration: the LSTM trains
+// on every series and every forecaster forecasts every one, auto picks the
+// published forecast, and the forecast records are encoded. Before the
+// timer starts every series gets 112 days of intermittent history, closed
+// without forecasting. The series count is CLOSE_SERIES (default 100,000);
+// scripts/bench-close.sh runs it on one core.
+func BenchmarkClose(b *testing.B) {
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("CLOSE_SERIES")); err == nil && v > 0 {
+		n = v
+	}
+	for range b.N {
+		b.StopTimer()
+		s := &benchSink{}
+		e := newTestEngine(b, s)
+		cfg := Config{Connection: Connection{Brokers: []string{"x"}}}
+		if err := cfg.setDefaults(); err != nil {
+			b.Fatal(err)
+		}
+		var err error
+		if e.part, err = window.NewPartition(cfg.Window); err != nil {
+			b.Fatal(err)
+		}
+		// Warm up with TSB alone: the LSTM would train at every close.
+		warm := Forecasting{Published: "tsb", Model: cfg.Model}
+		if err := warm.setDefaults(); err != nil {
+			b.Fatal(err)
+		}
+		if e.models, err = newModels(&warm, e.part.Spec()); err != nil {
+			b.Fatal(err)
+		}
+		full, err := newModels(&cfg.Forecasting, e.part.Spec())
+		if err != nil {
+			b.Fatal(err)
+		}
+		enc, err := newForecastEncoder(e.part.Spec(), cfg.Model.Levels, cfg.FlatPct)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.enc, s.names = enc, full.names
+		r := rand.New(rand.NewPCG(1, 2))
+		day0 := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
+		ids := make([][]byte, n)
+		for i := range ids {
+			ids[i] = fmt.Appendf(nil, "S%03d/SKU-%06d", i%500, i)
+		}
+		sale := window.Sale{Price: 2}
+		for d := range 113 {
+			s.want = false
+			sale.Time = day0.AddDate(0, 0, d)
+			for i, id := range ids {
+				sale.Qty = float64(r.IntN(4) * r.IntN(2))
+				if d == 112 && i == 0 {
+					// The first event of the last day closes day 111:
+					// that close is the one measured.
+					e.models = full
+					s.want = true
+					b.StartTimer()
+				}
+				if _, err := e.part.Add(id, &sale); err != nil {
+					b.Fatal(err)
+				}
+				if e.part.Ready() {
+					if err := e.part.Advance(e.onClose); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if d == 112 && i == 0 {
+					b.StopTimer()
+				}
+			}
+		}
+		if s.forecasts != n {
+			b.Fatalf("%d forecasts at the measured close, want %d", s.forecasts, n)
+		}
+		b.ReportMetric(float64(n), "series")
+		b.ReportMetric(float64(e.models.learnAll.Steps), "train_steps")
+	}
+}
+
+// benchSink encodes the published forecast of each series, as the live
+// task does, and counts.
+type benchSink struct {
+	want      bool
+	forecasts int
+	enc       *forecastEncoder
+	names     []string
+	buf       []byte
+	meta      forecastMeta
+}
+
+func (s *benchSink) deadLetter(*Record, Reason, string) error { return nil }
+func (s *benchSink) wants(int64) bool                         { return s.want }
+func (s *benchSink) closed(bucket int64, ser *window.Series, fcs []*model.Forecast, pub int) error {
+	if fcs == nil {
+		return nil
+	}
+	s.forecasts++
+	s.meta.bucket, s.meta.model = bucket, s.names[pub]
+	s.buf = s.enc.append(s.buf[:0], ser, fcs[pub], &s.meta)
+	return nil
+}
