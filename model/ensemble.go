@@ -75,7 +75,7 @@ func NewEnsemble(cfg EnsembleConfig) (*Ensemble, error) {
 
 // EnsembleState is an Ensemble's state for one series.
 type EnsembleState struct {
-	total   []float64 // per candidate and slot: forecast total made at at[]
+	total   []float64 // per candidate, then the combination, and slot: forecast total made at at[]
 	at      []int64   // per slot: bucket the totals were made at
 	err     []float64 // per candidate: weighted squared error of totals
 	scores  []int32   // per candidate: number of total scores
@@ -92,13 +92,18 @@ type Mix struct {
 	Weights []float64
 	// Quantiles is the candidate whose quantiles were published.
 	Quantiles int
+	// Errors holds, when this update scored the forecasts made Window
+	// buckets earlier, the absolute error of each candidate's total and
+	// then of the combined mean's total; NaN where nothing was scored. The
+	// slice is reused by the next Update.
+	Errors []float64
 }
 
 // NewState returns the state of a series no forecast was made for.
 func (e *Ensemble) NewState() *EnsembleState {
 	w, n := e.cfg.Window, e.cfg.Candidates
 	st := &EnsembleState{
-		total:   make([]float64, n*w),
+		total:   make([]float64, (n+1)*w),
 		at:      make([]int64, w),
 		err:     make([]float64, n),
 		scores:  make([]int32, n),
@@ -125,10 +130,14 @@ func (e *Ensemble) smooth(v *float64, n *int32, x float64) {
 // recent actuals (ending at the closed bucket), the candidates' forecasts
 // made at it and which candidates may take part. It scores the forecasts
 // that came due, records the new ones and writes the combined forecast to
-// dst, which must be sized like the candidates' forecasts. weights is
-// scratch of at least Candidates values.
-func (e *Ensemble) Update(st *EnsembleState, bucket int64, recent []float64, fcs []*Forecast, eligible []bool, dst *Forecast, weights []float64) Mix {
+// dst, which must be sized like the candidates' forecasts. scratch must
+// hold at least 2·Candidates+1 values; the Mix's slices live in it.
+func (e *Ensemble) Update(st *EnsembleState, bucket int64, recent []float64, fcs []*Forecast, eligible []bool, dst *Forecast, scratch []float64) Mix {
 	w, n := e.cfg.Window, e.cfg.Candidates
+	mix := Mix{Weights: scratch[:n], Errors: scratch[n : 2*n+1], Quantiles: -1}
+	for i := range mix.Errors {
+		mix.Errors[i] = math.NaN()
+	}
 	nq := len(fcs[0].Levels)
 	if len(recent) > 0 && st.qAt == bucket-1 {
 		y := recent[len(recent)-1]
@@ -146,8 +155,13 @@ func (e *Ensemble) Update(st *EnsembleState, bucket int64, recent []float64, fcs
 		for _, y := range recent[len(recent)-w:] {
 			actual += y
 		}
-		for c := range n {
-			if f := st.total[c*w+slot]; !math.IsNaN(f) {
+		for c := range n + 1 {
+			f := st.total[c*w+slot]
+			if math.IsNaN(f) {
+				continue
+			}
+			mix.Errors[c] = math.Abs(actual - f)
+			if c < n {
 				e.smooth(&st.err[c], &st.scores[c], (actual-f)*(actual-f))
 			}
 		}
@@ -166,7 +180,6 @@ func (e *Ensemble) Update(st *EnsembleState, bucket int64, recent []float64, fcs
 		copy(st.q[c*nq:(c+1)*nq], f.Q[:nq])
 	}
 
-	mix := Mix{Weights: weights[:n], Quantiles: -1}
 	var sum float64
 	for c := range n {
 		mix.Weights[c] = 0
@@ -196,6 +209,11 @@ func (e *Ensemble) Update(st *EnsembleState, bucket int64, recent []float64, fcs
 	}
 	copy(dst.Q, fcs[mix.Quantiles].Q)
 	dst.Levels = fcs[mix.Quantiles].Levels
+	var t float64
+	for _, m := range dst.Mean[:min(w, len(dst.Mean))] {
+		t += m
+	}
+	st.total[n*w+slot] = t
 	return mix
 }
 

@@ -29,7 +29,7 @@ func TestEnsemble(t *testing.T) {
 	cfg := Config{}
 	cfg.Validate()
 	dst := NewForecast(cfg)
-	weights := make([]float64, 3)
+	weights := make([]float64, 7)
 	var recent []float64
 	var mix Mix
 	for b := int64(100); b < 130; b++ {
@@ -43,6 +43,9 @@ func TestEnsemble(t *testing.T) {
 		case b >= 105 && b < 111 && (mix.Weights[2] != 1 || mix.Quantiles != 1):
 			t.Fatalf("bucket %d: %+v, want the fallback's mean and candidate 1's band", b, mix)
 		}
+	}
+	if mix.Errors[0] != 0 || mix.Errors[1] != 7 || mix.Errors[2] != 7 || mix.Errors[3] != 0 {
+		t.Errorf("weekly total errors %v, want 0, 7, 7 and 0 for the combination", mix.Errors)
 	}
 	// Totals: candidate 0 is exact (error 0) and takes the whole mean;
 	// candidate 1 has the least pinball loss and gives the band.

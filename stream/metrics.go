@@ -31,6 +31,13 @@ type metrics struct {
 	writeSeconds  prometheus.Histogram
 	loadSeconds   prometheus.Histogram
 
+	trainSeconds prometheus.Histogram
+	trainSteps   prometheus.Counter
+	trainSkipped prometheus.Counter
+	trainLoss    prometheus.Gauge
+	onlineAbs    *prometheus.CounterVec
+	onlineScored *prometheus.CounterVec
+
 	restoreRecords  prometheus.Counter
 	restoreProgress *prometheus.GaugeVec
 	restoreSeconds  prometheus.Histogram
@@ -66,6 +73,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		writeSeconds:  f.histogram("output_write_seconds", "Time to write a batch's forecasts and dead letters to Kafka."),
 		loadSeconds:   f.histogram("partition_load_seconds", "Time to load a partition's state at assignment."),
 
+		trainSeconds: f.histogram("train_seconds", "Time a partition's learners trained at a bucket close."),
+		trainSteps:   f.counter("train_steps_total", "Optimizer steps taken by the learners."),
+		trainSkipped: f.counter("train_skipped_steps_total", "Optimizer steps skipped for a non-finite loss or gradient."),
+		trainLoss:    f.gauge("train_loss", "Mean training loss of the last bucket close that trained, in scaled units."),
+		onlineAbs: f.counterVec("online_week_abs_error_total",
+			"Absolute error of each model's forecast of a series' next-week total, summed as the weeks close.", "model"),
+		onlineScored: f.counterVec("online_week_scored_total", "Next-week totals scored per model.", "model"),
+
 		restoreRecords:  f.counter("restore_records_total", "Changelog records applied while restoring partitions."),
 		restoreProgress: f.gaugeVec("restore_progress_ratio", "Share of a partition's changelog restored, while restoring.", partition...),
 		restoreSeconds:  f.histogram("restore_seconds", "Time to restore a partition from the changelog."),
@@ -79,6 +94,26 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.dlq.WithLabelValues(string(r))
 	}
 	return m
+}
+
+// addModels folds the models' statistics into the metrics and resets
+// them.
+func (m *metrics) addModels(s *modelStats, skipped int) {
+	for _, d := range s.learnSeconds {
+		m.trainSeconds.Observe(d)
+	}
+	m.trainSteps.Add(float64(s.steps))
+	m.trainSkipped.Add(float64(skipped))
+	if s.steps > 0 {
+		m.trainLoss.Set(s.loss / float64(s.steps))
+	}
+	for name, v := range s.weekAbs {
+		m.onlineAbs.WithLabelValues(name).Add(v)
+		m.onlineScored.WithLabelValues(name).Add(float64(s.weekN[name]))
+	}
+	*s = modelStats{learnSeconds: s.learnSeconds[:0], weekAbs: s.weekAbs, weekN: s.weekN}
+	clear(s.weekAbs)
+	clear(s.weekN)
 }
 
 // add folds an engine's counters into the metrics and resets them.

@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -153,7 +154,8 @@ type models struct {
 	auto     *model.Forecast
 	autoMix  model.Mix
 	weights  []float64
-	closes   int // closes since the last checkpoint
+	stats    modelStats // since the task last reported them
+	closes   int        // closes since the last checkpoint
 	trained  bool
 	period   int
 	learnAll model.LearnStats
@@ -208,7 +210,7 @@ func newModels(cfg *Forecasting, spec window.Spec) (*models, error) {
 		m.ens = ens
 		m.cfc = make([]*model.Forecast, len(m.cands))
 		m.elig = make([]bool, len(m.cands))
-		m.weights = make([]float64, len(m.cands))
+		m.weights = make([]float64, 2*len(m.cands)+1)
 		m.auto = model.NewForecast(cfg.Model)
 		m.fixed = len(m.names)
 		m.names = append(m.names, NameAuto)
@@ -243,6 +245,9 @@ func (m *models) model(row int) any {
 // emit gets nil and -1.
 func (m *models) close(bucket int64, closed []*window.Series, want bool, emit func(*window.Series, []*model.Forecast, int) error) error {
 	if len(m.learners) > 0 {
+		started := time.Now()
+		var loss float64
+		var steps int
 		for start := 0; start < len(closed); start += closeChunk {
 			chunk := closed[start:min(start+closeChunk, len(closed))]
 			m.inputs(chunk)
@@ -252,8 +257,11 @@ func (m *models) close(bucket int64, closed []*window.Series, want bool, emit fu
 				m.learnAll.Steps += st.Steps
 				m.learnAll.Skipped += st.Skipped
 				m.trained = m.trained || st.Steps > 0
+				loss += st.Loss * float64(st.Steps)
+				steps += st.Steps
 			}
 		}
+		m.stats.learn(time.Since(started), steps, loss)
 		m.closes++
 	}
 	if !want {
@@ -318,7 +326,40 @@ func (m *models) publish(bucket int64, s *window.Series) int {
 	m.recent = s.QtyTo(m.recent[:0], 7)
 	m.autoMix = m.ens.Update(st, bucket, m.recent, m.cfc, m.elig, m.auto, m.weights)
 	m.row[m.fixed] = m.auto
+	for c, e := range m.autoMix.Errors {
+		if !math.IsNaN(e) {
+			name := NameAuto
+			if c < len(m.candName) {
+				name = m.candName[c]
+			}
+			m.stats.scored(name, e)
+		}
+	}
 	return m.fixed
+}
+
+// modelStats collect what the models did between two reports to the
+// metrics.
+type modelStats struct {
+	learnSeconds []float64 // one per close that trained
+	steps        int
+	loss         float64 // summed over steps
+	weekAbs      map[string]float64
+	weekN        map[string]int
+}
+
+func (s *modelStats) learn(d time.Duration, steps int, loss float64) {
+	s.learnSeconds = append(s.learnSeconds, d.Seconds())
+	s.steps += steps
+	s.loss += loss
+}
+
+func (s *modelStats) scored(name string, absErr float64) {
+	if s.weekAbs == nil {
+		s.weekAbs, s.weekN = map[string]float64{}, map[string]int{}
+	}
+	s.weekAbs[name] += absErr
+	s.weekN[name]++
 }
 
 // inputs builds the forecaster inputs of a chunk of series: as many recent

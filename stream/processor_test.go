@@ -434,6 +434,7 @@ func TestLSTMCheckpointSurvivesRestart(t *testing.T) {
 	produce(t, brokers, "sales", msgs[:60]...)
 	rp := startProcessor(t, cfg, dir)
 	before := consumeAll(t, brokers, "forecasts", 19*3, 30*time.Second)
+	waitFor(t, 10*time.Second, "training metrics", func() bool { return testutilCounter(rp.p.m.trainSteps) > 0 })
 	rp.stop(t)
 	steps := func(msgs []kafka.Message) int {
 		most := 0

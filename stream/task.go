@@ -28,14 +28,15 @@ type task struct {
 	eng       *engine
 	enc       *forecastEncoder
 
-	recs   []Record
-	out    []kafka.Message
-	arena  []byte // forecast payloads referenced by out
-	batch  state.Batch
-	clmsgs []kafka.Message
-	key    []byte
-	meta   forecastMeta
-	next   int64 // next input offset committed to Badger, -1 before any
+	recs    []Record
+	out     []kafka.Message
+	arena   []byte // forecast payloads referenced by out
+	batch   state.Batch
+	clmsgs  []kafka.Message
+	key     []byte
+	meta    forecastMeta
+	next    int64 // next input offset committed to Badger, -1 before any
+	skipped int   // learner steps skipped, as last reported
 }
 
 func newTask(p *Processor, partition int32, gen int32) (*task, error) {
@@ -239,6 +240,9 @@ func (t *task) processBatch(wctx context.Context, last bool) error {
 
 	m.batches.Inc()
 	m.add(&t.eng.cnt)
+	models := t.eng.models
+	m.addModels(&models.stats, models.learnAll.Skipped-t.skipped)
+	t.skipped = models.learnAll.Skipped
 	m.offset.WithLabelValues(t.label).Set(float64(next))
 	m.series.WithLabelValues(t.label).Set(float64(t.eng.part.Len()))
 	m.dedupIDs.WithLabelValues(t.label).Set(float64(t.eng.dedup.len()))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -56,18 +57,27 @@ func TestComposeFile(t *testing.T) {
 		}
 		checked++
 	}
-	if checked < 2 {
-		t.Errorf("checked %d trendstream services, want the processor and the generator", checked)
+	if checked < 3 {
+		t.Errorf("checked %d trendstream services, want two processors and the generator", checked)
+	}
+	for _, name := range []string{"prometheus", "grafana"} {
+		if _, err := project.GetService(name); err != nil {
+			t.Errorf("no %s service", name)
+		}
 	}
 	var commands []string
 	for _, svc := range project.Services {
-		if len(svc.Command) > 0 {
+		if svc.Build != nil && len(svc.Command) > 0 {
 			commands = append(commands, svc.Command[0])
 		}
 	}
-	for _, want := range []string{"run", "generate"} {
-		if !slices.Contains(commands, want) {
-			t.Errorf("no service runs trendstream %s", want)
+	slices.Sort(commands)
+	if !slices.Equal(commands, []string{"generate", "run", "run"}) {
+		t.Errorf("trendstream services run %v, want two run and one generate", commands)
+	}
+	for _, m := range []string{"deploy/prometheus/prometheus.yml", "deploy/grafana/dashboards"} {
+		if _, err := os.Stat(filepath.Join(root, m)); err != nil {
+			t.Errorf("mounted %s: %v", m, err)
 		}
 	}
 }
