@@ -48,7 +48,6 @@ var chunkSuffix = []byte("\xff\xffchunk")
 func newChangelog(conn Connection, topic string, dedupTTL time.Duration, log *slog.Logger, m *metrics) *changelog {
 	w := conn.Writer(topic)
 	w.Balancer = kafka.BalancerFunc(keyPartition)
-	w.BatchBytes = 900 << 10
 	w.MaxAttempts = 3
 	w.Logger = kafkaLogger(log, slog.LevelDebug)
 	w.ErrorLogger = kafkaLogger(log, slog.LevelDebug)

@@ -68,6 +68,12 @@ type Config struct {
 	// LatePolicy is what happens to late events. The default is
 	// LateDeadLetter.
 	LatePolicy LatePolicy
+	// MaxSeries caps the series each partition keeps in memory. Beyond
+	// it the least recently updated hundredth is evicted: their state
+	// stays in the store and comes back with their next event, catching
+	// up on the buckets they missed as zeros. Evicted series are not
+	// forecast while evicted. The default is 100,000; -1 disables the cap.
+	MaxSeries int
 	// DedupHorizon is how long, in event time, an event id is remembered.
 	// The default is 48 hours.
 	DedupHorizon time.Duration
@@ -153,6 +159,9 @@ func (c *Config) setDefaults() error {
 	if c.DedupHorizon == 0 {
 		c.DedupHorizon = 48 * time.Hour
 	}
+	if c.MaxSeries == 0 {
+		c.MaxSeries = 100000
+	}
 	if c.StartOffset == "" {
 		c.StartOffset = StartEarliest
 	}
@@ -192,6 +201,8 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("stream: LatePolicy %q is not %q or %q", c.LatePolicy, LateDeadLetter, LateDrop)
 	case c.StartOffset != StartEarliest && c.StartOffset != StartLatest:
 		return fmt.Errorf("stream: StartOffset %q is not %q or %q", c.StartOffset, StartEarliest, StartLatest)
+	case c.MaxSeries < -1:
+		return fmt.Errorf("stream: MaxSeries %d is below -1", c.MaxSeries)
 	case c.DedupHorizon < 0:
 		return fmt.Errorf("stream: DedupHorizon %v is negative", c.DedupHorizon)
 	case c.BatchSize < 1:
@@ -211,11 +222,12 @@ func (c *Config) setDefaults() error {
 // engineConfig derives a partition engine's configuration.
 func (c *Config) engineConfig() engineConfig {
 	return engineConfig{
-		window:   c.Window,
-		limits:   c.Limits,
-		late:     c.LatePolicy,
-		dedup:    c.DedupHorizon,
-		forecast: &c.Forecasting,
-		clock:    c.Clock,
+		window:    c.Window,
+		limits:    c.Limits,
+		late:      c.LatePolicy,
+		dedup:     c.DedupHorizon,
+		forecast:  &c.Forecasting,
+		clock:     c.Clock,
+		maxSeries: max(c.MaxSeries, 0),
 	}
 }

@@ -39,10 +39,15 @@ func (c *Connection) transport() *kafka.Transport {
 	return &kafka.Transport{DialTimeout: 10 * time.Second, TLS: c.TLS, SASL: c.SASL}
 }
 
+// maxBatchBytes bounds a produce batch below Kafka's default
+// message.max.bytes of 1 MiB, leaving room for the batch framing.
+const maxBatchBytes = 900 << 10
+
 // Writer returns a synchronous Writer over this connection to topic, or to
 // each message's topic when topic is empty, partitioning by the murmur2
 // hash of the key like Java clients and waiting for all in-sync replicas.
-// The caller closes it.
+// Its batches stay under Kafka's default message.max.bytes, which brokers
+// apply to a whole produce batch. The caller closes it.
 func (c *Connection) Writer(topic string) *kafka.Writer {
 	return &kafka.Writer{
 		Addr:         kafka.TCP(c.Brokers...),
@@ -50,7 +55,7 @@ func (c *Connection) Writer(topic string) *kafka.Writer {
 		Topic:        topic,
 		Balancer:     &kafka.Murmur2Balancer{},
 		BatchSize:    1000,
-		BatchBytes:   4 << 20,
+		BatchBytes:   maxBatchBytes,
 		BatchTimeout: 5 * time.Millisecond,
 		RequiredAcks: kafka.RequireAll,
 	}

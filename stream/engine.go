@@ -52,6 +52,9 @@ type engineConfig struct {
 	dedup    time.Duration
 	forecast *Forecasting
 	clock    func() time.Time
+	// maxSeries caps the series kept in memory; 0 keeps every series.
+	// Only engines with a store (see load) may set it.
+	maxSeries int
 }
 
 // counters are an engine's running totals; the task turns them into
@@ -65,6 +68,8 @@ type counters struct {
 	dlq       map[Reason]int64
 	closes    int64
 	forecasts int64
+	evicted   int64
+	revived   int64
 }
 
 // engine is the pure core of a partition task: it decodes records, drops
@@ -88,6 +93,17 @@ type engine struct {
 	now     time.Time
 	cnt     counters
 	expired []dedupRecord
+
+	// Series evicted to bound memory live on in the store; store and p
+	// are set by load. evicted holds those evicted since the last commit,
+	// whose state the commit still writes, and spilled says whether the
+	// store may hold series that memory does not.
+	store   *state.DB
+	p       int32
+	evicted map[string]*window.Series
+	spilled bool
+	idle    []*window.Series
+	ring    []window.IndexedBucket
 }
 
 func newEngine(cfg engineConfig, sink sink) (*engine, error) {
@@ -107,6 +123,7 @@ func newEngine(cfg engineConfig, sink sink) (*engine, error) {
 		sink:    sink,
 		isDirty: make(map[*window.Series]bool),
 		cnt:     counters{dlq: make(map[Reason]int64)},
+		evicted: make(map[string]*window.Series),
 	}
 	if e.models, err = newModels(cfg.forecast, part.Spec()); err != nil {
 		return nil, err
@@ -135,7 +152,11 @@ func (e *engine) process(rec *Record) error {
 		e.cnt.dupes++
 		return nil
 	}
-	if s := e.part.Series(string(rec.Key)); s != nil && rec.Offset <= s.Seq {
+	s, err := e.series(rec.Key)
+	if err != nil {
+		return err
+	}
+	if s != nil && rec.Offset <= s.Seq {
 		// Already applied before a crash that split a large commit: keep
 		// the id so later copies are still caught, count nothing.
 		e.cnt.replayed++
@@ -144,7 +165,7 @@ func (e *engine) process(rec *Record) error {
 	}
 	e.sale = window.Sale{Time: ev.Time, Qty: ev.Qty, Price: ev.Price, Promo: ev.Promo}
 	known := e.part.Len()
-	s, err := e.part.Add(rec.Key, &e.sale)
+	s, err = e.part.Add(rec.Key, &e.sale)
 	if errors.Is(err, window.ErrLate) {
 		e.cnt.late++
 		if e.cfg.late == LateDrop {
@@ -164,10 +185,88 @@ func (e *engine) process(rec *Record) error {
 	s.Seq = rec.Offset
 	e.markDirty(s)
 	e.dedup.add(h, ev.Time)
+	if e.cfg.maxSeries > 0 && e.part.Len() > e.cfg.maxSeries {
+		e.evictIdle()
+	}
 	if e.part.Ready() {
 		return e.part.Advance(e.onClose)
 	}
 	return nil
+}
+
+// series returns the series with the given id, taking it back into memory
+// if it was evicted, or nil if the partition has never seen it.
+func (e *engine) series(id []byte) (*window.Series, error) {
+	if s := e.part.Series(string(id)); s != nil || !e.spilled {
+		return s, nil
+	}
+	if s := e.evicted[string(id)]; s != nil {
+		delete(e.evicted, s.ID())
+		e.part.Adopt(s)
+		e.cnt.revived++
+		return s, nil
+	}
+	var s *window.Series
+	_, err := e.store.Get(state.Key(nil, e.p, state.KindSeries, id), func(v []byte) (err error) {
+		s, err = e.decodeSeries(id, v)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stream: reading evicted series %q of partition %d: %w", id, e.p, err)
+	}
+	if s != nil {
+		e.cnt.revived++
+	}
+	return s, nil
+}
+
+// decodeSeries adds the series stored as v, with its buckets and ensemble
+// state from the store, to the partition.
+func (e *engine) decodeSeries(id, v []byte) (s *window.Series, err error) {
+	s, e.ring, err = storedSeries(e.store, e.p, e.part, id, v, e.ring)
+	if err != nil {
+		return nil, err
+	}
+	return s, e.models.loadSeries(e.store, e.p, s)
+}
+
+// storedSeries decodes into part the series id of partition p whose state
+// db stores as v, with its closed buckets from db. ring is scratch space,
+// returned for reuse.
+func storedSeries(db *state.DB, p int32, part *window.Partition, id, v []byte, ring []window.IndexedBucket) (*window.Series, []window.IndexedBucket, error) {
+	ring = ring[:0]
+	err := db.Scan(append(state.Key(nil, p, state.KindBucket, id), 0), func(k, v []byte) error {
+		_, idx, err := state.ParseBucketKey(k)
+		if err != nil {
+			return err
+		}
+		bk, err := window.DecodeBucket(v)
+		ring = append(ring, window.IndexedBucket{Index: idx, Bucket: bk})
+		return err
+	})
+	if err != nil {
+		return nil, ring, err
+	}
+	s, err := part.DecodeSeries(v, ring)
+	return s, ring, err
+}
+
+// evictIdle evicts the least recently updated hundredth of the series cap
+// from memory. Series changed since the last commit stay reachable until
+// the commit has stored them.
+func (e *engine) evictIdle() {
+	e.idle = e.part.Idlest(e.idle[:0], max(1, e.cfg.maxSeries/100))
+	for _, s := range e.idle {
+		e.part.Evict(s)
+		if e.isDirty[s] {
+			e.evicted[s.ID()] = s
+		} else {
+			e.models.forget(s)
+		}
+	}
+	e.cnt.evicted += int64(len(e.idle))
+	clear(e.idle)
+	e.spilled = true
 }
 
 func (e *engine) reject(rec *Record, reason Reason, detail string) error {
@@ -247,6 +346,10 @@ func (e *engine) appendState(b *state.Batch, p int32, firstOffset, nextOffset in
 		delete(e.isDirty, s)
 	}
 	e.dirty = e.dirty[:0]
+	for _, s := range e.evicted {
+		e.models.forget(s)
+	}
+	clear(e.evicted)
 	ttl := 2*e.cfg.dedup + 24*time.Hour
 	if rec, v, ok := e.dedup.flush(uint64(firstOffset)); ok {
 		b.SetFinal(state.SlotKey(key[:0], p, state.KindDedup, rec.slot, rec.seq), v, ttl)
@@ -267,6 +370,7 @@ func (e *engine) appendState(b *state.Batch, p int32, firstOffset, nextOffset in
 // read, or -1 when db holds nothing for p.
 func (e *engine) load(db *state.DB, p int32) (next int64, err error) {
 	next = -1
+	e.store, e.p = db, p
 	found, err := db.Get(state.Key(nil, p, state.KindMeta, nil), func(v []byte) error {
 		off, err := metaOffset(p, v)
 		if err != nil {
@@ -279,23 +383,15 @@ func (e *engine) load(db *state.DB, p int32) (next int64, err error) {
 	if err != nil || !found {
 		return -1, err
 	}
-	rings := make(map[string][]window.IndexedBucket)
-	err = db.Scan(state.KindPrefix(nil, p, state.KindBucket), func(k, v []byte) error {
-		name, idx, err := state.ParseBucketKey(k)
-		if err != nil {
-			return err
-		}
-		bk, err := window.DecodeBucket(v)
-		rings[string(name)] = append(rings[string(name)], window.IndexedBucket{Index: idx, Bucket: bk})
-		return err
-	})
-	if err != nil {
-		return -1, err
-	}
 	prefix := len(state.KindPrefix(nil, p, state.KindSeries))
 	err = db.Scan(state.KindPrefix(nil, p, state.KindSeries), func(k, v []byte) error {
-		_, err := e.part.DecodeSeries(v, rings[string(k[prefix:])])
-		return err
+		if _, err := e.decodeSeries(k[prefix:], v); err != nil {
+			return err
+		}
+		if e.cfg.maxSeries > 0 && e.part.Len() > e.cfg.maxSeries {
+			e.evictIdle()
+		}
+		return nil
 	})
 	if err != nil {
 		return -1, err
@@ -311,7 +407,7 @@ func (e *engine) load(db *state.DB, p int32) (next int64, err error) {
 	if err != nil {
 		return -1, err
 	}
-	return next, e.models.load(db, p, e.part)
+	return next, e.models.load(db, p)
 }
 
 // metaOffset returns the next input offset of partition p's commit point.

@@ -106,22 +106,9 @@ func (p *Processor) Series(id string) (*SeriesResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ring []window.IndexedBucket
-	err = p.db.Scan(append(state.Key(nil, part, state.KindBucket, []byte(id)), 0), func(k, v []byte) error {
-		_, idx, err := state.ParseBucketKey(k)
-		if err != nil {
-			return err
-		}
-		bk, err := window.DecodeBucket(v)
-		ring = append(ring, window.IndexedBucket{Index: idx, Bucket: bk})
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
 	var s *window.Series
 	found, err = p.db.Get(state.Key(nil, part, state.KindSeries, []byte(id)), func(v []byte) (err error) {
-		s, err = view.DecodeSeries(v, ring)
+		s, _, err = storedSeries(p.db, part, view, []byte(id), v, nil)
 		return err
 	})
 	if err != nil {

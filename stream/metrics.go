@@ -19,6 +19,8 @@ type metrics struct {
 	closes     prometheus.Counter
 	forecasts  prometheus.Counter
 	batches    prometheus.Counter
+	evicted    prometheus.Counter
+	revived    prometheus.Counter
 
 	watermark *prometheus.GaugeVec
 	lag       *prometheus.GaugeVec
@@ -61,11 +63,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		closes:     f.counter("bucket_closes_total", "Buckets closed across partitions."),
 		forecasts:  f.counter("forecasts_published_total", "Forecast records written to the output topic."),
 		batches:    f.counter("batches_committed_total", "Input batches whose state and offset were committed."),
+		evicted:    f.counter("series_evicted_total", "Idle series evicted from memory to stay under the series cap; their state stays in the store."),
+		revived:    f.counter("series_revived_total", "Evicted series taken back into memory by a new event."),
 
 		watermark: f.gaugeVec("watermark_seconds", "Partition watermark as a Unix time.", partition...),
 		lag:       f.gaugeVec("consumer_lag_records", "Records between the last fetched offset and the partition's end.", partition...),
 		offset:    f.gaugeVec("committed_offset", "Next input offset committed to the state store.", partition...),
-		series:    f.gaugeVec("series", "Series held per partition.", partition...),
+		series:    f.gaugeVec("series", "Series held in memory per partition (see series_evicted_total).", partition...),
 		dedupIDs:  f.gaugeVec("dedup_ids", "Event ids remembered for deduplication per partition.", partition...),
 
 		closeSeconds:  f.histogram("bucket_close_seconds", "Time to forecast every series of a partition at a bucket close."),
@@ -125,6 +129,8 @@ func (m *metrics) add(c *counters) {
 	m.replayed.Add(float64(c.replayed))
 	m.closes.Add(float64(c.closes))
 	m.forecasts.Add(float64(c.forecasts))
+	m.evicted.Add(float64(c.evicted))
+	m.revived.Add(float64(c.revived))
 	for r, n := range c.dlq {
 		m.dlq.WithLabelValues(string(r)).Add(float64(n))
 		delete(c.dlq, r)

@@ -419,10 +419,9 @@ func (m *models) appendState(b *state.Batch, p int32, dirty []*window.Series, fo
 	return nil
 }
 
-// load restores the learners' checkpoints and the series' ensemble states
-// of partition p. A checkpoint the configured model cannot read is an error,
-// never a silent reset.
-func (m *models) load(db *state.DB, p int32, part *window.Partition) error {
+// load restores the learners' checkpoints of partition p. A checkpoint
+// the configured model cannot read is an error, never a silent reset.
+func (m *models) load(db *state.DB, p int32) error {
 	for i, l := range m.learners {
 		name := m.names[len(m.series)+i]
 		bu, ok := l.(interface{ UnmarshalBinary([]byte) error })
@@ -434,24 +433,27 @@ func (m *models) load(db *state.DB, p int32, part *window.Partition) error {
 			return fmt.Errorf("stream: partition %d's %s checkpoint does not fit the configured model (delete the state directory or restore the configuration): %w", p, name, err)
 		}
 	}
+	return nil
+}
+
+// loadSeries restores the ensemble state of series s of partition p.
+func (m *models) loadSeries(db *state.DB, p int32, s *window.Series) error {
 	if m.ens == nil {
 		return nil
 	}
-	prefix := len(state.KindPrefix(nil, p, state.KindSelect))
-	return db.Scan(state.KindPrefix(nil, p, state.KindSelect), func(k, v []byte) error {
-		s := part.Series(string(k[prefix:]))
-		if s == nil {
-			return nil
-		}
+	_, err := db.Get(state.Key(nil, p, state.KindSelect, []byte(s.ID())), func(v []byte) error {
 		st, err := m.ens.DecodeState(v)
 		if errors.Is(err, model.ErrEnsembleState) {
 			// The candidates changed: the series starts selecting afresh.
 			return nil
 		}
-		if err != nil {
-			return err
+		if err == nil {
+			m.states[s] = st
 		}
-		m.states[s] = st
-		return nil
+		return err
 	})
+	return err
 }
+
+// forget drops what the models keep for a series evicted from memory.
+func (m *models) forget(s *window.Series) { delete(m.states, s) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -285,11 +286,28 @@ func (t *task) retry(wctx context.Context, what string, n int, write func(contex
 		if wctx.Err() != nil {
 			return errAbandoned
 		}
-		t.log.Warn(what, "messages", n, "err", err)
+		t.log.Warn(what, "messages", n, "err", writeError(err))
 		if !backoff.wait(wctx) {
 			return errAbandoned
 		}
 	}
+}
+
+// writeError shortens kafka-go's per-message write errors, which repeat
+// one error for every message of a failed batch, to a count and the first
+// distinct errors.
+func writeError(err error) error {
+	var we kafka.WriteErrors
+	if !errors.As(err, &we) {
+		return err
+	}
+	var distinct []error
+	for _, e := range we {
+		if e != nil && len(distinct) < 3 && !slices.ContainsFunc(distinct, func(d error) bool { return d.Error() == e.Error() }) {
+			distinct = append(distinct, e)
+		}
+	}
+	return fmt.Errorf("%d of %d messages failed: %w", we.Count(), len(we), errors.Join(distinct...))
 }
 
 // deadLetter implements sink: the original bytes go to the dead-letter

@@ -146,7 +146,9 @@ func (p *Partition) DecodeSeries(b []byte, ring []IndexedBucket) (*Series, error
 		return nil, fmt.Errorf("%w: series %q lacks closed bucket %d", ErrCorrupt, id, next)
 	}
 	if old := p.byID[id]; old != nil {
+		pos := old.pos
 		*old = *s
+		old.pos = pos
 		return old, nil
 	}
 	p.insert(s)

@@ -1,6 +1,7 @@
 package window
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -90,7 +91,8 @@ type Partition struct {
 	// hot caches the last bucket an event fell into.
 	hotStart, hotEnd, hotIdx int64
 
-	series  []*Series // sorted by id, so closes visit series in a stable order
+	series  []*Series // sorted by id when sorted is set; Advance sorts
+	sorted  bool
 	byID    map[string]*Series
 	closing []*Series
 }
@@ -144,6 +146,7 @@ func (p *Partition) Series(id string) *Series { return p.byID[id] }
 
 // Each calls fn for every series in id order until fn returns false.
 func (p *Partition) Each(fn func(*Series) bool) {
+	p.sort()
 	for _, s := range p.series {
 		if !fn(s) {
 			return
@@ -194,6 +197,7 @@ func (p *Partition) Ready() bool {
 // error Advance stops and returns it; the bucket it was called for stays
 // closed.
 func (p *Partition) Advance(fn func(idx int64, closed []*Series) error) error {
+	p.sort()
 	for p.Ready() {
 		idx := p.lastClosed + 1
 		season := p.spec.Season(idx)
@@ -264,10 +268,60 @@ func (p *Partition) index(t time.Time) int64 {
 	return idx
 }
 
+// insert adds a series in constant time; the next close or Each sorts.
 func (p *Partition) insert(s *Series) {
-	i, _ := slices.BinarySearchFunc(p.series, s.id, func(a *Series, id string) int {
-		return strings.Compare(a.id, id)
-	})
-	p.series = slices.Insert(p.series, i, s)
+	s.pos = len(p.series)
+	p.series = append(p.series, s)
 	p.byID[s.id] = s
+	p.sorted = false
+}
+
+// Evict removes a series from the partition in constant time, to bound
+// memory: its buckets stop closing until the caller decodes it again
+// (with its stored state), when it catches up with zero buckets. The
+// caller stores its state first.
+func (p *Partition) Evict(s *Series) {
+	if s == nil || p.byID[s.id] != s {
+		return
+	}
+	last := p.series[len(p.series)-1]
+	p.series[s.pos] = last
+	last.pos = s.pos
+	p.series[len(p.series)-1] = nil
+	p.series = p.series[:len(p.series)-1]
+	delete(p.byID, s.id)
+	p.sorted = false
+}
+
+// Idlest appends to dst the n series (or all, if fewer) with the lowest
+// Seq, the least recently updated ones, and returns it.
+func (p *Partition) Idlest(dst []*Series, n int) []*Series {
+	start := len(dst)
+	dst = append(dst, p.series...)
+	all := dst[start:]
+	slices.SortFunc(all, func(a, b *Series) int { return cmp.Compare(a.Seq, b.Seq) })
+	n = min(n, len(all))
+	clear(all[n:])
+	return dst[:start+n]
+}
+
+// Adopt adds back a series evicted from this partition. It does nothing if
+// the partition holds a series with the same id.
+func (p *Partition) Adopt(s *Series) {
+	if p.byID[s.id] == nil {
+		p.insert(s)
+	}
+}
+
+// sort orders the series by id, so closes visit them in a stable order
+// whatever the order they were added or evicted in.
+func (p *Partition) sort() {
+	if p.sorted {
+		return
+	}
+	slices.SortFunc(p.series, func(a, b *Series) int { return strings.Compare(a.id, b.id) })
+	for i, s := range p.series {
+		s.pos = i
+	}
+	p.sorted = true
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -368,5 +369,66 @@ func TestAdvanceTo(t *testing.T) {
 	}
 	if !p.Late(at(1, 23)) || p.Late(at(2, 0)) {
 		t.Error("Late disagrees with the advanced watermark")
+	}
+}
+
+func TestEvict(t *testing.T) {
+	p := newTestPartition(t, Config{Width: Day})
+	for _, id := range []string{"s/c", "s/a", "s/d", "s/b"} {
+		p.Add([]byte(id), sale(at(0, 10), 1))
+	}
+	p.Evict(p.Series("s/a"))
+	p.Evict(p.Series("s/a")) // gone already: no effect
+	if p.Len() != 3 || p.Series("s/a") != nil {
+		t.Fatalf("after evicting s/a: %d series", p.Len())
+	}
+	var ids []string
+	p.Each(func(s *Series) bool { ids = append(ids, s.ID()); return true })
+	if !slices.Equal(ids, []string{"s/b", "s/c", "s/d"}) {
+		t.Errorf("series %v", ids)
+	}
+	// An evicted series taken back from its stored state catches up with
+	// zero buckets at the next close.
+	stored, _ := p.Series("s/b").AppendBinary(nil)
+	p.Evict(p.Series("s/b"))
+	p.Add([]byte("s/c"), sale(at(3, 10), 1))
+	p.Advance(func(int64, []*Series) error { return nil })
+	s, err := p.DecodeSeries(stored, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Add([]byte("s/c"), sale(at(4, 10), 1))
+	var closed []string
+	p.Advance(func(idx int64, ss []*Series) error {
+		for _, s := range ss {
+			closed = append(closed, s.ID())
+		}
+		return nil
+	})
+	if !slices.Equal(closed, []string{"s/b", "s/c", "s/d"}) || !slices.Equal(s.QtyTo(nil, 10), []float64{1, 0, 0, 0}) {
+		t.Errorf("closed %v; s/b buckets %v, want [1 0 0 0]", closed, s.QtyTo(nil, 10))
+	}
+}
+
+// BenchmarkSeriesMemory reports the heap a daily series with a full
+// default history takes, the figure behind the series cap's default.
+func BenchmarkSeriesMemory(b *testing.B) {
+	const n = 10000
+	var ms runtime.MemStats
+	for b.Loop() {
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		before := ms.HeapAlloc
+		p := newTestPartition(b, Config{Width: Day})
+		for d := range 90 {
+			for i := range n {
+				p.Add(fmt.Appendf(nil, "store-%02d/SKU-%06d", i%10, i), sale(at(float64(d), 12), 1))
+			}
+			p.Advance(func(int64, []*Series) error { return nil })
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapAlloc-before)/n, "B/series")
+		runtime.KeepAlive(p)
 	}
 }

@@ -58,6 +58,7 @@ type Series struct {
 	head  int
 	n     int
 	saved int64 // closed was saved at this index (see Changes)
+	pos   int   // index in the partition's series slice
 
 	lastPrice float32
 	level     float64

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -82,6 +83,7 @@ GET /v1/series/{store}/{sku}.`,
 	fs.Duration("max-future", 24*time.Hour, "how far past the wall clock an event time may be (negative disables)")
 	fs.Int("max-bytes", 4096, "largest accepted event payload in bytes")
 	fs.String("start-offset", "earliest", "where a partition without local state starts: earliest or latest")
+	fs.Int("max-series", 100000, "series kept in memory per partition; the least recently updated beyond it are evicted to the state store until their next event (0: no cap)")
 	fs.Int("batch-size", 20000, "most records processed per state commit")
 	fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout: how soon a crashed member's partitions move")
 	fs.Bool("pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address")
@@ -262,6 +264,7 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 		DedupHorizon:   v.GetDuration("dedup-horizon"),
 		StartOffset:    stream.StartOffset(v.GetString("start-offset")),
 		BatchSize:      v.GetInt("batch-size"),
+		MaxSeries:      cmp.Or(v.GetInt("max-series"), -1),
 		SessionTimeout: v.GetDuration("session-timeout"),
 		Logger:         log,
 	}, nil
