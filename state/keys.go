@@ -26,6 +26,9 @@ const (
 	KindModel Kind = 'x'
 	// KindSelect holds per-series ensemble state.
 	KindSelect Kind = 'c'
+	// KindChangelog records how far a partition restored from a changelog
+	// has read it.
+	KindChangelog Kind = 'l'
 )
 
 const (

@@ -92,7 +92,7 @@ func (c *changelog) messages(dst []kafka.Message, b *state.Batch) []kafka.Messag
 // ensure creates the changelog topic, compacted and with as many
 // partitions as the input, or checks the existing one has as many.
 func (c *changelog) ensure(ctx context.Context, input string) error {
-	client := &kafka.Client{Addr: kafka.TCP(c.conn.Brokers...), Timeout: 10 * time.Second, Transport: c.conn.transport()}
+	client := c.conn.client()
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{input, c.topic}})
 	if err != nil {
 		return fmt.Errorf("stream: reading topic metadata: %w", err)
@@ -129,7 +129,11 @@ func (c *changelog) ensure(ctx context.Context, input string) error {
 // restore brings partition p of db up to the changelog when db lacks the
 // partition or holds an older commit of it, and reports whether it did.
 // local is the next input offset db's commit point holds, -1 for none.
-func (c *changelog) restore(ctx context.Context, db *state.DB, p int32, local int64) (bool, error) {
+// When db's state is where an earlier restore left it, restore reads only
+// the records written since; otherwise it rebuilds the partition from the
+// whole changelog. A standby restore, which keeps a partition this instance
+// does not own warm, logs at debug level and counts its records apart.
+func (c *changelog) restore(ctx context.Context, db *state.DB, p int32, local int64, standby bool) (bool, error) {
 	first, end, err := c.offsets(ctx, p)
 	if err != nil || end <= first {
 		return false, err
@@ -151,27 +155,83 @@ func (c *changelog) restore(ctx context.Context, db *state.DB, p int32, local in
 			return false, nil
 		}
 	}
+	from, mode := first, "full"
+	if pos, at, ok, err := readPosition(db, p); err != nil {
+		return false, err
+	} else if ok && at == local && pos >= first && pos <= end {
+		from, mode = pos, "incremental"
+	}
+	level, records := slog.LevelInfo, c.m.restoreRecords
+	if standby {
+		level, records = slog.LevelDebug, c.m.standbyRecords
+	}
 	started := time.Now()
 	label := strconv.Itoa(int(p))
-	c.log.Info("restoring partition from the changelog", "partition", p, "records", end-first, "local_offset", local)
-	if err := db.DeletePrefix(state.PartitionPrefix(nil, p)); err != nil {
-		return false, err
+	c.log.Log(ctx, level, "restoring partition from the changelog", "partition", p, "mode", mode,
+		"records", end-from, "local_offset", local)
+	if mode == "full" {
+		if err := db.DeletePrefix(state.PartitionPrefix(nil, p)); err != nil {
+			return false, err
+		}
 	}
-	a := restorer{db: db, p: p, ttl: c.ttl, chunks: map[string][][]byte{}}
-	_, err = c.read(ctx, p, first, end, func(m kafka.Message) error {
-		c.m.restoreRecords.Inc()
-		c.m.restoreProgress.WithLabelValues(label).Set(float64(m.Offset-first+1) / float64(end-first))
+	a := restorer{db: db, p: p, ttl: c.ttl, chunks: map[string][][]byte{}, pos: -1}
+	_, err = c.read(ctx, p, from, end, func(m kafka.Message) error {
+		records.Inc()
+		if !standby {
+			c.m.restoreProgress.WithLabelValues(label).Set(float64(m.Offset-from+1) / float64(end-from))
+		}
 		return a.apply(m)
 	})
 	if err == nil {
-		err = a.flush()
+		err = a.finish()
 	}
 	if err != nil {
 		return false, fmt.Errorf("stream: restoring partition %d from %s: %w", p, c.topic, err)
 	}
-	c.m.restoreSeconds.Observe(time.Since(started).Seconds())
-	c.log.Info("partition restored", "partition", p, "records", end-first, "seconds", time.Since(started).Seconds())
+	c.m.restores.WithLabelValues(mode).Inc()
+	if !standby {
+		c.m.restoreSeconds.Observe(time.Since(started).Seconds())
+	}
+	c.log.Log(ctx, level, "partition restored", "partition", p, "mode", mode, "records", end-from,
+		"seconds", time.Since(started).Seconds())
 	return true, nil
+}
+
+// positionVersion is the encoding version of a restore position.
+const positionVersion = 1
+
+// readPosition returns where the last restore of partition p stopped
+// reading the changelog (after the commit point it applied last) and the
+// input offset of that commit point.
+func readPosition(db *state.DB, p int32) (pos, at int64, ok bool, err error) {
+	ok, err = db.Get(state.Key(nil, p, state.KindChangelog, nil), func(v []byte) error {
+		if len(v) < 1 || v[0] != positionVersion {
+			return fmt.Errorf("stream: partition %d restore position has unknown encoding version %d (this build reads %d)", p, firstByte(v), positionVersion)
+		}
+		var n, m int
+		pos, n = binary.Varint(v[1:])
+		if n > 0 {
+			at, m = binary.Varint(v[1+n:])
+		}
+		if n <= 0 || m <= 0 {
+			return fmt.Errorf("stream: partition %d restore position is corrupt", p)
+		}
+		return nil
+	})
+	return pos, at, ok, err
+}
+
+// partitions returns the changelog's partition count.
+func (c *changelog) partitions(ctx context.Context) (int, error) {
+	client := c.conn.client()
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{c.topic}})
+	if err != nil {
+		return 0, fmt.Errorf("stream: reading metadata of %s: %w", c.topic, err)
+	}
+	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
+		return 0, fmt.Errorf("stream: changelog %s is missing", c.topic)
+	}
+	return len(meta.Topics[0].Partitions), nil
 }
 
 // offsets returns the first and end offsets of changelog partition p.
@@ -223,6 +283,10 @@ type restorer struct {
 	ttl    time.Duration
 	b      state.Batch
 	chunks map[string][][]byte
+
+	// pos is the changelog offset after the last commit point applied,
+	// whose input offset is at; -1 before one.
+	pos, at int64
 }
 
 func (a *restorer) apply(m kafka.Message) error {
@@ -255,6 +319,13 @@ func (a *restorer) apply(m kafka.Message) error {
 	default:
 		a.b.Set(m.Key, value)
 	}
+	if kind == state.KindMeta && len(value) > 0 {
+		at, err := metaOffset(a.p, value)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", m.Offset, err)
+		}
+		a.pos, a.at = m.Offset+1, at
+	}
 	if kind == state.KindSeries && len(value) > 0 {
 		name := m.Key[len(state.KindPrefix(nil, a.p, state.KindSeries)):]
 		a.b.Set(state.IndexKey(nil, name), state.AppendPartition(nil, a.p))
@@ -263,6 +334,16 @@ func (a *restorer) apply(m kafka.Message) error {
 		return a.flush()
 	}
 	return nil
+}
+
+// finish writes what remains and, when a commit point was applied, the
+// position the next restore can resume from.
+func (a *restorer) finish() error {
+	if a.pos >= 0 {
+		v := binary.AppendVarint([]byte{positionVersion}, a.pos)
+		a.b.SetFinal(state.Key(nil, a.p, state.KindChangelog, nil), binary.AppendVarint(v, a.at), 0)
+	}
+	return a.flush()
 }
 
 func (a *restorer) flush() error {

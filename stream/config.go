@@ -48,6 +48,15 @@ type Config struct {
 	// state, co-partitioned with the input. The default is the group id
 	// followed by ".changelog".
 	ChangelogTopic string
+	// Standby keeps every input partition this instance is not assigned
+	// warm in the local store by following the changelog, so a partition
+	// moving here restores only the latest records. It costs each
+	// instance the disk of the whole state and a read of every changelog
+	// partition per StandbyInterval. It needs the changelog.
+	Standby bool
+	// StandbyInterval is how often standby partitions catch up. The
+	// default is 5s.
+	StandbyInterval time.Duration
 	// Partitions is the partition count of an input topic created at
 	// start-up. The default is 8.
 	Partitions int
@@ -159,6 +168,9 @@ func (c *Config) setDefaults() error {
 	if c.DedupHorizon == 0 {
 		c.DedupHorizon = 48 * time.Hour
 	}
+	if c.StandbyInterval == 0 {
+		c.StandbyInterval = 5 * time.Second
+	}
 	if c.MaxSeries == 0 {
 		c.MaxSeries = 100000
 	}
@@ -201,6 +213,10 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("stream: LatePolicy %q is not %q or %q", c.LatePolicy, LateDeadLetter, LateDrop)
 	case c.StartOffset != StartEarliest && c.StartOffset != StartLatest:
 		return fmt.Errorf("stream: StartOffset %q is not %q or %q", c.StartOffset, StartEarliest, StartLatest)
+	case c.Standby && c.NoChangelog:
+		return errors.New("stream: Standby needs the changelog")
+	case c.StandbyInterval < 0:
+		return fmt.Errorf("stream: StandbyInterval %v is negative", c.StandbyInterval)
 	case c.MaxSeries < -1:
 		return fmt.Errorf("stream: MaxSeries %d is below -1", c.MaxSeries)
 	case c.DedupHorizon < 0:

@@ -39,6 +39,11 @@ func (c *Connection) transport() *kafka.Transport {
 	return &kafka.Transport{DialTimeout: 10 * time.Second, TLS: c.TLS, SASL: c.SASL}
 }
 
+// client returns a kafka-go Client for admin and metadata requests.
+func (c *Connection) client() *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 10 * time.Second, Transport: c.transport()}
+}
+
 // maxBatchBytes bounds a produce batch below Kafka's default
 // message.max.bytes of 1 MiB, leaving room for the batch framing.
 const maxBatchBytes = 900 << 10

@@ -43,6 +43,9 @@ type metrics struct {
 	restoreRecords  prometheus.Counter
 	restoreProgress *prometheus.GaugeVec
 	restoreSeconds  prometheus.Histogram
+	restores        *prometheus.CounterVec
+	standbyRecords  prometheus.Counter
+	standbyParts    prometheus.Gauge
 
 	assigned   prometheus.Gauge
 	ready      prometheus.Gauge
@@ -88,6 +91,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		restoreRecords:  f.counter("restore_records_total", "Changelog records applied while restoring partitions."),
 		restoreProgress: f.gaugeVec("restore_progress_ratio", "Share of a partition's changelog restored, while restoring.", partition...),
 		restoreSeconds:  f.histogram("restore_seconds", "Time to restore a partition from the changelog."),
+		restores: f.counterVec("restores_total",
+			"Partition restores from the changelog, at assignment or on standby: full rebuilds or incremental catch-ups.", "mode"),
+		standbyRecords: f.counter("standby_records_total", "Changelog records applied to partitions kept warm on standby."),
+		standbyParts:   f.gauge("standby_partitions", "Partitions this instance keeps warm on standby."),
 
 		assigned:   f.gauge("assigned_partitions", "Input partitions assigned to this instance."),
 		ready:      f.gauge("ready", "1 when every assigned partition has loaded its state."),

@@ -32,6 +32,9 @@ type Processor struct {
 	owned     map[int32]bool
 	offsets   map[int32]int64 // next offsets committed to Badger, not yet to the group
 	lastFatal error
+	// locks serialize a partition's task with the standby loop, which
+	// writes the partitions no task of this instance holds.
+	locks map[int32]*sync.Mutex
 }
 
 // New returns a Processor storing state in db, which the caller opens and
@@ -50,6 +53,7 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 		assigned: make(map[int32]bool),
 		owned:    make(map[int32]bool),
 		offsets:  make(map[int32]int64),
+		locks:    make(map[int32]*sync.Mutex),
 	}
 	if !cfg.NoChangelog {
 		p.changelog = newChangelog(cfg.Connection, cfg.ChangelogTopic, 2*cfg.DedupHorizon+24*time.Hour, cfg.Logger, p.m)
@@ -103,6 +107,10 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	runCtx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
+	var standby sync.WaitGroup
+	if p.cfg.Standby && p.changelog != nil {
+		standby.Go(func() { p.standbyLoop(runCtx) })
+	}
 
 	backoff := newBackoff(500*time.Millisecond, 10*time.Second)
 	for {
@@ -129,6 +137,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	p.cfg.Logger.Info("leaving consumer group", "group", p.cfg.Group)
 	group.Close()
 	p.setGeneration(nil)
+	standby.Wait()
 	if err := p.writer.Close(); err != nil {
 		p.cfg.Logger.Warn("closing writer", "err", err)
 	}
@@ -241,7 +250,7 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 // topic gets partitions partitions when created; the others get as many as
 // the first has.
 func EnsureTopics(ctx context.Context, conn Connection, partitions, replication int, topics ...string) error {
-	client := &kafka.Client{Addr: kafka.TCP(conn.Brokers...), Timeout: 10 * time.Second, Transport: conn.transport()}
+	client := conn.client()
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
 		return fmt.Errorf("stream: reading topic metadata: %w", err)
@@ -374,4 +383,79 @@ func (p *Processor) Partitions() []int32 {
 		out = append(out, part)
 	}
 	return out
+}
+
+// lockPartition takes partition part's lock and returns its release.
+func (p *Processor) lockPartition(part int32) (unlock func()) {
+	mu := p.partitionLock(part)
+	mu.Lock()
+	return mu.Unlock
+}
+
+func (p *Processor) partitionLock(part int32) *sync.Mutex {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	mu := p.locks[part]
+	if mu == nil {
+		mu = new(sync.Mutex)
+		p.locks[part] = mu
+	}
+	return mu
+}
+
+// standbyLoop keeps every input partition this instance is not assigned
+// warm: every StandbyInterval it brings the partition's local state up to
+// the changelog, so that taking the partition over later only needs the
+// records written since. It returns when ctx ends.
+func (p *Processor) standbyLoop(ctx context.Context) {
+	tick := time.NewTicker(p.cfg.StandbyInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n, err := p.changelog.partitions(ctx)
+		if err != nil {
+			p.cfg.Logger.Debug("standby: reading changelog partitions", "err", err)
+			continue
+		}
+		warm := 0
+		for part := range int32(n) {
+			if ctx.Err() != nil {
+				return
+			}
+			if p.isAssigned(part) {
+				continue
+			}
+			warm++
+			if err := p.standby(ctx, part); err != nil && ctx.Err() == nil {
+				p.cfg.Logger.Warn("standby: restoring partition", "partition", part, "err", err)
+			}
+		}
+		p.m.standbyParts.Set(float64(warm))
+	}
+}
+
+// standby brings partition part's local state up to the changelog unless a
+// task holds the partition.
+func (p *Processor) standby(ctx context.Context, part int32) error {
+	mu := p.partitionLock(part)
+	if !mu.TryLock() {
+		return nil
+	}
+	defer mu.Unlock()
+	local, err := localOffset(p.db, part)
+	if err != nil {
+		return err
+	}
+	_, err = p.changelog.restore(ctx, p.db, part, local, true)
+	return err
+}
+
+func (p *Processor) isAssigned(part int32) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.assigned[part]
 }

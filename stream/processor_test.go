@@ -562,3 +562,69 @@ func testutilCounter(c prometheus.Counter) float64 {
 	c.Write(&m)
 	return m.GetCounter().GetValue()
 }
+
+// TestStandby runs a second instance with standby enabled next to a first:
+// it keeps the first's partition warm from the changelog, so when the
+// first leaves, taking its partition over needs no full restore, and every
+// event still counts once.
+func TestStandby(t *testing.T) {
+	brokers := newCluster(t, 2, "sales")
+	cfg := testConfig(brokers)
+	cfg.Forecasting = Forecasting{Published: "tsb"}
+	skus := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"} // over both partitions
+	days := func(from, to int) []kafka.Message {
+		var msgs []kafka.Message
+		for d := from; d < to; d++ {
+			for _, sku := range skus {
+				msgs = append(msgs, testEvent{ID: fmt.Sprintf("%s%d", sku, d), Store: "s", SKU: sku, TS: ts(d, 12), Qty: float64(1 + d%3)}.message())
+			}
+		}
+		return msgs
+	}
+	check := func(rp *runningProcessor, lastClosed int) {
+		t.Helper()
+		waitFor(t, 30*time.Second, "readiness", rp.p.Ready)
+		for _, sku := range skus {
+			var resp *SeriesResponse
+			waitFor(t, 30*time.Second, fmt.Sprintf("day %d of s/%s", lastClosed, sku), func() bool {
+				var err error
+				resp, err = rp.p.Series("s/" + sku)
+				return err == nil && len(resp.Buckets) == lastClosed+1
+			})
+			for d, b := range resp.Buckets {
+				if b.Qty != float64(1+d%3) {
+					t.Fatalf("s/%s day %d counted %v, want %v", sku, d, b.Qty, 1+d%3)
+				}
+			}
+		}
+	}
+	produce(t, brokers, "sales", days(0, 10)...)
+	a := startProcessor(t, cfg, t.TempDir())
+	check(a, 8)
+
+	cfg.Standby, cfg.StandbyInterval = true, 100*time.Millisecond
+	b := startProcessor(t, cfg, t.TempDir())
+	defer b.stop(t)
+	waitFor(t, 30*time.Second, "a partition each", func() bool {
+		return len(a.p.Partitions()) == 1 && len(b.p.Partitions()) == 1 && a.p.Ready() && b.p.Ready()
+	})
+	aPart := a.p.Partitions()[0]
+	produce(t, brokers, "sales", days(10, 20)...)
+	waitFor(t, 30*time.Second, "the standby to follow the other partition", func() bool {
+		want, err := localOffset(a.db, aPart)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := localOffset(b.db, aPart)
+		return err == nil && got == want && got > 0 && gaugeValue(b.p.m.standbyParts) == 1
+	})
+	full := testutilCounter(b.p.m.restores.WithLabelValues("full"))
+
+	a.stop(t)
+	produce(t, brokers, "sales", days(20, 25)...)
+	waitFor(t, 30*time.Second, "b to take both partitions", func() bool { return len(b.p.Partitions()) == 2 })
+	check(b, 23)
+	if got := testutilCounter(b.p.m.restores.WithLabelValues("full")); got != full {
+		t.Errorf("taking the warm partition over took %v full restores", got-full)
+	}
+}

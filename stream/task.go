@@ -76,6 +76,8 @@ var errAbandoned = errors.New("stream: batch abandoned at shutdown")
 func (t *task) run(ctx context.Context) error {
 	m := t.proc.m
 	start := time.Now()
+	unlock := t.proc.lockPartition(t.partition)
+	defer unlock()
 	if err := t.restore(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -153,13 +155,13 @@ func (t *task) restore(ctx context.Context) error {
 	if cl == nil {
 		return nil
 	}
-	local, err := localOffset(t.proc.db, t.partition)
-	if err != nil {
-		return fmt.Errorf("stream: reading partition %d's commit point: %w", t.partition, err)
-	}
 	backoff := newBackoff(200*time.Millisecond, 10*time.Second)
 	for {
-		_, err := cl.restore(ctx, t.proc.db, t.partition, local)
+		local, err := localOffset(t.proc.db, t.partition)
+		if err != nil {
+			return fmt.Errorf("stream: reading partition %d's commit point: %w", t.partition, err)
+		}
+		_, err = cl.restore(ctx, t.proc.db, t.partition, local, false)
 		if err == nil || ctx.Err() != nil {
 			return ctx.Err()
 		}

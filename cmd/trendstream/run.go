@@ -73,6 +73,8 @@ GET /v1/series/{store}/{sku}.`,
 	fs.Bool("create-topics", true, "create missing input, output, dead-letter and changelog topics at start-up")
 	fs.Bool("changelog", true, "mirror every partition's state to a compacted changelog topic and restore moved partitions from it")
 	fs.String("changelog-topic", "", "changelog topic (default: the group id followed by .changelog)")
+	fs.Bool("standby", false, "keep the partitions other instances own warm from the changelog, so taking one over restores only its latest records")
+	fs.Duration("standby-interval", 5*time.Second, "how often standby partitions catch up with the changelog")
 	fs.String("state-dir", "./data", "directory of the Badger state store")
 	fs.String("http-addr", "127.0.0.1:8080", "address of the HTTP API, health checks and metrics")
 	addProcessingFlags(fs)
@@ -243,17 +245,19 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 		maxFuture = time.Nanosecond
 	}
 	return stream.Config{
-		Connection:     conn,
-		Group:          v.GetString("group"),
-		InputTopic:     v.GetString("input-topic"),
-		OutputTopic:    v.GetString("output-topic"),
-		DLQTopic:       v.GetString("dlq-topic"),
-		Partitions:     v.GetInt("partitions"),
-		NoCreateTopics: !v.GetBool("create-topics"),
-		NoChangelog:    !v.GetBool("changelog"),
-		ChangelogTopic: v.GetString("changelog-topic"),
-		Window:         wcfg,
-		Forecasting:    fcfg,
+		Connection:      conn,
+		Group:           v.GetString("group"),
+		InputTopic:      v.GetString("input-topic"),
+		OutputTopic:     v.GetString("output-topic"),
+		DLQTopic:        v.GetString("dlq-topic"),
+		Partitions:      v.GetInt("partitions"),
+		NoCreateTopics:  !v.GetBool("create-topics"),
+		NoChangelog:     !v.GetBool("changelog"),
+		ChangelogTopic:  v.GetString("changelog-topic"),
+		Standby:         v.GetBool("standby"),
+		StandbyInterval: v.GetDuration("standby-interval"),
+		Window:          wcfg,
+		Forecasting:     fcfg,
 		Limits: stream.Limits{
 			MaxBytes:  v.GetInt("max-bytes"),
 			MinQty:    v.GetFloat64("min-qty"),
