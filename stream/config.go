@@ -91,10 +91,10 @@ type Config struct {
 	// is StartEarliest.
 	StartOffset StartOffset
 	// BatchSize caps the records processed per commit. The default is
-	// 20,000.
+	// 50,000: larger batches write each busy series' state less often.
 	BatchSize int
 	// BatchWait is how long a batch waits for more records once it has
-	// one. The default is 20ms.
+	// one. The default is 100ms.
 	BatchWait time.Duration
 	// FetchMaxBytes is the largest fetch response requested per partition.
 	// The default is 8 MiB.
@@ -178,10 +178,10 @@ func (c *Config) setDefaults() error {
 		c.StartOffset = StartEarliest
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 20000
+		c.BatchSize = 50000
 	}
 	if c.BatchWait == 0 {
-		c.BatchWait = 20 * time.Millisecond
+		c.BatchWait = 100 * time.Millisecond
 	}
 	if c.FetchMaxBytes == 0 {
 		c.FetchMaxBytes = 8 << 20

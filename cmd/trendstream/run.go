@@ -86,7 +86,8 @@ GET /v1/series/{store}/{sku}.`,
 	fs.Int("max-bytes", 4096, "largest accepted event payload in bytes")
 	fs.String("start-offset", "earliest", "where a partition without local state starts: earliest or latest")
 	fs.Int("max-series", 100000, "series kept in memory per partition; the least recently updated beyond it are evicted to the state store until their next event (0: no cap)")
-	fs.Int("batch-size", 20000, "most records processed per state commit")
+	fs.Int("batch-size", 50000, "most records processed per state commit")
+	fs.Duration("batch-wait", 100*time.Millisecond, "how long a batch waits for more records once it has one")
 	fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout: how soon a crashed member's partitions move")
 	fs.Bool("pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address")
 	return cmd
@@ -268,6 +269,7 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 		DedupHorizon:   v.GetDuration("dedup-horizon"),
 		StartOffset:    stream.StartOffset(v.GetString("start-offset")),
 		BatchSize:      v.GetInt("batch-size"),
+		BatchWait:      v.GetDuration("batch-wait"),
 		MaxSeries:      cmp.Or(v.GetInt("max-series"), -1),
 		SessionTimeout: v.GetDuration("session-timeout"),
 		Logger:         log,
