@@ -91,6 +91,7 @@ func startChild(t testing.TB, logPath string, args ...string) *child {
 	}
 	cmd := exec.Command(binary(t), args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
