@@ -79,8 +79,11 @@ func (f *Forecasting) setDefaults() error {
 	if f.Published == NameAuto && !slices.Contains(f.Candidates, f.Fallback) {
 		return fmt.Errorf("stream: fallback %q is not among the candidates %v", f.Fallback, f.Candidates)
 	}
-	if f.LSTMMinSteps < 0 || f.CheckpointEvery < 1 {
-		return fmt.Errorf("stream: LSTMMinSteps %d, CheckpointEvery %d", f.LSTMMinSteps, f.CheckpointEvery)
+	if f.LSTMMinSteps < 0 {
+		return fmt.Errorf("stream: LSTMMinSteps %d is negative", f.LSTMMinSteps)
+	}
+	if f.CheckpointEvery < 1 {
+		return fmt.Errorf("stream: CheckpointEvery %d is negative", f.CheckpointEvery)
 	}
 	for _, n := range f.names() {
 		if !slices.Contains(model.Baselines, n) && n != model.NameLSTM {

@@ -50,3 +50,50 @@ func TestConfigPrecedence(t *testing.T) {
 		t.Errorf("unknown key accepted: %v", err)
 	}
 }
+
+// TestForecastingFlags checks that the forecasting flags reach the
+// stream.Forecasting they configure.
+func TestForecastingFlags(t *testing.T) {
+	root := newRoot()
+	cmd, _, err := root.Find([]string{"run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--model", "lstm", "--candidates", "lstm,ma28", "--fallback", "ma28",
+		"--lstm-layers", "1", "--lstm-hidden", "16", "--lstm-window", "28", "--lstm-lr", "0.01",
+		"--lstm-minibatch", "64", "--lstm-epochs", "2", "--lstm-seed", "9",
+		"--lstm-min-steps", "7", "--checkpoint-every", "5", "--horizon", "14"}
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatal(err)
+	}
+	v, err := settings(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := forecastingConfig(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want any
+	}{
+		{"Published", f.Published, "lstm"},
+		{"Candidates", strings.Join(f.Candidates, ","), "lstm,ma28"},
+		{"Fallback", f.Fallback, "ma28"},
+		{"LSTM.Layers", f.LSTM.Layers, 1},
+		{"LSTM.Hidden", f.LSTM.Hidden, 16},
+		{"LSTM.Window", f.LSTM.Window, 28},
+		{"LSTM.LearningRate", f.LSTM.LearningRate, 0.01},
+		{"LSTM.MiniBatch", f.LSTM.MiniBatch, 64},
+		{"LSTM.StepsPerClose", f.LSTM.StepsPerClose, 2},
+		{"LSTM.Seed", f.LSTM.Seed, uint64(9)},
+		{"LSTMMinSteps", f.LSTMMinSteps, int64(7)},
+		{"CheckpointEvery", f.CheckpointEvery, 5},
+		{"Model.Horizon", f.Model.Horizon, 14},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}

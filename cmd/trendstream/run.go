@@ -157,6 +157,8 @@ func addProcessingFlags(fs *pflag.FlagSet) {
 	fs.Int("lstm-minibatch", 512, "LSTM examples per optimizer step")
 	fs.Int("lstm-epochs", 1, "LSTM passes over the examples of each bucket close")
 	fs.Uint64("lstm-seed", 1, "LSTM initialization and shuffling seed")
+	fs.Int64("lstm-min-steps", 50, "optimizer steps the LSTM takes before auto may use it")
+	fs.Int("checkpoint-every", 1, "bucket closes between checkpoints of the LSTM into a partition's state commit (revocation and shutdown always checkpoint)")
 	fs.String("calendar", "", "M5-format calendar.csv whose event and SNAP flags the LSTM sees")
 }
 
@@ -186,10 +188,12 @@ func forecastingConfig(v *viper.Viper) (stream.Forecasting, error) {
 		return stream.Forecasting{}, err
 	}
 	f := stream.Forecasting{
-		Model:      mcfg,
-		Published:  v.GetString("model"),
-		Candidates: splitList(v.GetString("candidates")),
-		Fallback:   v.GetString("fallback"),
+		Model:           mcfg,
+		Published:       v.GetString("model"),
+		Candidates:      splitList(v.GetString("candidates")),
+		Fallback:        v.GetString("fallback"),
+		LSTMMinSteps:    v.GetInt64("lstm-min-steps"),
+		CheckpointEvery: v.GetInt("checkpoint-every"),
 		LSTM: model.LSTMConfig{
 			Layers:        v.GetInt("lstm-layers"),
 			Hidden:        v.GetInt("lstm-hidden"),
