@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,7 +53,7 @@ func TestConfigPrecedence(t *testing.T) {
 }
 
 // TestForecastingFlags checks that the forecasting flags reach the
-// stream.Forecasting they configure.
+// stream.Config they configure.
 func TestForecastingFlags(t *testing.T) {
 	root := newRoot()
 	cmd, _, err := root.Find([]string{"run"})
@@ -70,10 +71,11 @@ func TestForecastingFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := forecastingConfig(v)
+	cfg, err := processorConfig(v, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
+	f := cfg.Forecasting
 	for _, c := range []struct {
 		name      string
 		got, want any
@@ -89,8 +91,8 @@ func TestForecastingFlags(t *testing.T) {
 		{"LSTM.StepsPerClose", f.LSTM.StepsPerClose, 2},
 		{"LSTM.Seed", f.LSTM.Seed, uint64(9)},
 		{"LSTMMinSteps", f.LSTMMinSteps, int64(7)},
-		{"CheckpointEvery", f.CheckpointEvery, 5},
 		{"Model.Horizon", f.Model.Horizon, 14},
+		{"CheckpointEvery", f.CheckpointEvery, 5},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)

@@ -85,6 +85,7 @@ GET /v1/series/{store}/{sku}.`,
 	fs.Duration("max-future", 24*time.Hour, "how far past the wall clock an event time may be (negative disables)")
 	fs.Int("max-bytes", 4096, "largest accepted event payload in bytes")
 	fs.String("start-offset", "earliest", "where a partition without local state starts: earliest or latest")
+	fs.Int("checkpoint-every", 1, "bucket closes between checkpoints of the LSTM into a partition's state commit (revocation and shutdown always checkpoint)")
 	fs.Int("max-series", 100000, "series kept in memory per partition; the least recently updated beyond it are evicted to the state store until their next event (0: no cap)")
 	fs.Int("batch-size", 50000, "most records processed per state commit")
 	fs.Duration("batch-wait", 100*time.Millisecond, "how long a batch waits for more records once it has one")
@@ -158,7 +159,6 @@ func addProcessingFlags(fs *pflag.FlagSet) {
 	fs.Int("lstm-epochs", 1, "LSTM passes over the examples of each bucket close")
 	fs.Uint64("lstm-seed", 1, "LSTM initialization and shuffling seed")
 	fs.Int64("lstm-min-steps", 50, "optimizer steps the LSTM takes before auto may use it")
-	fs.Int("checkpoint-every", 1, "bucket closes between checkpoints of the LSTM into a partition's state commit (revocation and shutdown always checkpoint)")
 	fs.String("calendar", "", "M5-format calendar.csv whose event and SNAP flags the LSTM sees")
 }
 
@@ -188,12 +188,11 @@ func forecastingConfig(v *viper.Viper) (stream.Forecasting, error) {
 		return stream.Forecasting{}, err
 	}
 	f := stream.Forecasting{
-		Model:           mcfg,
-		Published:       v.GetString("model"),
-		Candidates:      splitList(v.GetString("candidates")),
-		Fallback:        v.GetString("fallback"),
-		LSTMMinSteps:    v.GetInt64("lstm-min-steps"),
-		CheckpointEvery: v.GetInt("checkpoint-every"),
+		Model:        mcfg,
+		Published:    v.GetString("model"),
+		Candidates:   splitList(v.GetString("candidates")),
+		Fallback:     v.GetString("fallback"),
+		LSTMMinSteps: v.GetInt64("lstm-min-steps"),
 		LSTM: model.LSTMConfig{
 			Layers:        v.GetInt("lstm-layers"),
 			Hidden:        v.GetInt("lstm-hidden"),
@@ -241,6 +240,7 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 	if err != nil {
 		return stream.Config{}, err
 	}
+	fcfg.CheckpointEvery = v.GetInt("checkpoint-every")
 	conn, err := connection(v)
 	if err != nil {
 		return stream.Config{}, err
