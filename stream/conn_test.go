@@ -22,9 +22,11 @@ import (
 	"github.com/trendstream/trendstream/stream/source"
 )
 
-// testCA writes a self-signed CA and a server certificate for 127.0.0.1 it
-// signs, and returns the CA file and the server's TLS config.
-func testCA(t testing.TB) (caFile string, server *tls.Config) {
+// testCA writes a self-signed CA, a server certificate for 127.0.0.1 and a
+// client certificate it signs, and returns the CA file, the server's TLS
+// config (client certificates optional) and the client's certificate and
+// key files.
+func testCA(t testing.TB) (caFile string, server *tls.Config, certFile, keyFile string) {
 	t.Helper()
 	dir := t.TempDir()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -44,31 +46,56 @@ func testCA(t testing.TB) (caFile string, server *tls.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caFile = filepath.Join(dir, "ca.pem")
+	cliKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cli := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "trendstream"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	cliDER, err := x509.CreateCertificate(rand.Reader, cli, caCert, &cliKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliKeyDER, err := x509.MarshalECPrivateKey(cliKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
 	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600)
-	return caFile, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}}}
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cliDER}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: cliKeyDER}), 0o600)
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}}, ClientCAs: pool}
+	return caFile, server, certFile, keyFile
 }
 
 // TestSecureConnections runs produce, the processor and a follower against
-// brokers that require TLS and SASL (PLAIN, SCRAM-SHA-256 and -512), and
-// checks a wrong password fails instead of hanging.
+// brokers that require TLS, client certificates and SASL (PLAIN,
+// SCRAM-SHA-256 and -512), and checks a wrong password or a missing client
+// certificate fails instead of hanging.
 func TestSecureConnections(t *testing.T) {
-	caFile, serverTLS := testCA(t)
+	caFile, serverTLS, certFile, keyFile := testCA(t)
+	mutualTLS := serverTLS.Clone()
+	mutualTLS.ClientAuth = tls.RequireAndVerifyClientCert
 	for _, tc := range []struct {
 		name, mechanism string
 		tls             bool
+		clientCert      bool
 	}{
-		{"plain over TLS", "PLAIN", true},
-		{"scram-sha-256", "SCRAM-SHA-256", false},
-		{"scram-sha-512 over TLS", "SCRAM-SHA-512", true},
-		{"TLS only", "", true},
+		{"plain over TLS", "PLAIN", true, false},
+		{"scram-sha-256", "SCRAM-SHA-256", false, false},
+		{"scram-sha-512 over TLS", "SCRAM-SHA-512", true, false},
+		{"TLS only", "", true, false},
+		{"mutual TLS", "", true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := []kfake.Opt{kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(2)}
 			if tc.mechanism != "" {
 				opts = append(opts, kfake.EnableSASL(), kfake.Superuser(tc.mechanism, "ts", "s3cret"))
 			}
-			if tc.tls {
+			switch {
+			case tc.clientCert:
+				opts = append(opts, kfake.TLS(mutualTLS))
+			case tc.tls:
 				opts = append(opts, kfake.TLS(serverTLS))
 			}
 			c, err := kfake.NewCluster(opts...)
@@ -79,6 +106,9 @@ func TestSecureConnections(t *testing.T) {
 			sec := SecurityConfig{SASLMechanism: tc.mechanism, Username: "ts", Password: "s3cret"}
 			if tc.tls {
 				sec.CAFile = caFile
+			}
+			if tc.clientCert {
+				sec.CertFile, sec.KeyFile = certFile, keyFile
 			}
 			tlsCfg, mech, err := sec.Build()
 			if err != nil {
@@ -116,6 +146,27 @@ func TestSecureConnections(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("no client certificate", func(t *testing.T) {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(mutualTLS))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		tlsCfg, _, err := SecurityConfig{CAFile: caFile}.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		err = EnsureTopics(ctx, Connection{Brokers: c.ListenAddrs(), TLS: tlsCfg}, 1, 1, "sales")
+		if err == nil {
+			t.Fatal("a broker requiring client certificates accepted a client without one")
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("a missing client certificate hung until the deadline: %v", err)
+		}
+	})
 
 	t.Run("wrong password", func(t *testing.T) {
 		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "ts", "s3cret"))
