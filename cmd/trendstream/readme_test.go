@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -93,5 +94,35 @@ func TestREADMECommands(t *testing.T) {
 		if !strings.Contains(string(readme), want) {
 			t.Errorf("README lacks %q", want)
 		}
+	}
+}
+
+// TestREADMERunbook checks that the README's operations runbook has a row
+// for every alert in deploy/prometheus/alerts.yml and none for an alert
+// that does not exist.
+func TestREADMERunbook(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := os.ReadFile(filepath.Join("..", "..", "deploy", "prometheus", "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alerts []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*- alert: (\w+)`).FindAllSubmatch(rules, -1) {
+		alerts = append(alerts, string(m[1]))
+	}
+	var rows []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `(Trendstream\\w+)` \\|").FindAllSubmatch(readme, -1) {
+		rows = append(rows, string(m[1]))
+	}
+	if len(alerts) == 0 {
+		t.Fatal("no alerts found in alerts.yml")
+	}
+	slices.Sort(alerts)
+	slices.Sort(rows)
+	if !slices.Equal(alerts, rows) {
+		t.Errorf("runbook rows %v, alerts %v", rows, alerts)
 	}
 }
