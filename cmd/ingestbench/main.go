@@ -18,6 +18,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -50,6 +51,7 @@ func main() {
 	bin := fs.String("bin", "./trendstream", "trendstream binary (run mode)")
 	stateDir := fs.String("state", "", "state directory (run mode)")
 	extra := fs.String("args", "", "extra flags for trendstream run, space separated")
+	profile := fs.String("profile", "", "write a CPU profile of the first seconds of trendstream run's processing to this file (run mode)")
 	fs.Parse(os.Args[2:])
 	ctx := context.Background()
 	var err error
@@ -59,7 +61,7 @@ func main() {
 	case "bare":
 		err = bare(ctx, *brokers, *topic)
 	case "run":
-		err = run(ctx, *brokers, *topic, *bin, *stateDir, *extra)
+		err = run(ctx, *brokers, *topic, *bin, *stateDir, *extra, *profile)
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}
@@ -165,8 +167,9 @@ func bare(ctx context.Context, brokers, topic string) error {
 }
 
 // run starts trendstream run and waits until its metrics show every record
-// consumed and committed.
-func run(ctx context.Context, brokers, topic, bin, stateDir, extra string) error {
+// consumed and committed. With a profile path, it also saves a CPU profile
+// of the first three seconds after the processor is ready.
+func run(ctx context.Context, brokers, topic, bin, stateDir, extra, profile string) error {
 	_, total, err := endOffsets(ctx, brokers, topic)
 	if err != nil {
 		return err
@@ -182,6 +185,9 @@ func run(ctx context.Context, brokers, topic, bin, stateDir, extra string) error
 	group := fmt.Sprintf("ingestbench-%d", time.Now().UnixNano())
 	args := []string{"run", "--brokers", brokers, "--input-topic", topic, "--state-dir", stateDir,
 		"--group", group, "--http-addr", addr, "--max-future", "-1s", "--log-level", "warn"}
+	if profile != "" {
+		args = append(args, "--pprof")
+	}
 	args = append(args, strings.Fields(extra)...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -209,6 +215,12 @@ func run(ctx context.Context, brokers, topic, bin, stateDir, extra string) error
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	profiled := make(chan error, 1)
+	if profile != "" {
+		go func() { profiled <- saveProfile("http://"+addr+"/debug/pprof/profile?seconds=3", profile) }()
+	} else {
+		profiled <- nil
+	}
 	for {
 		committed := committedOffsets(addr)
 		if committed >= float64(total) {
@@ -224,7 +236,28 @@ func run(ctx context.Context, brokers, topic, bin, stateDir, extra string) error
 	el := end.Sub(first).Seconds()
 	fmt.Printf("trendstream records=%d seconds=%.2f per_second=%.0f peak_rss_mib=%.0f startup_seconds=%.2f\n",
 		total, el, float64(total)/el, rss, first.Sub(began).Seconds())
-	return nil
+	return <-profiled
+}
+
+// saveProfile writes the response body of url to path.
+func saveProfile(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("profile: %w", err)
+	}
+	return f.Close()
 }
 
 // committedOffsets reads the sum of committed offsets from a trendstream
