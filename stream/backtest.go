@@ -179,16 +179,31 @@ func Backtest(ctx context.Context, cfg BacktestConfig, src source.Source) (*Back
 	})
 }
 
-// BacktestTopic replays a topic from its first retained record to its end
-// at the start of the replay, each partition through its own engine, and
-// scores the forecasts like Backtest. It reads with plain partition
-// readers: it joins no consumer group and commits no offset, so live
-// consumers are unaffected, and it keeps its state in memory.
-func BacktestTopic(ctx context.Context, cfg BacktestConfig, kc Connection, topic string) (*BacktestResult, error) {
+// TopicRange selects the records of a topic a backtest replays by their
+// Kafka timestamps, as kcat's -o s@ and -o e@ do. A zero From starts at the
+// first retained record, a zero To ends at the end of each partition at
+// the start of the replay.
+type TopicRange struct {
+	// From is the earliest record timestamp replayed.
+	From time.Time
+	// To is the timestamp before which the replay stops.
+	To time.Time
+}
+
+// BacktestTopic replays a topic, each partition from its first retained
+// record (or the first one at or after rng.From) to its end at the start of
+// the replay (or its last record before rng.To), each partition through its
+// own engine, and scores the forecasts like Backtest. It reads with plain
+// partition readers: it joins no consumer group and commits no offset, so
+// live consumers are unaffected, and it keeps its state in memory.
+func BacktestTopic(ctx context.Context, cfg BacktestConfig, kc Connection, topic string, rng TopicRange) (*BacktestResult, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	ends, err := topicEnds(ctx, kc, topic)
+	if !rng.From.IsZero() && !rng.To.IsZero() && !rng.From.Before(rng.To) {
+		return nil, fmt.Errorf("stream: replay range from %s to %s is empty", rng.From.Format(time.RFC3339), rng.To.Format(time.RFC3339))
+	}
+	ends, err := topicEnds(ctx, kc, topic, rng)
 	if err != nil {
 		return nil, err
 	}
@@ -234,8 +249,9 @@ func BacktestTopic(ctx context.Context, cfg BacktestConfig, kc Connection, topic
 
 type offsetRange struct{ first, last int64 }
 
-// topicEnds returns each partition's first and end offsets.
-func topicEnds(ctx context.Context, kc Connection, topic string) ([]offsetRange, error) {
+// topicEnds returns each partition's first and end offsets, narrowed to
+// the records with timestamps in rng.
+func topicEnds(ctx context.Context, kc Connection, topic string, rng TopicRange) ([]offsetRange, error) {
 	conn, err := kc.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -252,6 +268,9 @@ func topicEnds(ctx context.Context, kc Connection, topic string) ([]offsetRange,
 			return nil, fmt.Errorf("stream: connecting to the leader of %s/%d: %w", topic, p.ID, err)
 		}
 		first, last, err := c.ReadOffsets()
+		if err == nil {
+			first, last, err = narrow(c, first, last, rng)
+		}
 		c.Close()
 		if err != nil {
 			return nil, fmt.Errorf("stream: reading offsets of %s/%d: %w", topic, p.ID, err)
@@ -259,6 +278,32 @@ func topicEnds(ctx context.Context, kc Connection, topic string) ([]offsetRange,
 		ends[p.ID] = offsetRange{first, last}
 	}
 	return ends, nil
+}
+
+// narrow moves a partition's offset range [first, last) to the records
+// with timestamps in rng. A broker answers a timestamp lookup with the
+// first offset whose record is at least that recent, or -1 when there is
+// none.
+func narrow(c *kafka.Conn, first, last int64, rng TopicRange) (int64, int64, error) {
+	at := func(t time.Time) (int64, error) {
+		o, err := c.ReadOffset(t)
+		if err != nil || o < 0 {
+			return last, err
+		}
+		return min(max(o, first), last), nil
+	}
+	var err error
+	if !rng.To.IsZero() {
+		if last, err = at(rng.To); err != nil {
+			return 0, 0, err
+		}
+	}
+	if !rng.From.IsZero() {
+		if first, err = at(rng.From); err != nil {
+			return 0, 0, err
+		}
+	}
+	return first, max(first, last), nil
 }
 
 // replay runs partitions through engines in parallel, each owned by one

@@ -116,7 +116,7 @@ func TestBacktestSourcesAgree(t *testing.T) {
 	if _, err := Produce(ctx, ProduceConfig{Connection: Connection{Brokers: brokers}, Topic: "history", Partitions: partitions}, m.Events()); err != nil {
 		t.Fatal(err)
 	}
-	fromTopic, err := BacktestTopic(ctx, cfg, Connection{Brokers: brokers}, "history")
+	fromTopic, err := BacktestTopic(ctx, cfg, Connection{Brokers: brokers}, "history", TopicRange{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,5 +231,60 @@ func TestBacktestPublish(t *testing.T) {
 		if err := validate(t, "forecast", msg.Value); err != nil {
 			t.Fatalf("published forecast breaks the schema: %v", err)
 		}
+	}
+}
+
+// TestBacktestTopicRange produces two runs of events a moment apart and
+// replays the topic whole, from the second run's start and up to it: each
+// range must see exactly its records.
+func TestBacktestTopicRange(t *testing.T) {
+	brokers := newCluster(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn := Connection{Brokers: brokers}
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	produce := func(seed uint64, from time.Time) int64 {
+		t.Helper()
+		gen, err := source.NewSynthetic(source.SynthConfig{Stores: 1, SKUs: 3, Days: 10, Seed: seed, Start: from})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := Produce(ctx, ProduceConfig{Connection: conn, Topic: "history", Partitions: 2}, gen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	first := produce(1, start)
+	time.Sleep(20 * time.Millisecond)
+	between := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	second := produce(2, start.AddDate(0, 0, 10))
+
+	cfg := BacktestConfig{Origin: start.AddDate(0, 0, 14), Partitions: 2, Rolling: 3,
+		Forecasting: Forecasting{Published: "tsb"}}
+	for _, tc := range []struct {
+		name string
+		rng  TopicRange
+		want int64
+	}{
+		{"whole topic", TopicRange{}, first + second},
+		{"from", TopicRange{From: between}, second},
+		{"to", TopicRange{To: between}, first},
+		{"from and to", TopicRange{From: start, To: between}, first},
+		{"after the end", TopicRange{From: time.Now().Add(time.Hour)}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := BacktestTopic(ctx, cfg, conn, "history", tc.rng)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Records != tc.want {
+				t.Errorf("replayed %d records, want %d", res.Records, tc.want)
+			}
+		})
+	}
+	if _, err := BacktestTopic(ctx, cfg, conn, "history", TopicRange{From: between, To: between}); err == nil {
+		t.Error("an empty range was accepted")
 	}
 }

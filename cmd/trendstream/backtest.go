@@ -36,8 +36,9 @@ rmsse, wrmsse, spl, wspl and coverage80 for every model and for
 
 Sources: --m5 DIR (every day with sales becomes an event at 12:00 UTC),
 --events FILE (CSV or JSON lines in the input schema), or --topic with
---brokers (the topic from its first record to its end, read without a
-consumer group or state directory, so live consumers are untouched). File
+--brokers (the topic from its first record to its end, or the records with
+Kafka timestamps from --from to before --to, read without a consumer group
+or state directory, so live consumers are untouched). File
 sources are split into --partitions partitions with the partitioner
 produce uses, so each partition's models see what they would see live.
 
@@ -50,6 +51,8 @@ writes the published forecasts to a topic.`,
 	fs.String("m5", "", "M5-format directory to replay")
 	fs.String("events", "", "CSV or JSON-lines events file to replay")
 	fs.String("topic", "", "topic to replay (with --brokers)")
+	fs.String("from", "", "with --topic: replay the records with Kafka timestamps from this date or RFC 3339 time on")
+	fs.String("to", "", "with --topic: replay the records with Kafka timestamps before this date or RFC 3339 time")
 	addKafkaFlags(fs)
 	fs.Int("partitions", 1, "partitions a file source is split into")
 	fs.String("origin", "", "fixed origin date, YYYY-MM-DD or RFC 3339 (default: M5's last training day; for events, the last day minus the horizon)")
@@ -148,13 +151,27 @@ func runBacktest(cmd *cobra.Command, _ []string) error {
 		}
 		sourceName = "topic:" + topic
 	}
+	var rng stream.TopicRange
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &rng.From}, {"to", &rng.To}} {
+		if val := v.GetString(f.name); val != "" {
+			if topic == "" {
+				return fmt.Errorf("--%s selects records of a --topic", f.name)
+			}
+			if *f.dst, err = parseDate(val); err != nil {
+				return fmt.Errorf("--%s: %w", f.name, err)
+			}
+		}
+	}
 	stages["load_seconds"] = time.Since(loadStart).Seconds()
 
 	bar := newProgress(log, "replaying", "events", total, v.GetBool("quiet"))
 	cfg.Progress = func(n int64, t time.Time) { bar.set(n, "event_time", t.Format(time.DateOnly)) }
 	var res *stream.BacktestResult
 	if topic != "" {
-		res, err = stream.BacktestTopic(cmd.Context(), cfg, conn, topic)
+		res, err = stream.BacktestTopic(cmd.Context(), cfg, conn, topic, rng)
 	} else {
 		res, err = stream.Backtest(cmd.Context(), cfg, src)
 	}

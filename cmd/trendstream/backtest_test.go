@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -138,5 +139,30 @@ func TestBacktestCommand(t *testing.T) {
 	plots, _ := filepath.Glob(filepath.Join(dir, "plots", "*.png"))
 	if len(plots) < 4 {
 		t.Errorf("plots: %v", plots)
+	}
+}
+
+// TestBacktestArgumentErrors checks that misused source flags are refused
+// with a message naming them.
+func TestBacktestArgumentErrors(t *testing.T) {
+	data := tinyM5(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--quiet"}, "one of --m5, --events and --topic"},
+		{[]string{"--m5", data, "--events", "x.csv"}, "one of --m5, --events and --topic"},
+		{[]string{"--m5", data, "--from", "2011-03-01"}, "--from selects records of a --topic"},
+		{[]string{"--m5", data, "--to", "2011-03-01"}, "--to selects records of a --topic"},
+		{[]string{"--topic", "sales", "--origin", "2011-03-01", "--from", "March"}, "--from"},
+	} {
+		root := newRoot()
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		root.SetArgs(append([]string{"backtest", "--quiet"}, tc.args...))
+		err := root.ExecuteContext(context.Background())
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("backtest %v: %v, want an error with %q", tc.args, err, tc.want)
+		}
 	}
 }
