@@ -6,11 +6,14 @@
 #   EVENTS=200000 scripts/bench-ingest.sh
 #
 # It pre-produces the events, then reads the topic alternately with the bare
-# consumer and with trendstream run (decode, validate, dedup, window, Badger
-# commit with offsets; a fresh state directory each time), ROUNDS times
-# each (default 2) with a last bare run, and prints the mean rates, their
-# ratio and trendstream's peak RSS. Timings on shared machines are noisy:
-# compare ratios.
+# consumer (a kafka-go Reader per partition, as ../shared/ANCHORS.md
+# measures) and with trendstream run (decode, validate, dedup, window,
+# Badger commit with offsets; a fresh state directory each time), ROUNDS
+# times each (default 2) with a last bare run, and prints the mean rates,
+# their ratio and trendstream's peak RSS. It also reads the topic once with
+# kafka-go's connection-level API alone, which trendstream's fetcher uses,
+# and prints trendstream's rate against that too. Timings on shared
+# machines are noisy: compare ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${EVENTS:-2000000}
@@ -32,9 +35,15 @@ for round in $(seq "${ROUNDS:-2}"); do
 	"$work/ingestbench" run -brokers "$brokers" -bin "$work/trendstream" -state "$work/state$round" -args "${RUN_ARGS:-}" | tee -a "$work/out"
 done
 "$work/ingestbench" bare -brokers "$brokers" | tee -a "$work/out"
+"$work/ingestbench" conn -brokers "$brokers" | tee -a "$work/out"
 
 awk '
 /^bare/ { for (i = 1; i <= NF; i++) if ($i ~ /^per_second=/) { split($i, a, "="); bare += a[2]; n++ } }
+/^conn/ { for (i = 1; i <= NF; i++) if ($i ~ /^per_second=/) { split($i, a, "="); conn = a[2] } }
 /^trendstream/ { for (i = 1; i <= NF; i++) { if ($i ~ /^per_second=/) { split($i, a, "="); ts += a[2]; m++ } if ($i ~ /^peak_rss_mib=/) { split($i, b, "="); if (b[2] > rss) rss = b[2] } } }
-END { bare /= n; ts /= m; printf "bare kafka-go %.0f records/s (mean of %d runs), trendstream %.0f records/s (mean of %d runs): ratio %.2f, trendstream peak RSS %d MiB\n", bare, n, ts, m, ts / bare, rss }
+END {
+	bare /= n; ts /= m
+	printf "bare kafka-go Reader %.0f records/s (mean of %d runs), trendstream %.0f records/s (mean of %d runs): ratio %.2f, trendstream peak RSS %d MiB\n", bare, n, ts, m, ts / bare, rss
+	printf "kafka-go Conn.ReadBatch alone (how trendstream fetches) %.0f records/s: trendstream at %.2f of it\n", conn, ts / conn
+}
 ' "$work/out"

@@ -99,8 +99,7 @@ type Config struct {
 	// FetchMaxBytes is the largest fetch response requested per partition.
 	// The default is 8 MiB.
 	FetchMaxBytes int
-	// FetchMaxWait is how long a fetch waits for data on the broker; it
-	// also bounds how long stopping a partition's reader takes. The
+	// FetchMaxWait is how long a fetch waits for data on the broker. The
 	// default is 500ms.
 	FetchMaxWait time.Duration
 	// CommitInterval is how often consumer-group offsets are committed,

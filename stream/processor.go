@@ -285,21 +285,6 @@ func EnsureTopics(ctx context.Context, conn Connection, partitions, replication 
 	return nil
 }
 
-func (p *Processor) readerConfig(partition int32) kafka.ReaderConfig {
-	return kafka.ReaderConfig{
-		Brokers:       p.cfg.Brokers,
-		Dialer:        p.cfg.dialer(),
-		Topic:         p.cfg.InputTopic,
-		Partition:     int(partition),
-		MinBytes:      1,
-		MaxBytes:      p.cfg.FetchMaxBytes,
-		MaxWait:       p.cfg.FetchMaxWait,
-		QueueCapacity: 1000,
-		Logger:        kafkaLogger(p.cfg.Logger, slog.LevelDebug),
-		ErrorLogger:   kafkaLogger(p.cfg.Logger, slog.LevelDebug),
-	}
-}
-
 // setGeneration records the partitions of a new generation, or none (nil)
 // when the processor stops.
 func (p *Processor) setGeneration(parts []int32) {

@@ -100,11 +100,9 @@ func (t *task) run(ctx context.Context) error {
 	t.log.Info("partition loaded", "series", t.eng.part.Len(), "dedup_ids", t.eng.dedup.len(),
 		"offset", next, "seconds", time.Since(start).Seconds())
 
-	r := kafka.NewReader(t.proc.readerConfig(t.partition))
-	defer r.Close()
-	if err := r.SetOffset(from); err != nil {
-		return fmt.Errorf("stream: seeking partition %d to %d: %w", t.partition, from, err)
-	}
+	cfg := &t.proc.cfg
+	f := newFetcher(&cfg.Connection, cfg.InputTopic, int(t.partition), cfg.FetchMaxBytes, cfg.FetchMaxWait, from, t.log)
+	defer f.close()
 	t.proc.setOwned(t.partition, true)
 	defer t.proc.setOwned(t.partition, false)
 	defer m.forget(t.partition)
@@ -118,7 +116,8 @@ func (t *task) run(ctx context.Context) error {
 
 	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
 	for {
-		ferr := t.fetch(ctx, r)
+		var ferr error
+		t.recs, ferr = f.fetch(ctx, t.recs[:0], cfg.BatchSize, cfg.BatchWait)
 		if len(t.recs) > 0 {
 			// The batch after which the generation has ended is the
 			// partition's last here: it carries a model checkpoint.
@@ -130,7 +129,7 @@ func (t *task) run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			m.lag.WithLabelValues(t.label).Set(float64(r.Lag()))
+			m.lag.WithLabelValues(t.label).Set(float64(f.lag()))
 		}
 		if ctx.Err() != nil {
 			t.log.Info("partition released", "next_offset", t.next)
@@ -170,28 +169,6 @@ func (t *task) restore(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-}
-
-// fetch collects a batch: it waits for one record, then takes what arrives
-// within BatchWait, up to BatchSize records. It returns ctx's error when the
-// generation ends, possibly with records collected before.
-func (t *task) fetch(ctx context.Context, r *kafka.Reader) error {
-	t.recs = t.recs[:0]
-	msg, err := r.FetchMessage(ctx)
-	if err != nil {
-		return err
-	}
-	t.recs = append(t.recs, Record{Offset: msg.Offset, Key: msg.Key, Value: msg.Value})
-	lctx, cancel := context.WithTimeout(ctx, t.proc.cfg.BatchWait)
-	defer cancel()
-	for len(t.recs) < t.proc.cfg.BatchSize {
-		msg, err := r.FetchMessage(lctx)
-		if err != nil {
-			return ctx.Err()
-		}
-		t.recs = append(t.recs, Record{Offset: msg.Offset, Key: msg.Key, Value: msg.Value})
-	}
-	return nil
 }
 
 // processBatch runs the batch through the engine, writes its outputs and

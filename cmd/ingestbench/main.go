@@ -4,10 +4,13 @@
 //
 //	ingestbench produce -brokers B -events 2000000 -series 10000
 //	ingestbench bare    -brokers B
+//	ingestbench conn    -brokers B
 //	ingestbench run     -brokers B -bin ./trendstream -state DIR
 //
 // produce fills topic "sales" (8 partitions) with JSON events; bare reads
-// every partition with one kafka-go Reader each, fetching only; run starts
+// every partition with one kafka-go Reader each, fetching only; conn reads
+// them with kafka-go's connection-level Conn.ReadBatch, as trendstream's
+// own fetcher does, fetching only; run starts
 // the trendstream binary on the topic and watches its metrics until it has
 // consumed every record. Each mode prints one line: records, seconds,
 // records per second and peak RSS.
@@ -38,7 +41,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: ingestbench produce|bare|run [flags]")
+		fmt.Fprintln(os.Stderr, "usage: ingestbench produce|bare|conn|run [flags]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
@@ -58,6 +61,8 @@ func main() {
 	switch os.Args[1] {
 	case "produce":
 		err = produce(ctx, *brokers, *topic, *events, *series, *partitions, *days)
+	case "conn":
+		err = connRead(ctx, *brokers, *topic)
 	case "bare":
 		err = bare(ctx, *brokers, *topic)
 	case "run":

@@ -1,0 +1,210 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// fetcher reads one input partition from its leader with kafka-go's
+// connection-level API, one fetch response at a time, on the goroutine of
+// the partition's task. It does what kafka.Reader does for a single
+// partition without Reader's goroutine and per-message channel, which cost
+// as much CPU as the fetching itself: a bare loop over Conn.ReadBatch reads
+// a topic about twice as fast as Reader.FetchMessage.
+//
+// A fetcher is not safe for concurrent use. Errors leave it disconnected;
+// the next fetch dials the leader again.
+type fetcher struct {
+	conn      *Connection
+	topic     string
+	partition int
+	maxBytes  int
+	maxWait   time.Duration
+	log       *slog.Logger
+
+	c     *kafka.Conn  // nil when disconnected
+	batch *kafka.Batch // current fetch response, nil between fetches
+	next  int64        // offset of the next record to return, or kafka.FirstOffset or kafka.LastOffset
+	hwm   int64        // the partition's high watermark at the last fetch
+}
+
+func newFetcher(conn *Connection, topic string, partition int, maxBytes int, maxWait time.Duration, from int64, log *slog.Logger) *fetcher {
+	return &fetcher{conn: conn, topic: topic, partition: partition, maxBytes: maxBytes, maxWait: maxWait,
+		log: log, next: from, hwm: -1}
+}
+
+// lag returns the records between the next offset and the high watermark
+// of the last fetch.
+func (f *fetcher) lag() int64 {
+	if f.hwm < 0 || f.next < 0 {
+		return 0
+	}
+	return max(f.hwm-f.next, 0)
+}
+
+// close releases the connection.
+func (f *fetcher) close() {
+	if f.batch != nil {
+		f.batch.Close()
+		f.batch = nil
+	}
+	if f.c != nil {
+		f.c.Close()
+		f.c = nil
+	}
+}
+
+// fetch appends records to dst: it waits until at least one record has
+// arrived or ctx ends, then takes what arrives within wait, up to max
+// records in all. On an error it returns the records read before it.
+func (f *fetcher) fetch(ctx context.Context, dst []Record, max int, wait time.Duration) ([]Record, error) {
+	var deadline time.Time // set by the first record
+	if f.batch != nil {
+		// The rest of a response left by the last call: processing may have
+		// outlasted the read deadline of its fetch.
+		f.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	}
+	for len(dst) < max {
+		if f.batch == nil {
+			budget := f.maxWait
+			if !deadline.IsZero() {
+				budget = time.Until(deadline)
+				if budget <= 0 {
+					break
+				}
+				budget = min(budget, f.maxWait)
+			}
+			if err := ctx.Err(); err != nil {
+				return dst, err
+			}
+			if err := f.start(ctx, budget); err != nil {
+				return dst, err
+			}
+		}
+		msg, err := f.batch.ReadMessage()
+		if err != nil {
+			cerr := f.batch.Close()
+			f.batch = nil
+			if errors.Is(err, io.EOF) && cerr == nil {
+				continue
+			}
+			if err := f.fail(ctx, errors.Join(err, cerr)); err != nil {
+				return dst, err
+			}
+			continue
+		}
+		if msg.Offset < f.next {
+			// A compressed record batch starts before the requested offset.
+			continue
+		}
+		dst = append(dst, Record{Offset: msg.Offset, Key: msg.Key, Value: msg.Value})
+		f.next = msg.Offset + 1
+		if deadline.IsZero() {
+			deadline = time.Now().Add(wait)
+		}
+	}
+	return dst, nil
+}
+
+// start connects if needed and sends a fetch for the next offset that the
+// broker may hold for up to budget.
+func (f *fetcher) start(ctx context.Context, budget time.Duration) error {
+	if f.c == nil {
+		if err := f.connect(ctx); err != nil {
+			return err
+		}
+	}
+	if _, err := f.c.Seek(f.next, kafka.SeekAbsolute|kafka.SeekDontCheck); err != nil {
+		f.close()
+		return fmt.Errorf("stream: seeking %s/%d to %d: %w", f.topic, f.partition, f.next, err)
+	}
+	// The network deadline covers the broker's wait plus the transfer; a
+	// context that ends interrupts the read through the deadline.
+	f.c.SetReadDeadline(time.Now().Add(budget + 10*time.Second))
+	stop := context.AfterFunc(ctx, func() { f.c.SetReadDeadline(time.Now()) })
+	f.batch = f.c.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: f.maxBytes, MaxWait: budget})
+	if !stop() {
+		// ctx ended while the response header was read: the batch's reads
+		// fail and the next fetch returns ctx's error.
+		return nil
+	}
+	f.hwm = f.batch.HighWaterMark()
+	return nil
+}
+
+// connect dials the partition's leader through the first broker that
+// answers and resolves a symbolic next offset.
+func (f *fetcher) connect(ctx context.Context) error {
+	var errs []error
+	for _, broker := range f.conn.Brokers {
+		c, err := f.conn.dialer().DialLeader(ctx, "tcp", broker, f.topic, f.partition)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		f.c = c
+		if f.next < 0 {
+			first, last, err := f.offsets()
+			if err != nil {
+				return err
+			}
+			if f.next == kafka.LastOffset {
+				first = last
+			}
+			f.next = first
+		}
+		return nil
+	}
+	return fmt.Errorf("stream: connecting to the leader of %s/%d: %w", f.topic, f.partition, errors.Join(errs...))
+}
+
+// offsets reads the partition's first and end offsets.
+func (f *fetcher) offsets() (first, last int64, err error) {
+	f.c.SetDeadline(time.Now().Add(10 * time.Second))
+	first, last, err = f.c.ReadOffsets()
+	f.c.SetDeadline(time.Time{})
+	if err != nil {
+		f.close()
+		return 0, 0, fmt.Errorf("stream: reading the offsets of %s/%d: %w", f.topic, f.partition, err)
+	}
+	return first, last, nil
+}
+
+// fail handles a failed fetch. It returns nil when fetching may go on at
+// once (the broker had no data in time, or the next offset was deleted and
+// moves to the first retained one) and an error otherwise, after which the
+// fetcher reconnects on the next fetch.
+func (f *fetcher) fail(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, kafka.RequestTimedOut):
+		return nil
+	case errors.Is(err, kafka.OffsetOutOfRange):
+		// The failed response may leave the connection unusable: ask a
+		// fresh one where the partition starts and ends.
+		f.close()
+		if cerr := f.connect(ctx); cerr != nil {
+			return cerr
+		}
+		first, last, oerr := f.offsets()
+		if oerr != nil {
+			return oerr
+		}
+		if f.next < first {
+			f.log.Warn("input records were deleted before they were read: skipping to the first retained one",
+				"offset", f.next, "first", first, "skipped", first-f.next)
+			f.next = first
+			return nil
+		}
+		return fmt.Errorf("stream: offset %d of %s/%d is past its end %d", f.next, f.topic, f.partition, last)
+	}
+	f.close()
+	return fmt.Errorf("stream: fetching %s/%d at offset %d: %w", f.topic, f.partition, f.next, err)
+}

@@ -1,0 +1,151 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// fetchTopic creates a one-partition topic holding records 0 to n-1 with
+// values "v<offset>".
+func fetchTopic(t *testing.T, n int) []string {
+	t.Helper()
+	brokers := newCluster(t, 1, "in")
+	appendRecords(t, brokers, 0, n)
+	return brokers
+}
+
+// appendRecords writes records from to to-1 of topic "in".
+func appendRecords(t *testing.T, brokers []string, from, to int) {
+	t.Helper()
+	var msgs []kafka.Message
+	for i := from; i < to; i++ {
+		msgs = append(msgs, kafka.Message{Key: []byte("k"), Value: fmt.Appendf(nil, "v%d", i)})
+	}
+	produce(t, brokers, "in", msgs...)
+}
+
+// checkRecords checks that recs are the records from offset first on.
+func checkRecords(t *testing.T, recs []Record, first int64, n int) {
+	t.Helper()
+	if len(recs) != n {
+		t.Fatalf("got %d records, want %d", len(recs), n)
+	}
+	for i, r := range recs {
+		if want := first + int64(i); r.Offset != want || string(r.Value) != fmt.Sprintf("v%d", want) {
+			t.Fatalf("record %d: offset %d value %q, want offset %d", i, r.Offset, r.Value, want)
+		}
+	}
+}
+
+// TestFetcher checks the partition fetcher against the in-process broker:
+// batches bounded by count and wait, symbolic start offsets, records
+// deleted before they were read, offsets past the end and cancellation.
+func TestFetcher(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	newF := func(brokers []string, from int64, maxWait time.Duration) *fetcher {
+		f := newFetcher(&Connection{Brokers: brokers}, "in", 0, 1<<20, maxWait, from, slog.New(slog.DiscardHandler))
+		t.Cleanup(f.close)
+		return f
+	}
+
+	t.Run("batches of at most max records", func(t *testing.T) {
+		f := newF(fetchTopic(t, 25), kafka.FirstOffset, time.Second)
+		for _, want := range []struct {
+			first int64
+			n     int
+		}{{0, 10}, {10, 10}, {20, 5}} {
+			recs, err := f.fetch(ctx, nil, 10, 50*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkRecords(t, recs, want.first, want.n)
+		}
+		if f.lag() != 0 {
+			t.Errorf("lag %d at the end", f.lag())
+		}
+	})
+
+	t.Run("waits for the first record", func(t *testing.T) {
+		brokers := fetchTopic(t, 5)
+		f := newF(brokers, kafka.LastOffset, 200*time.Millisecond)
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			appendRecords(t, brokers, 5, 8)
+		}()
+		recs, err := f.fetch(ctx, nil, 100, 100*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRecords(t, recs, 5, 3)
+	})
+
+	t.Run("resumes from a stored offset", func(t *testing.T) {
+		f := newF(fetchTopic(t, 12), 7, time.Second)
+		recs, err := f.fetch(ctx, nil, 100, 50*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRecords(t, recs, 7, 5)
+	})
+
+	t.Run("skips deleted records", func(t *testing.T) {
+		brokers := fetchTopic(t, 20)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		req := kmsg.NewPtrDeleteRecordsRequest()
+		rt := kmsg.NewDeleteRecordsRequestTopic()
+		rt.Topic = "in"
+		rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+		rp.Offset = 15
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		req.TimeoutMillis = 5000
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+			t.Fatalf("DeleteRecords: error code %d", code)
+		}
+		f := newF(brokers, 3, time.Second)
+		recs, err := f.fetch(ctx, nil, 100, 50*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRecords(t, recs, 15, 5)
+	})
+
+	t.Run("offset past the end", func(t *testing.T) {
+		f := newF(fetchTopic(t, 3), 50, time.Second)
+		_, err := f.fetch(ctx, nil, 100, 50*time.Millisecond)
+		if err == nil || !strings.Contains(err.Error(), "past its end") {
+			t.Fatalf("got %v, want an offset past the end", err)
+		}
+	})
+
+	t.Run("cancellation interrupts a waiting fetch", func(t *testing.T) {
+		f := newF(fetchTopic(t, 2), 2, 20*time.Second)
+		cctx, ccancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer ccancel()
+		began := time.Now()
+		recs, err := f.fetch(cctx, nil, 100, time.Second)
+		if err == nil || len(recs) != 0 {
+			t.Fatalf("got %d records and %v, want the context's error", len(recs), err)
+		}
+		if d := time.Since(began); d > 5*time.Second {
+			t.Errorf("cancellation took %v", d)
+		}
+	})
+}
