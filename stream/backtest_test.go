@@ -14,6 +14,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/trendstream/trendstream/internal/kafkatest"
 	"github.com/trendstream/trendstream/stream/source"
 )
 
@@ -223,7 +224,7 @@ func TestBacktestPublish(t *testing.T) {
 	if res.Forecasts == 0 {
 		t.Fatal("no forecasts made")
 	}
-	got := consumeAll(t, brokers, "bt.forecasts", int(res.Forecasts), 20*time.Second)
+	got := kafkatest.ReadTopic(t, brokers, "bt.forecasts", int(res.Forecasts), 20*time.Second, 20*time.Second)
 	if int64(len(got)) != res.Forecasts {
 		t.Fatalf("%d forecasts published, %d made", len(got), res.Forecasts)
 	}

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/trendstream/trendstream/internal/kafkatest"
 	"github.com/trendstream/trendstream/model"
 	"github.com/trendstream/trendstream/state"
 	"github.com/trendstream/trendstream/window"
@@ -64,48 +64,6 @@ func produce(t testing.TB, brokers []string, topic string, msgs ...kafka.Message
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// consumeAll reads every record of every partition of topic until n have
-// arrived or the deadline passes.
-func consumeAll(t testing.TB, brokers []string, topic string, n int, within time.Duration) []kafka.Message {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	conn, err := kafka.DialContext(ctx, "tcp", brokers[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var out []kafka.Message
-	var wg sync.WaitGroup
-	for _, p := range parts {
-		wg.Go(func() {
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p.ID, MaxWait: 100 * time.Millisecond})
-			defer r.Close()
-			for {
-				m, err := r.FetchMessage(ctx)
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				out = append(out, m)
-				full := len(out) >= n
-				mu.Unlock()
-				if full {
-					cancel()
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return out
 }
 
 func header(m kafka.Message, key string) string {
@@ -232,7 +190,7 @@ func TestProcessorEndToEnd(t *testing.T) {
 	defer rp.stop(t)
 
 	// a and b close days 0..5 (6 forecasts each), c closes days 2..5.
-	forecasts := consumeAll(t, brokers, "forecasts", 16, 30*time.Second)
+	forecasts := kafkatest.ReadTopic(t, brokers, "forecasts", 16, 30*time.Second, 30*time.Second)
 	if len(forecasts) != 16 {
 		t.Fatalf("got %d forecasts, want 16", len(forecasts))
 	}
@@ -272,7 +230,7 @@ func TestProcessorEndToEnd(t *testing.T) {
 		}
 	}
 
-	dlq := consumeAll(t, brokers, "sales.dlq", 5, 20*time.Second)
+	dlq := kafkatest.ReadTopic(t, brokers, "sales.dlq", 5, 20*time.Second, 20*time.Second)
 	var reasons []string
 	for _, m := range dlq {
 		reasons = append(reasons, header(m, "reason"))
@@ -355,7 +313,7 @@ func TestProcessorResumesFromState(t *testing.T) {
 	}
 	produce(t, brokers, "sales", first...)
 	rp := startProcessor(t, cfg, dir)
-	if got := consumeAll(t, brokers, "forecasts", 2, 20*time.Second); len(got) != 2 {
+	if got := kafkatest.ReadTopic(t, brokers, "forecasts", 2, 20*time.Second, 20*time.Second); len(got) != 2 {
 		t.Fatalf("%d forecasts before restart, want 2", len(got))
 	}
 	rp.stop(t)
@@ -368,7 +326,7 @@ func TestProcessorResumesFromState(t *testing.T) {
 	produce(t, brokers, "sales", second...)
 	rp = startProcessor(t, cfg, dir)
 	defer rp.stop(t)
-	if got := consumeAll(t, brokers, "forecasts", 4, 20*time.Second); len(got) != 4 {
+	if got := kafkatest.ReadTopic(t, brokers, "forecasts", 4, 20*time.Second, 20*time.Second); len(got) != 4 {
 		t.Fatalf("%d forecasts after restart, want 4", len(got))
 	}
 	waitFor(t, 10*time.Second, "readiness", rp.p.Ready)
@@ -433,7 +391,7 @@ func TestLSTMCheckpointSurvivesRestart(t *testing.T) {
 	}
 	produce(t, brokers, "sales", msgs[:60]...)
 	rp := startProcessor(t, cfg, dir)
-	before := consumeAll(t, brokers, "forecasts", 19*3, 30*time.Second)
+	before := kafkatest.ReadTopic(t, brokers, "forecasts", 19*3, 30*time.Second, 30*time.Second)
 	waitFor(t, 10*time.Second, "training metrics", func() bool { return testutilCounter(rp.p.m.trainSteps) > 0 })
 	rp.stop(t)
 	steps := func(msgs []kafka.Message) int {
@@ -454,7 +412,7 @@ func TestLSTMCheckpointSurvivesRestart(t *testing.T) {
 
 	produce(t, brokers, "sales", msgs[60:]...)
 	rp = startProcessor(t, cfg, dir)
-	all := consumeAll(t, brokers, "forecasts", 29*3, 30*time.Second)
+	all := kafkatest.ReadTopic(t, brokers, "forecasts", 29*3, 30*time.Second, 30*time.Second)
 	rp.stop(t)
 	var after []kafka.Message
 	for _, m := range all {

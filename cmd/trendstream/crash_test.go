@@ -20,6 +20,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/trendstream/trendstream/internal/kafkatest"
 	"github.com/trendstream/trendstream/stream"
 )
 
@@ -276,7 +277,7 @@ func TestCrashRecovery(t *testing.T) {
 
 	// Every malformed record reached the dead-letter topic at least once.
 	seen := map[string]bool{}
-	for _, m := range readTopic(t, brokers, "sales.dlq", 10*time.Second) {
+	for _, m := range kafkatest.ReadTopic(t, brokers, "sales.dlq", 0, time.Second, 10*time.Second) {
 		for _, h := range m.Headers {
 			if h.Key == "reason" && string(h.Value) == "invalid_json" {
 				seen[string(m.Value)] = true
@@ -308,43 +309,4 @@ func waitReady(t testing.TB, c *child, httpAddr string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("trendstream not ready within 60s\n%s", tail(c.log, 30))
-}
-
-// readTopic reads every partition of topic from the start until no record
-// arrives for a while.
-func readTopic(t testing.TB, brokers []string, topic string, within time.Duration) []kafka.Message {
-	t.Helper()
-	conn, err := kafka.Dial("tcp", brokers[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var out []kafka.Message
-	var wg sync.WaitGroup
-	for _, p := range parts {
-		wg.Go(func() {
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p.ID, MaxWait: 100 * time.Millisecond})
-			defer r.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), within)
-			defer cancel()
-			for {
-				idle, stop := context.WithTimeout(ctx, time.Second)
-				m, err := r.FetchMessage(idle)
-				stop()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				out = append(out, m)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return out
 }

@@ -1,0 +1,58 @@
+// Package kafkatest holds helpers for tests that talk to a Kafka-protocol
+// broker such as the in-process kfake one.
+package kafkatest
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// ReadTopic reads every partition of topic from its first record, each
+// until no record has arrived for idle, and all of them until n records
+// have arrived (when n > 0) or within has passed. It returns the records
+// in arrival order and fails the test if the topic cannot be described.
+func ReadTopic(t testing.TB, brokers []string, topic string, n int, idle, within time.Duration) []kafka.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	conn, err := kafka.DialContext(ctx, "tcp", brokers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var out []kafka.Message
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		wg.Go(func() {
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p.ID, MaxWait: 100 * time.Millisecond})
+			defer r.Close()
+			for {
+				ictx, stop := context.WithTimeout(ctx, idle)
+				m, err := r.FetchMessage(ictx)
+				stop()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				out = append(out, m)
+				full := n > 0 && len(out) >= n
+				mu.Unlock()
+				if full {
+					cancel()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
