@@ -68,11 +68,7 @@ writes the published forecasts to a topic.`,
 
 func runBacktest(cmd *cobra.Command, _ []string) error {
 	started := time.Now()
-	v, err := settings(cmd)
-	if err != nil {
-		return err
-	}
-	log, err := newLogger(v)
+	v, log, err := setup(cmd)
 	if err != nil {
 		return err
 	}

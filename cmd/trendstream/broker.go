@@ -24,11 +24,7 @@ production. After restarting it, delete trendstream's --state-dir, whose
 offsets refer to the lost topics.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, err := settings(cmd)
-			if err != nil {
-				return err
-			}
-			log, err := newLogger(v)
+			v, log, err := setup(cmd)
 			if err != nil {
 				return err
 			}

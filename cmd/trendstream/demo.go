@@ -38,11 +38,7 @@ the processor's HTTP API answers; the addresses are printed at start.
 --duration 0 runs until interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, err := settings(cmd)
-			if err != nil {
-				return err
-			}
-			log, err := newLogger(v)
+			v, log, err := setup(cmd)
 			if err != nil {
 				return err
 			}

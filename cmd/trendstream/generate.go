@@ -25,11 +25,7 @@ that. The --out-of-order, --late, --duplicate and --malformed shares alter
 records to exercise lateness, the dead-letter topic and deduplication.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, err := settings(cmd)
-			if err != nil {
-				return err
-			}
-			log, err := newLogger(v)
+			v, log, err := setup(cmd)
 			if err != nil {
 				return err
 			}

@@ -27,11 +27,7 @@ optionally price, promo) or JSON lines (one event per line, sent as is).
 0 sends as fast as possible.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, err := settings(cmd)
-			if err != nil {
-				return err
-			}
-			log, err := newLogger(v)
+			v, log, err := setup(cmd)
 			if err != nil {
 				return err
 			}

@@ -84,6 +84,16 @@ func knownKeys(root *cobra.Command) []string {
 	return keys
 }
 
+// setup reads cmd's settings and builds the logger they configure.
+func setup(cmd *cobra.Command) (*viper.Viper, *slog.Logger, error) {
+	v, err := settings(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	log, err := newLogger(v)
+	return v, log, err
+}
+
 // newLogger builds the process logger from --log-level and --log-format.
 func newLogger(v *viper.Viper) (*slog.Logger, error) {
 	var level slog.Level

@@ -41,11 +41,7 @@ HTTP on --http-addr: /healthz, /readyz, /metrics and
 GET /v1/series/{store}/{sku}.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, err := settings(cmd)
-			if err != nil {
-				return err
-			}
-			log, err := newLogger(v)
+			v, log, err := setup(cmd)
 			if err != nil {
 				return err
 			}
