@@ -164,6 +164,7 @@ type models struct {
 	learnAll model.LearnStats
 
 	in     []model.Input
+	base   model.Input // the window of in[i] the per-series forecasters see
 	qty    []float64
 	price  []float32
 	promo  []float32
@@ -288,12 +289,13 @@ func (m *models) close(bucket int64, closed []*window.Series, want bool, emit fu
 			l.ForecastBatch(m.lfc[k][:len(chunk)], m.in)
 		}
 		for i, s := range chunk {
-			in := m.in[i]
+			in := &m.base
+			*in = m.in[i]
 			if n := len(in.Y); n > baseWindow {
 				in.Y, in.Start = in.Y[n-baseWindow:], in.Start+int64(n-baseWindow)
 			}
 			for k, f := range m.series {
-				f.Forecast(m.sfc[k], &in)
+				f.Forecast(m.sfc[k], in)
 				m.row[k] = m.sfc[k]
 			}
 			for k := range m.learners {
