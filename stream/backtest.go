@@ -232,9 +232,11 @@ func BacktestTopic(ctx context.Context, cfg BacktestConfig, kc Connection, topic
 						errs[p] = err
 						return
 					}
-					if err := emit(p, Record{Offset: m.Offset, Key: m.Key, Value: m.Value}, m.Time); err != nil {
-						errs[p] = err
-						return
+					if !controlRecord(&m) { // transaction markers are no events
+						if err := emit(p, Record{Offset: m.Offset, Key: m.Key, Value: m.Value}, m.Time); err != nil {
+							errs[p] = err
+							return
+						}
 					}
 					if m.Offset+1 >= end.last {
 						return

@@ -28,10 +28,24 @@ type fetcher struct {
 	maxWait   time.Duration
 	log       *slog.Logger
 
-	c     *kafka.Conn  // nil when disconnected
-	batch *kafka.Batch // current fetch response, nil between fetches
-	next  int64        // offset of the next record to return, or kafka.FirstOffset or kafka.LastOffset
-	hwm   int64        // the partition's high watermark at the last fetch
+	c       *kafka.Conn  // nil when disconnected
+	batch   *kafka.Batch // current fetch response, nil between fetches
+	unwatch func() bool  // stops the batch's cancellation callback
+	next    int64        // offset of the next record to return, or kafka.FirstOffset or kafka.LastOffset
+	hwm     int64        // the partition's high watermark at the last fetch
+
+	controls int64 // transaction markers skipped
+}
+
+// controlRecord reports whether m is a transaction marker (a commit or
+// abort control record) rather than data. kafka-go hands them out as
+// messages: a 4-byte key (version 0, type 0 or 1) and a 6-byte value
+// (version 0, coordinator epoch), no headers. No sales event looks like
+// that: its key holds a '/'.
+func controlRecord(m *kafka.Message) bool {
+	k, v := m.Key, m.Value
+	return len(k) == 4 && k[0] == 0 && k[1] == 0 && k[2] == 0 && k[3] <= 1 &&
+		len(v) == 6 && v[0] == 0 && v[1] == 0 && len(m.Headers) == 0
 }
 
 func newFetcher(conn *Connection, topic string, partition int, maxBytes int, maxWait time.Duration, from int64, log *slog.Logger) *fetcher {
@@ -48,11 +62,11 @@ func (f *fetcher) lag() int64 {
 	return max(f.hwm-f.next, 0)
 }
 
-// close releases the connection.
+// close releases the connection without reading the rest of a response.
 func (f *fetcher) close() {
 	if f.batch != nil {
-		f.batch.Close()
-		f.batch = nil
+		f.c.SetReadDeadline(time.Now())
+		f.endBatch()
 	}
 	if f.c != nil {
 		f.c.Close()
@@ -60,17 +74,41 @@ func (f *fetcher) close() {
 	}
 }
 
+// watch makes ctx's end interrupt reads of the current batch.
+func (f *fetcher) watch(ctx context.Context) {
+	if f.unwatch != nil {
+		f.unwatch()
+	}
+	c := f.c
+	f.unwatch = context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) })
+}
+
+// endBatch closes the current batch and returns its error, nil when it
+// was read to its end. Past records that compaction or transaction markers
+// left out, the next offset moves to where the batch ended.
+func (f *fetcher) endBatch() error {
+	f.unwatch()
+	f.unwatch = nil
+	err := f.batch.Close()
+	if err == nil {
+		f.next = max(f.next, f.batch.Offset())
+	}
+	f.batch = nil
+	return err
+}
+
 // fetch appends records to dst: it waits until at least one record has
-// arrived or ctx ends, then takes what arrives within wait, up to max
+// arrived or ctx ends, then takes what arrives within wait, up to limit
 // records in all. On an error it returns the records read before it.
-func (f *fetcher) fetch(ctx context.Context, dst []Record, max int, wait time.Duration) ([]Record, error) {
+func (f *fetcher) fetch(ctx context.Context, dst []Record, limit int, wait time.Duration) ([]Record, error) {
 	var deadline time.Time // set by the first record
 	if f.batch != nil {
 		// The rest of a response left by the last call: processing may have
 		// outlasted the read deadline of its fetch.
 		f.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		f.watch(ctx)
 	}
-	for len(dst) < max {
+	for len(dst) < limit {
 		if f.batch == nil {
 			budget := f.maxWait
 			if !deadline.IsZero() {
@@ -89,18 +127,25 @@ func (f *fetcher) fetch(ctx context.Context, dst []Record, max int, wait time.Du
 		}
 		msg, err := f.batch.ReadMessage()
 		if err != nil {
-			cerr := f.batch.Close()
-			f.batch = nil
-			if errors.Is(err, io.EOF) && cerr == nil {
-				continue
+			cerr := f.endBatch()
+			if errors.Is(err, io.EOF) {
+				if cerr == nil {
+					continue
+				}
+				err = cerr
 			}
-			if err := f.fail(ctx, errors.Join(err, cerr)); err != nil {
+			if err := f.fail(ctx, err); err != nil {
 				return dst, err
 			}
 			continue
 		}
 		if msg.Offset < f.next {
 			// A compressed record batch starts before the requested offset.
+			continue
+		}
+		if controlRecord(&msg) {
+			f.next = msg.Offset + 1
+			f.controls++
 			continue
 		}
 		dst = append(dst, Record{Offset: msg.Offset, Key: msg.Key, Value: msg.Value})
@@ -125,16 +170,13 @@ func (f *fetcher) start(ctx context.Context, budget time.Duration) error {
 		return fmt.Errorf("stream: seeking %s/%d to %d: %w", f.topic, f.partition, f.next, err)
 	}
 	// The network deadline covers the broker's wait plus the transfer; a
-	// context that ends interrupts the read through the deadline.
+	// context that ends interrupts the reads through the deadline.
 	f.c.SetReadDeadline(time.Now().Add(budget + 10*time.Second))
-	stop := context.AfterFunc(ctx, func() { f.c.SetReadDeadline(time.Now()) })
+	f.watch(ctx)
 	f.batch = f.c.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: f.maxBytes, MaxWait: budget})
-	if !stop() {
-		// ctx ended while the response header was read: the batch's reads
-		// fail and the next fetch returns ctx's error.
-		return nil
+	if f.batch.Err() == nil {
+		f.hwm = f.batch.HighWaterMark()
 	}
-	f.hwm = f.batch.HighWaterMark()
 	return nil
 }
 
@@ -176,20 +218,31 @@ func (f *fetcher) offsets() (first, last int64, err error) {
 	return first, last, nil
 }
 
-// fail handles a failed fetch. It returns nil when fetching may go on at
-// once (the broker had no data in time, or the next offset was deleted and
-// moves to the first retained one) and an error otherwise, after which the
-// fetcher reconnects on the next fetch.
+// errPastEnd reports a next offset beyond the partition's end, as after
+// the topic was recreated or an unclean leader election.
+var errPastEnd = errors.New("past its end")
+
+// permanent reports whether a fetch error will not clear by retrying: an
+// offset past the end, or a Kafka error the protocol marks as not
+// temporary (authorization, unknown topic, corrupt data).
+func permanent(err error) bool {
+	var ke kafka.Error
+	return errors.Is(err, errPastEnd) || errors.As(err, &ke) && !ke.Temporary()
+}
+
+// fail handles a failed fetch. A failed response may leave unread bytes
+// on the connection, so it is closed. fail returns nil when fetching may
+// go on at once (the broker had no data in time, or the next offset was
+// deleted and moves to the first retained one) and an error otherwise,
+// after which the fetcher reconnects on the next fetch.
 func (f *fetcher) fail(ctx context.Context, err error) error {
+	f.close()
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case errors.Is(err, kafka.RequestTimedOut):
 		return nil
 	case errors.Is(err, kafka.OffsetOutOfRange):
-		// The failed response may leave the connection unusable: ask a
-		// fresh one where the partition starts and ends.
-		f.close()
 		if cerr := f.connect(ctx); cerr != nil {
 			return cerr
 		}
@@ -197,14 +250,16 @@ func (f *fetcher) fail(ctx context.Context, err error) error {
 		if oerr != nil {
 			return oerr
 		}
-		if f.next < first {
+		switch {
+		case f.next < first:
 			f.log.Warn("input records were deleted before they were read: skipping to the first retained one",
 				"offset", f.next, "first", first, "skipped", first-f.next)
 			f.next = first
 			return nil
+		case f.next <= last:
+			return nil // in range again: the error was transient
 		}
-		return fmt.Errorf("stream: offset %d of %s/%d is past its end %d", f.next, f.topic, f.partition, last)
+		return fmt.Errorf("stream: offset %d of %s/%d is %w %d", f.next, f.topic, f.partition, errPastEnd, last)
 	}
-	f.close()
 	return fmt.Errorf("stream: fetching %s/%d at offset %d: %w", f.topic, f.partition, f.next, err)
 }

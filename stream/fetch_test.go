@@ -11,6 +11,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/trendstream/trendstream/internal/kafkatest"
 )
 
 // fetchTopic creates a one-partition topic holding records 0 to n-1 with
@@ -130,8 +132,40 @@ func TestFetcher(t *testing.T) {
 	t.Run("offset past the end", func(t *testing.T) {
 		f := newF(fetchTopic(t, 3), 50, time.Second)
 		_, err := f.fetch(ctx, nil, 100, 50*time.Millisecond)
-		if err == nil || !strings.Contains(err.Error(), "past its end") {
-			t.Fatalf("got %v, want an offset past the end", err)
+		if err == nil || !strings.Contains(err.Error(), "past its end") || !permanent(err) {
+			t.Fatalf("got %v, want a permanent error: an offset past the end", err)
+		}
+	})
+
+	t.Run("skips a transaction marker", func(t *testing.T) {
+		// kafka-go returns the commit marker, which takes the last offset,
+		// as a message: it is no sales event and must not reach the
+		// dead-letter topic.
+		brokers := newCluster(t, 1, "in")
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.TransactionalID("tx"), kgo.DefaultProduceTopic("in"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "v%d", i)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+		f := newF(brokers, kafka.FirstOffset, time.Second)
+		recs, err := f.fetch(ctx, nil, 100, 100*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkRecords(t, recs, 0, 3)
+		if f.next != 4 || f.lag() != 0 || f.controls != 1 {
+			t.Errorf("next offset %d, lag %d, %d markers skipped; want 4, 0 and 1", f.next, f.lag(), f.controls)
 		}
 	})
 
@@ -148,4 +182,66 @@ func TestFetcher(t *testing.T) {
 			t.Errorf("cancellation took %v", d)
 		}
 	})
+}
+
+// TestFetchErrorsPermanent checks which fetch errors are logged as needing
+// an operator.
+func TestFetchErrorsPermanent(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("stream: offset 9 is %w 3", errPastEnd), true},
+		{fmt.Errorf("fetching: %w", kafka.TopicAuthorizationFailed), true},
+		{fmt.Errorf("fetching: %w", kafka.NotLeaderForPartition), false},
+		{fmt.Errorf("fetching: %w", kafka.RequestTimedOut), false},
+		{context.DeadlineExceeded, false},
+	} {
+		if got := permanent(tc.err); got != tc.want {
+			t.Errorf("permanent(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestTransactionalInput runs the processor on events written by a
+// transactional producer: the commit markers between them are skipped and
+// counted, not dead-lettered, and every event is counted.
+func TestTransactionalInput(t *testing.T) {
+	brokers := newCluster(t, 1, "sales", "sales.dlq")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.TransactionalID("pos"), kgo.DefaultProduceTopic("sales"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const txns, perTxn = 3, 4
+	for tx := range txns {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range perTxn {
+			m := testEvent{ID: fmt.Sprintf("e%d-%d", tx, i), Store: "s1", SKU: "a", TS: ts(tx, float64(i)), Qty: 1}.message()
+			if err := cl.ProduceSync(ctx, &kgo.Record{Key: m.Key, Value: m.Value}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rp := startProcessor(t, testConfig(brokers), t.TempDir())
+	defer rp.stop(t)
+	waitFor(t, 20*time.Second, "every event accepted", func() bool {
+		return testutilCounter(rp.p.m.accepted) == txns*perTxn
+	})
+	waitFor(t, 5*time.Second, "every marker skipped", func() bool {
+		return testutilCounter(rp.p.m.markers) == txns
+	})
+	if n := testutilCounter(rp.p.m.consumed); n != txns*perTxn {
+		t.Errorf("%v records consumed, want %d", n, txns*perTxn)
+	}
+	if dlq := kafkatest.ReadTopic(t, brokers, "sales.dlq", 0, time.Second, 5*time.Second); len(dlq) != 0 {
+		t.Errorf("%d dead letters, want none: %q", len(dlq), dlq[0].Value)
+	}
 }

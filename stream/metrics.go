@@ -15,6 +15,7 @@ type metrics struct {
 	duplicates prometheus.Counter
 	late       prometheus.Counter
 	replayed   prometheus.Counter
+	markers    prometheus.Counter
 	dlq        *prometheus.CounterVec
 	closes     prometheus.Counter
 	forecasts  prometheus.Counter
@@ -62,6 +63,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		duplicates: f.counter("duplicate_records_total", "Input records dropped as copies of an event id already counted."),
 		late:       f.counter("late_records_total", "Input records whose bucket had already closed."),
 		replayed:   f.counter("replayed_records_total", "Input records skipped on replay because their series state already held them."),
+		markers:    f.counter("transaction_markers_total", "Transaction commit and abort markers skipped in the input (written by transactional producers; no events)."),
 		dlq:        f.counterVec("dlq_records_total", "Input records sent to the dead-letter topic, by reason.", "reason"),
 		closes:     f.counter("bucket_closes_total", "Buckets closed across partitions."),
 		forecasts:  f.counter("forecasts_published_total", "Forecast records written to the output topic."),

@@ -117,7 +117,9 @@ func (t *task) run(ctx context.Context) error {
 	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
 	for {
 		var ferr error
+		markers := f.controls
 		t.recs, ferr = f.fetch(ctx, t.recs[:0], cfg.BatchSize, cfg.BatchWait)
+		m.markers.Add(float64(f.controls - markers))
 		if len(t.recs) > 0 {
 			// The batch after which the generation has ended is the
 			// partition's last here: it carries a model checkpoint.
@@ -137,7 +139,12 @@ func (t *task) run(ctx context.Context) error {
 		}
 		if ferr != nil {
 			m.fetchErrs.Inc()
-			t.log.Warn("fetching records", "err", ferr)
+			level := slog.LevelWarn
+			if permanent(ferr) {
+				// Retried all the same, but it will not go away by itself.
+				level = slog.LevelError
+			}
+			t.log.Log(context.Background(), level, "fetching records", "err", ferr)
 			if !backoff.wait(ctx) {
 				return nil
 			}
