@@ -389,6 +389,9 @@ func (m *models) inputs(chunk []*window.Series) {
 	}
 }
 
+// unsaved reports whether a learner has trained since its last checkpoint.
+func (m *models) unsaved() bool { return m.trained }
+
 // checkpointKey is the key of a learner's checkpoint in partition p.
 func checkpointKey(dst []byte, p int32, name string) []byte {
 	return state.Key(dst, p, state.KindModel, []byte(name))

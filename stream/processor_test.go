@@ -378,11 +378,19 @@ func modelLevels(levels ...float64) model.Config { return model.Config{Levels: l
 // processor over the same state and checks the model continues from its
 // checkpoint; a restart with another model shape fails with a clear error.
 func TestLSTMCheckpointSurvivesRestart(t *testing.T) {
+	for _, every := range []int{1, 1000} {
+		t.Run(fmt.Sprintf("checkpoint every %d closes", every), func(t *testing.T) {
+			testCheckpointSurvivesRestart(t, every)
+		})
+	}
+}
+
+func testCheckpointSurvivesRestart(t *testing.T, every int) {
 	brokers := newCluster(t, 1, "sales")
 	dir := t.TempDir()
 	cfg := testConfig(brokers)
 	cfg.Forecasting = Forecasting{Published: model.NameLSTM, Model: model.Config{Horizon: 7},
-		LSTM: model.LSTMConfig{Layers: 1, Hidden: 8, Window: 14, MiniBatch: 4}}
+		LSTM: model.LSTMConfig{Layers: 1, Hidden: 8, Window: 14, MiniBatch: 4}, CheckpointEvery: every}
 	var msgs []kafka.Message
 	for day := range 30 {
 		for _, sku := range []string{"a", "b", "c"} {

@@ -134,6 +134,13 @@ func (t *task) run(ctx context.Context) error {
 			m.lag.WithLabelValues(t.label).Set(float64(f.lag()))
 		}
 		if ctx.Err() != nil {
+			if len(t.recs) == 0 && t.eng.models.unsaved() {
+				// No last batch carried the checkpoint: commit it alone.
+				t.batch.Reset()
+				if err := t.commit(wctx, t.next, t.next, true); err != nil && !errors.Is(err, errAbandoned) {
+					return err
+				}
+			}
 			t.log.Info("partition released", "next_offset", t.next)
 			return nil
 		}
@@ -199,7 +206,14 @@ func (t *task) processBatch(wctx context.Context, last bool) error {
 		return err
 	}
 
-	first, next := t.recs[0].Offset, t.recs[len(t.recs)-1].Offset+1
+	return t.commit(wctx, t.recs[0].Offset, t.recs[len(t.recs)-1].Offset+1, last)
+}
+
+// commit writes the engine's state changes with the next input offset to
+// the changelog and then in one transaction to Badger; last forces a model
+// checkpoint. The batch's records start at first.
+func (t *task) commit(wctx context.Context, first, next int64, last bool) error {
+	m := t.proc.m
 	if err := t.eng.appendState(&t.batch, t.partition, first, next, last); err != nil {
 		return err
 	}
@@ -213,7 +227,7 @@ func (t *task) processBatch(wctx context.Context, last bool) error {
 			return err
 		}
 	}
-	started = time.Now()
+	started := time.Now()
 	st, err := t.proc.db.Commit(&t.batch)
 	if err != nil {
 		return fmt.Errorf("stream: committing partition %d at offset %d: %w", t.partition, next, err)
@@ -228,6 +242,10 @@ func (t *task) processBatch(wctx context.Context, last bool) error {
 	m.batches.Inc()
 	m.add(&t.eng.cnt)
 	models := t.eng.models
+	if skipped := models.learnAll.Skipped - t.skipped; skipped > 0 {
+		t.log.Warn("the LSTM skipped training steps with a non-finite loss or gradient; the model is unchanged by them",
+			"skipped", skipped, "skipped_total", models.learnAll.Skipped)
+	}
 	m.addModels(&models.stats, models.learnAll.Skipped-t.skipped)
 	t.skipped = models.learnAll.Skipped
 	m.offset.WithLabelValues(t.label).Set(float64(next))
