@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"sync"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // flakyListener lets a test take a broker off the network: during an
@@ -113,6 +115,72 @@ func TestBrokerOutage(t *testing.T) {
 		for d, b := range resp.Buckets {
 			if b.Qty != 2 {
 				t.Errorf("s/%s day %d counted %v, want 2", sku, d, b.Qty)
+			}
+		}
+	}
+}
+
+// TestLeaderMoves shuffles the leaders of the input partitions across a
+// three-broker cluster again and again while events stream in: the
+// partition fetchers follow their leaders, and every event is counted
+// exactly once.
+func TestLeaderMoves(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(4),
+		kfake.SeedTopics(4, "sales"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	// franz-go follows a moved leader at once; kafka-go's writer waits for
+	// its next metadata refresh.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("sales"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	skus := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	produceDay := func(d int) {
+		t.Helper()
+		for _, sku := range skus {
+			m := testEvent{ID: fmt.Sprintf("%s%d", sku, d), Store: "s", SKU: sku, TS: ts(d, 12), Qty: 3}.message()
+			if err := cl.ProduceSync(ctx, &kgo.Record{Key: m.Key, Value: m.Value}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cfg := testConfig(brokers)
+	cfg.Forecasting = Forecasting{Published: "tsb"}
+	rp := startProcessor(t, cfg, t.TempDir())
+	defer rp.stop(t)
+	const days = 24
+	for d := range days {
+		produceDay(d)
+		if d%3 == 0 {
+			c.ShufflePartitionLeaders()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	produceDay(days) // closes the last day
+	waitFor(t, 60*time.Second, "every event counted", func() bool {
+		return testutilCounter(rp.p.m.accepted) == float64((days+1)*len(skus))
+	})
+	if testutilCounter(rp.p.m.fetchErrs) == 0 {
+		t.Error("no fetch failed: the leaders did not move under the fetchers")
+	}
+	for _, sku := range skus {
+		resp, err := rp.p.Series("s/" + sku)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Buckets) != days {
+			t.Errorf("s/%s has %d closed days, want %d", sku, len(resp.Buckets), days)
+		}
+		for d, b := range resp.Buckets {
+			if b.Qty != 3 {
+				t.Errorf("s/%s day %d counted %v, want 3", sku, d, b.Qty)
 			}
 		}
 	}
