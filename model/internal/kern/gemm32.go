@@ -105,15 +105,7 @@ func checkMat(name, which string, l, ld, r, c int) {
 }
 
 func gemm32(ta, tb bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool) {
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 {
-		if !acc {
-			for i := 0; i < m; i++ {
-				clear(c[i*ldc : i*ldc+n])
-			}
-		}
+	if gemmTrivial(m, n, k, c, ldc, acc) {
 		return
 	}
 	if useAsm {

@@ -6,7 +6,7 @@ package kern
 // of GemmNN32.
 func GemmNN64(m, n, k int, a []float64, lda int, b []float64, ldb int, c []float64, ldc int, accumulate bool) {
 	checkGemm("GemmNN64", m, n, k, len(a), lda, m, k, len(b), ldb, k, n, len(c), ldc)
-	if gemm64Trivial(m, n, k, c, ldc, accumulate) {
+	if gemmTrivial(m, n, k, c, ldc, accumulate) {
 		return
 	}
 	for i := 0; i < m; i++ {
@@ -28,7 +28,7 @@ func GemmNN64(m, n, k int, a []float64, lda int, b []float64, ldb int, c []float
 // B n×k.
 func GemmNT64(m, n, k int, a []float64, lda int, b []float64, ldb int, c []float64, ldc int, accumulate bool) {
 	checkGemm("GemmNT64", m, n, k, len(a), lda, m, k, len(b), ldb, n, k, len(c), ldc)
-	if gemm64Trivial(m, n, k, c, ldc, accumulate) {
+	if gemmTrivial(m, n, k, c, ldc, accumulate) {
 		return
 	}
 	for i := 0; i < m; i++ {
@@ -53,7 +53,7 @@ func GemmNT64(m, n, k int, a []float64, lda int, b []float64, ldb int, c []float
 // B k×n.
 func GemmTN64(m, n, k int, a []float64, lda int, b []float64, ldb int, c []float64, ldc int, accumulate bool) {
 	checkGemm("GemmTN64", m, n, k, len(a), lda, k, m, len(b), ldb, k, n, len(c), ldc)
-	if gemm64Trivial(m, n, k, c, ldc, accumulate) {
+	if gemmTrivial(m, n, k, c, ldc, accumulate) {
 		return
 	}
 	if !accumulate {
@@ -73,9 +73,9 @@ func GemmTN64(m, n, k int, a []float64, lda int, b []float64, ldb int, c []float
 	}
 }
 
-// gemm64Trivial handles empty products: it returns true (after zeroing C
+// gemmTrivial handles empty products: it returns true (after zeroing C
 // unless accumulating) when there is nothing to multiply.
-func gemm64Trivial(m, n, k int, c []float64, ldc int, acc bool) bool {
+func gemmTrivial[T float32 | float64](m, n, k int, c []T, ldc int, acc bool) bool {
 	if m == 0 || n == 0 {
 		return true
 	}

@@ -38,18 +38,24 @@ func PackB32(dst, b []float32, k, n, ldb int, trans bool) {
 			}
 			packBT(d, b[j0*ldb:], ldb, nb, k)
 		default:
-			for p := 0; p < k; p++ {
-				dp := d[p*gemmNR : (p+1)*gemmNR]
-				for j := range dp {
-					switch {
-					case j >= nb:
-						dp[j] = 0
-					case trans:
-						dp[j] = b[(j0+j)*ldb+p]
-					default:
-						dp[j] = b[p*ldb+j0+j]
-					}
-				}
+			packPanelGo(d, b, j0, nb, k, ldb, trans)
+		}
+	}
+}
+
+// packPanelGo writes the 16-column panel of B (or Bᵀ) starting at column
+// j0, nb columns wide and zero-padded, into d: the pure-Go packing.
+func packPanelGo[T float32 | float64](d, b []T, j0, nb, k, ldb int, trans bool) {
+	for p := 0; p < k; p++ {
+		dp := d[p*gemmNR : (p+1)*gemmNR]
+		for j := range dp {
+			switch {
+			case j >= nb:
+				dp[j] = 0
+			case trans:
+				dp[j] = b[(j0+j)*ldb+p]
+			default:
+				dp[j] = b[p*ldb+j0+j]
 			}
 		}
 	}
@@ -59,21 +65,7 @@ func PackB32(dst, b []float32, k, n, ldb int, trans bool) {
 func PackB64(dst, b []float64, k, n, ldb int, trans bool) {
 	checkPack("PackB64", k, n, len(b), ldb, len(dst), trans)
 	for j0 := 0; j0 < n; j0 += gemmNR {
-		nb := min(gemmNR, n-j0)
-		d := dst[j0*k : (j0+gemmNR)*k]
-		for p := 0; p < k; p++ {
-			dp := d[p*gemmNR : (p+1)*gemmNR]
-			for j := range dp {
-				switch {
-				case j >= nb:
-					dp[j] = 0
-				case trans:
-					dp[j] = b[(j0+j)*ldb+p]
-				default:
-					dp[j] = b[p*ldb+j0+j]
-				}
-			}
-		}
+		packPanelGo(dst[j0*k:(j0+gemmNR)*k], b, j0, min(gemmNR, n-j0), k, ldb, trans)
 	}
 }
 
@@ -100,15 +92,7 @@ func checkPack(name string, k, n, lb, ldb, ldst int, trans bool) {
 // short, or bp is shorter than PackedLen(k, n). C must not overlap A or bp.
 func GemmNNPacked32(m, n, k int, a []float32, lda int, bp []float32, c []float32, ldc int, accumulate bool) {
 	checkGemmPacked("GemmNNPacked32", m, n, k, len(a), lda, len(bp), len(c), ldc)
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 {
-		if !accumulate {
-			for i := 0; i < m; i++ {
-				clear(c[i*ldc : i*ldc+n])
-			}
-		}
+	if gemmTrivial(m, n, k, c, ldc, accumulate) {
 		return
 	}
 	if useAsm {
@@ -122,7 +106,7 @@ func GemmNNPacked32(m, n, k int, a []float32, lda int, bp []float32, c []float32
 // arithmetic, the summation order of GemmNN64).
 func GemmNNPacked64(m, n, k int, a []float64, lda int, bp []float64, c []float64, ldc int, accumulate bool) {
 	checkGemmPacked("GemmNNPacked64", m, n, k, len(a), lda, len(bp), len(c), ldc)
-	if gemm64Trivial(m, n, k, c, ldc, accumulate) {
+	if gemmTrivial(m, n, k, c, ldc, accumulate) {
 		return
 	}
 	for i := 0; i < m; i++ {
