@@ -56,18 +56,6 @@ func genPackedKernel() {
 	SHLQ(U8(2), rLDC)
 
 	acc := func(r, j int) VecPhysical { return yreg(2*r + j) }
-	cMem := func(r, j int) Mem {
-		base := Register(rC)
-		rr := r
-		if r >= 3 {
-			base = rC3
-			rr = r - 3
-		}
-		if rr == 0 {
-			return Mem{Base: base, Disp: 32 * j}
-		}
-		return Mem{Base: base, Index: rLDC, Scale: uint8(rr), Disp: 32 * j}
-	}
 	step := func(rows, u int) {
 		VMOVUPS(Mem{Base: rB, Disp: 64 * u}, Y12)
 		VMOVUPS(Mem{Base: rB, Disp: 64*u + 32}, Y13)
@@ -89,8 +77,8 @@ func genPackedKernel() {
 		LEAQ(Mem{Base: rLDC, Index: rLDC, Scale: 2}, rC3)
 		ADDQ(rC, rC3)
 		for r := 0; r < rows; r++ {
-			PREFETCHT0(cMem(r, 0))
-			PREFETCHT0(cMem(r, 0).Offset(60))
+			PREFETCHT0(cAddr(r, 0))
+			PREFETCHT0(cAddr(r, 0).Offset(60))
 		}
 		for i := 0; i < 2*rows; i++ {
 			VXORPS(yreg(i), yreg(i), yreg(i))
@@ -124,13 +112,13 @@ func genPackedKernel() {
 		JE(LabelRef(p + "write"))
 		for r := 0; r < rows; r++ {
 			for j := 0; j < 2; j++ {
-				VADDPS(cMem(r, j), acc(r, j), acc(r, j))
+				VADDPS(cAddr(r, j), acc(r, j), acc(r, j))
 			}
 		}
 		Label(p + "write")
 		for r := 0; r < rows; r++ {
 			for j := 0; j < 2; j++ {
-				VMOVUPS(acc(r, j), cMem(r, j))
+				VMOVUPS(acc(r, j), cAddr(r, j))
 			}
 		}
 	}
