@@ -61,17 +61,8 @@ type BacktestConfig struct {
 }
 
 func (c *BacktestConfig) setDefaults() error {
-	if c.Window.Width == 0 {
-		c.Window.Width = window.Day
-	}
-	if c.Window.Lateness == 0 {
-		c.Window.Lateness = time.Hour
-	}
-	if err := c.Forecasting.setDefaults(); err != nil {
+	if err := setPipelineDefaults(&c.Window, &c.Forecasting); err != nil {
 		return err
-	}
-	if c.Window.History == 0 {
-		c.Window.History = c.Forecasting.history()
 	}
 	if c.Partitions == 0 {
 		c.Partitions = 1

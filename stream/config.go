@@ -123,6 +123,25 @@ type Config struct {
 	Clock func() time.Time
 }
 
+// setPipelineDefaults fills in the windowing and forecasting defaults that
+// run and backtests share: daily buckets, an hour of lateness, and the
+// history the forecasters need.
+func setPipelineDefaults(w *window.Config, f *Forecasting) error {
+	if w.Width == 0 {
+		w.Width = window.Day
+	}
+	if w.Lateness == 0 {
+		w.Lateness = time.Hour
+	}
+	if err := f.setDefaults(); err != nil {
+		return err
+	}
+	if w.History == 0 {
+		w.History = f.history()
+	}
+	return nil
+}
+
 func (c *Config) setDefaults() error {
 	if len(c.Brokers) == 0 {
 		return errors.New("stream: Brokers is required")
@@ -143,17 +162,8 @@ func (c *Config) setDefaults() error {
 	if c.ReplicationFactor == 0 {
 		c.ReplicationFactor = 1
 	}
-	if c.Window.Width == 0 {
-		c.Window.Width = window.Day
-	}
-	if c.Window.Lateness == 0 {
-		c.Window.Lateness = time.Hour
-	}
-	if err := c.Forecasting.setDefaults(); err != nil {
+	if err := setPipelineDefaults(&c.Window, &c.Forecasting); err != nil {
 		return err
-	}
-	if c.Window.History == 0 {
-		c.Window.History = c.Forecasting.history()
 	}
 	if need := c.Forecasting.history(); c.Window.History < need {
 		return fmt.Errorf("stream: Window.History %d is below the %d buckets the forecasters need", c.Window.History, need)

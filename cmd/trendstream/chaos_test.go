@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -126,14 +125,7 @@ func TestScaleOutChaos(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		qty := make([]float64, len(want))
-		first := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-		for _, b := range got.Buckets {
-			qty[int(b.Start.Sub(first)/(24*time.Hour))] = b.Qty
-		}
-		if !slices.Equal(qty, want) {
-			t.Errorf("series %s buckets %v, want %v", id, qty, want)
-		}
+		checkBuckets(t, id, got, want)
 	}
 
 	// Forecasts kept flowing: the longest silence of any partition while

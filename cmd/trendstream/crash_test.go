@@ -248,14 +248,7 @@ func TestCrashRecovery(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		qty := make([]float64, len(want))
-		first := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-		for _, b := range got.Buckets {
-			qty[int(b.Start.Sub(first)/(24*time.Hour))] = b.Qty
-		}
-		if !slices.Equal(qty, want) {
-			t.Errorf("series %s buckets %v, want %v", id, qty, want)
-		}
+		checkBuckets(t, id, got, want)
 	}
 
 	// A SIGTERM stops the last processor cleanly and quickly: it finishes
@@ -309,4 +302,18 @@ func waitReady(t testing.TB, c *child, httpAddr string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("trendstream not ready within 60s\n%s", tail(c.log, 30))
+}
+
+// checkBuckets checks a series' daily buckets from 2024-01-01 against the
+// ground truth totals.
+func checkBuckets(t testing.TB, id string, got stream.SeriesResponse, want []float64) {
+	t.Helper()
+	qty := make([]float64, len(want))
+	first := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, b := range got.Buckets {
+		qty[int(b.Start.Sub(first)/(24*time.Hour))] = b.Qty
+	}
+	if !slices.Equal(qty, want) {
+		t.Errorf("series %s buckets %v, want %v", id, qty, want)
+	}
 }
