@@ -37,16 +37,7 @@ func gemm32Go(ta, tb bool, m, n, k int, a []float32, lda int, b []float32, ldb i
 						}
 					}
 				}
-				for r := 0; r < mb; r++ {
-					cr := c[(i0+r)*ldc+j0:][:nb]
-					for jj := range cr {
-						if accP {
-							cr[jj] += t[r*4+jj]
-						} else {
-							cr[jj] = t[r*4+jj]
-						}
-					}
-				}
+				storeTile(c[i0*ldc+j0:], ldc, mb, nb, &t, accP)
 			}
 		}
 	}
@@ -114,4 +105,19 @@ func tileTN32(a []float32, lda int, pb []float32) [8]float32 {
 		c13 += y * b3
 	}
 	return [8]float32{c00, c01, c02, c03, c10, c11, c12, c13}
+}
+
+// storeTile writes (or, with acc, adds) the top-left mb×nb part of a 2×4
+// register tile t to C, whose rows are ldc apart starting at c.
+func storeTile(c []float32, ldc, mb, nb int, t *[8]float32, acc bool) {
+	for r := 0; r < mb; r++ {
+		cr := c[r*ldc:][:nb]
+		for j := range cr {
+			if acc {
+				cr[j] += t[r*4+j]
+			} else {
+				cr[j] = t[r*4+j]
+			}
+		}
+	}
 }

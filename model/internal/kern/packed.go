@@ -192,16 +192,7 @@ func gemmNNPackedGo(m, n, k int, a []float32, lda int, bp []float32, c []float32
 						t[3] += av * bq[3]
 					}
 				}
-				for r := 0; r < mb; r++ {
-					cr := c[(i0+r)*ldc+j0:][:nb]
-					for j := range cr {
-						if accP {
-							cr[j] += t[r*4+j]
-						} else {
-							cr[j] = t[r*4+j]
-						}
-					}
-				}
+				storeTile(c[i0*ldc+j0:], ldc, mb, nb, &t, accP)
 			}
 		}
 	}
