@@ -89,6 +89,9 @@ func runBacktest(cmd *cobra.Command, _ []string) error {
 		Rolling:     v.GetInt("rolling"),
 		Logger:      log,
 	}
+	if cfg.Rolling < 1 {
+		return fmt.Errorf("--rolling %d: want at least one origin", cfg.Rolling)
+	}
 	if origin := v.GetString("origin"); origin != "" {
 		if cfg.Origin, err = parseDate(origin); err != nil {
 			return fmt.Errorf("--origin: %w", err)

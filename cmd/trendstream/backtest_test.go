@@ -155,6 +155,7 @@ func TestBacktestArgumentErrors(t *testing.T) {
 		{[]string{"--m5", data, "--from", "2011-03-01"}, "--from selects records of a --topic"},
 		{[]string{"--m5", data, "--to", "2011-03-01"}, "--to selects records of a --topic"},
 		{[]string{"--topic", "sales", "--origin", "2011-03-01", "--from", "March"}, "--from"},
+		{[]string{"--m5", data, "--rolling", "0"}, "--rolling 0: want at least one origin"},
 	} {
 		root := newRoot()
 		root.SetOut(io.Discard)
