@@ -434,11 +434,12 @@ func (m *LSTM) writeForecast(f *Forecast, out []float32, s float64) {
 		cum, prev := 0.0, 0.0
 		q := f.Q[h*nq : (h+1)*nq]
 		for j := range q {
-			sp, _ := lstmSoftplusSigmoid(float64(oh[1+j]))
 			if j == 0 {
-				sp = float64(oh[1])
+				cum = float64(oh[1])
+			} else {
+				sp, _ := lstmSoftplusSigmoid(float64(oh[1+j]))
+				cum += sp
 			}
-			cum += sp
 			v := s * cum
 			if !(v >= prev) || math.IsInf(v, 0) {
 				v = prev

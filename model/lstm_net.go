@@ -522,9 +522,9 @@ func (n *lstmNet[T]) lossGrad(bf *lstmBufs[T]) float64 {
 			out[0] = T(2 * d * s * inv)
 			cum := 0.0
 			for j, tau := range n.taus {
-				sp, s := lstmSoftplusSigmoid(float64(out[1+j]))
-				if j == 0 {
-					sp, s = float64(out[1]), 1
+				sp, s := float64(out[1]), 1.0
+				if j > 0 {
+					sp, s = lstmSoftplusSigmoid(float64(out[1+j]))
 				}
 				sg[j] = s
 				cum += sp
