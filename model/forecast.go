@@ -122,6 +122,11 @@ type Input struct {
 	Start int64
 	// Period is the seasonal period in buckets (7 for daily buckets).
 	Period int
+	// Key identifies the series across calls, for forecasters that keep
+	// state per series between them (the LSTM carries its hidden state);
+	// 0 means none, so the series is forecast from Y alone. Distinct
+	// series of one forecaster must have distinct keys.
+	Key uint64
 }
 
 // Forecaster produces forecasts from a series' history. Implementations

@@ -60,3 +60,42 @@ func BenchmarkLSTMForecast(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLSTMForecastCarried measures daily forecasting as a pipeline
+// runs it: every iteration each series' window advances by one bucket, so
+// with the default Refresh of 7 one forecast in seven runs the whole
+// window and the others step the carried state. forecasts/s compares with
+// BenchmarkLSTMForecast, which runs every window in full.
+func BenchmarkLSTMForecastCarried(b *testing.B) {
+	const days = 512
+	for _, s := range lstmBenchShapes {
+		for _, batch := range []int{64, 413} {
+			b.Run(fmt.Sprintf("%dx%d/B=%d", s.layers, s.hidden, batch), func(b *testing.B) {
+				cfg := Config{Horizon: 28}
+				m, err := NewLSTM(LSTMConfig{Layers: s.layers, Hidden: s.hidden}, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				long := lstmTestSeries(batch, 56+days, 7)
+				for i := range long {
+					long[i].Start = 0
+				}
+				in := lstmSlide(long, 56, 56)
+				cfg.Validate()
+				dst := make([]*Forecast, batch)
+				for i := range dst {
+					dst[i] = NewForecast(cfg)
+				}
+				for d := range 7 { // states for every series, refreshes spread
+					m.ForecastBatch(dst, lstmSlideInto(in, long, 56+d, 56))
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := range b.N {
+					m.ForecastBatch(dst, lstmSlideInto(in, long, 63+i%(days-7), 56))
+				}
+				b.ReportMetric(float64(batch)*float64(b.N)/b.Elapsed().Seconds(), "forecasts/s")
+			})
+		}
+	}
+}

@@ -405,7 +405,7 @@ func lstmScatter[T lstmFloat](dst []T, ld, off int, h []T, rows, hid int) {
 // Training buffers must hold the features in the x columns of bf.xh[0];
 // forecasting buffers hold them in bf.x.
 func (n *lstmNet[T]) forward(bf *lstmBufs[T]) {
-	sh, k := n.sh, n.k
+	sh := n.sh
 	B, hid := bf.rows, sh.hidden
 	for l := range sh.layers {
 		in, ld := sh.inputs(l), sh.rows(l)
@@ -415,6 +415,15 @@ func (n *lstmNet[T]) forward(bf *lstmBufs[T]) {
 		}
 		clear(bf.c[l].at(0))
 	}
+	n.forwardFrom(bf)
+}
+
+// forwardFrom runs like forward but from the state already in bf rather
+// than from zero: per layer l, h_{-1} in the recurrent columns of step 0
+// of bf.xh[l] and c_{-1} in step 0 of bf.c[l] (see lstmBufs.loadState).
+func (n *lstmNet[T]) forwardFrom(bf *lstmBufs[T]) {
+	sh, k := n.sh, n.k
+	B, hid := bf.rows, sh.hidden
 	for r0 := 0; r0 < B; r0 += lstmRowBlock {
 		n.forwardRows(bf, r0, min(r0+lstmRowBlock, B))
 	}
@@ -425,7 +434,7 @@ func (n *lstmNet[T]) forward(bf *lstmBufs[T]) {
 // forwardRows runs rows [r0, r1) through all steps and layers.
 func (n *lstmNet[T]) forwardRows(bf *lstmBufs[T], r0, r1 int) {
 	sh, k := n.sh, n.k
-	B, L, hid, g, nf := bf.rows, sh.window, sh.hidden, 4*sh.hidden, sh.features
+	B, L, hid, g, nf := bf.rows, bf.sh.window, sh.hidden, 4*sh.hidden, sh.features
 	nb, top := r1-r0, sh.layers-1
 	for t := range L {
 		for l := range sh.layers {
@@ -666,3 +675,35 @@ func (n *lstmNet[T]) trainStep(bf *lstmBufs[T], hp *lstmHyper) (float64, bool) {
 }
 
 func lstmFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// stateLen returns the length of a row's carried state: per layer h and c.
+func (s lstmShape) stateLen() int { return 2 * s.layers * s.hidden }
+
+// loadState sets the state row r of forecasting buffers starts from to
+// src (stateLen values: per layer h, then c), for forwardFrom.
+func (bf *lstmBufs[T]) loadState(r int, src []T) {
+	hid := bf.sh.hidden
+	for l := range bf.sh.layers {
+		in, ld := bf.sh.inputs(l), bf.sh.rows(l)
+		st := src[2*l*hid : 2*(l+1)*hid]
+		copy(bf.xh[l].at(0)[r*ld+in:r*ld+in+hid], st[:hid])
+		copy(bf.c[l].at(0)[r*hid:(r+1)*hid], st[hid:])
+	}
+}
+
+// saveState copies the state of row r after a forward pass of forecasting
+// buffers to dst (layout of loadState). The last step writes h of a layer
+// only where it is read: into the inputs of the layer above, or the head.
+func (bf *lstmBufs[T]) saveState(r int, dst []T) {
+	hid, top := bf.sh.hidden, bf.sh.layers-1
+	for l := range bf.sh.layers {
+		st := dst[2*l*hid : 2*(l+1)*hid]
+		if l < top {
+			ld := bf.sh.rows(l + 1)
+			copy(st[:hid], bf.xh[l+1].at(0)[r*ld:r*ld+hid])
+		} else {
+			copy(st[:hid], bf.head[r*(hid+1):r*(hid+1)+hid])
+		}
+		copy(st[hid:], bf.c[l].at(0)[r*hid:(r+1)*hid])
+	}
+}
