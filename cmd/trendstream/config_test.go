@@ -63,7 +63,7 @@ func TestForecastingFlags(t *testing.T) {
 	args := []string{"--model", "lstm", "--candidates", "lstm,ma28", "--fallback", "ma28",
 		"--lstm-layers", "1", "--lstm-hidden", "16", "--lstm-window", "28", "--lstm-lr", "0.01",
 		"--lstm-minibatch", "64", "--lstm-epochs", "2", "--lstm-seed", "9",
-		"--lstm-min-steps", "7", "--checkpoint-every", "5", "--horizon", "14"}
+		"--lstm-min-steps", "7", "--lstm-refresh", "3", "--checkpoint-every", "5", "--horizon", "14"}
 	if err := cmd.ParseFlags(args); err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +90,7 @@ func TestForecastingFlags(t *testing.T) {
 		{"LSTM.MiniBatch", f.LSTM.MiniBatch, 64},
 		{"LSTM.StepsPerClose", f.LSTM.StepsPerClose, 2},
 		{"LSTM.Seed", f.LSTM.Seed, uint64(9)},
+		{"LSTM.Refresh", f.LSTM.Refresh, 3},
 		{"LSTMMinSteps", f.LSTMMinSteps, int64(7)},
 		{"Model.Horizon", f.Model.Horizon, 14},
 		{"CheckpointEvery", f.CheckpointEvery, 5},

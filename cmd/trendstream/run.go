@@ -155,6 +155,7 @@ func addProcessingFlags(fs *pflag.FlagSet) {
 	fs.Int("lstm-epochs", 1, "LSTM passes over the examples of each bucket close")
 	fs.Uint64("lstm-seed", 1, "LSTM initialization and shuffling seed")
 	fs.Int64("lstm-min-steps", 50, "optimizer steps the LSTM takes before auto may use it")
+	fs.Int("lstm-refresh", 7, "buckets between full runs of a series' LSTM window; in between a forecast steps the carried state (1: always full)")
 	fs.String("calendar", "", "M5-format calendar.csv whose event and SNAP flags the LSTM sees")
 }
 
@@ -196,6 +197,7 @@ func forecastingConfig(v *viper.Viper) (stream.Forecasting, error) {
 			LearningRate:  v.GetFloat64("lstm-lr"),
 			MiniBatch:     v.GetInt("lstm-minibatch"),
 			StepsPerClose: v.GetInt("lstm-epochs"),
+			Refresh:       v.GetInt("lstm-refresh"),
 			Seed:          v.GetUint64("lstm-seed"),
 		},
 	}
