@@ -433,12 +433,14 @@ func (m *LSTM) ForecastBatch(dst []*Forecast, in []Input) {
 			}
 			m.rows = append(m.rows, int32(i))
 		}
+		// Steps first: the full runs may take new slots, and taking a
+		// slot may prune stale ones, which must not be one still to step.
 		more := i < len(in)
-		if len(m.rows) > 0 {
-			m.forecastFull(dst, in, more)
-		}
 		if len(m.stepRows) > 0 {
 			m.forecastSteps(dst, in, more)
+		}
+		if len(m.rows) > 0 {
+			m.forecastFull(dst, in, more)
 		}
 	}
 }

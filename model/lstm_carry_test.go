@@ -255,3 +255,32 @@ func TestLSTMCarryStep(t *testing.T) {
 		t.Fatal("no window changed its scale: the test cannot tell the scales apart")
 	}
 }
+
+// TestLSTMCarryPruneWhileStepping makes the slot a series is about to
+// step look stale (another series is far ahead) while a new series needs
+// a slot in a full slab: the step must still use its own state.
+func TestLSTMCarryPruneWhileStepping(t *testing.T) {
+	cfg := LSTMConfig{Layers: 2, Hidden: 8, Window: 10, Refresh: 3}
+	m, alone := lstmNew(t, cfg, lstmSmallCfg), lstmNew(t, cfg, lstmSmallCfg)
+	long := lstmTestSeries(3, 40, 9)
+	for i := range long {
+		long[i].Start = 0
+	}
+	win := func(i, end int) Input {
+		in := lstmSlide(long[i:i+1], end, 10)[0]
+		in.Key = uint64(i + 1) // key 1 starts at age 1: its next forecast steps
+		return in
+	}
+	one := lstmForecasts(lstmSmallCfg, 1)
+	two := lstmForecasts(lstmSmallCfg, 2)
+	m.ForecastBatch(one, []Input{win(0, 10)})
+	alone.ForecastBatch(one, []Input{win(0, 10)})
+	m.ForecastBatch(one, []Input{win(1, 30)}) // newest bucket 29: key 1 looks stale
+	n := len(m.carry.slots)
+	m.carry.slots = m.carry.slots[:n:n] // full: the next new key prunes
+	m.ForecastBatch(two, []Input{win(0, 11), win(2, 30)})
+	alone.ForecastBatch(one, []Input{win(0, 11)})
+	if alone.fs == nil || !lstmSameForecasts(two[:1], one) {
+		t.Error("a series stepped another series' state after its slot was pruned and reused")
+	}
+}
