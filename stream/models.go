@@ -3,8 +3,6 @@ package stream
 import (
 	"errors"
 	"fmt"
-	"hash"
-	"hash/fnv"
 	"math"
 	"slices"
 	"time"
@@ -156,8 +154,6 @@ type models struct {
 	candName []string
 	fixed    int
 	states   map[*window.Series]*model.EnsembleState
-	keyHash  hash.Hash64 // FNV-1a of series IDs, the model.Input keys
-	keyBuf   []byte
 	auto     *model.Forecast
 	autoMix  model.Mix
 	weights  []float64
@@ -181,7 +177,7 @@ type models struct {
 }
 
 func newModels(cfg *Forecasting, spec window.Spec) (*models, error) {
-	m := &models{cfg: cfg, states: map[*window.Series]*model.EnsembleState{}, keyHash: fnv.New64a(), period: spec.Period()}
+	m := &models{cfg: cfg, states: map[*window.Series]*model.EnsembleState{}, period: spec.Period()}
 	for _, n := range cfg.names() {
 		if n == model.NameLSTM {
 			continue
@@ -372,11 +368,10 @@ func (s *modelStats) scored(name string, absErr float64) {
 }
 
 // inputs builds the forecaster inputs of a chunk of series: as many recent
-// buckets as the history holds, with prices and promotions, keyed by a
-// 64-bit hash of the series ID (a collision among a partition's series,
-// with odds of about one in 4·10⁹ at 100,000 series, would make two
-// series share the LSTM's carried state until its next full run). The
-// slices are set after the appends, which may move the arrays.
+// buckets as the history holds, with prices and promotions, keyed by the
+// series' serial number (a series loaded again gets a new key, so the
+// LSTM runs its window in full). The slices are set after the appends,
+// which may move the arrays.
 func (m *models) inputs(chunk []*window.Series) {
 	m.in, m.qty, m.price, m.promo = m.in[:0], m.qty[:0], m.price[:0], m.promo[:0]
 	for _, s := range chunk {
@@ -387,7 +382,7 @@ func (m *models) inputs(chunk []*window.Series) {
 			m.promo = append(m.promo, b.Promo)
 		}
 		m.in = append(m.in, model.Input{Start: s.Closed() - int64(s.Len()) + 1, Period: m.period,
-			Key: m.key(s.ID())})
+			Key: s.Serial()})
 	}
 	off := 0
 	for i, s := range chunk {
@@ -395,15 +390,6 @@ func (m *models) inputs(chunk []*window.Series) {
 		m.in[i].Y, m.in[i].Price, m.in[i].Promo = m.qty[off:off+n:off+n], m.price[off:off+n:off+n], m.promo[off:off+n:off+n]
 		off += n
 	}
-}
-
-// key returns the model.Input key of the series id: its FNV-1a hash, the
-// same in every process, so that forecasts do not depend on the run.
-func (m *models) key(id string) uint64 {
-	m.keyBuf = append(m.keyBuf[:0], id...)
-	m.keyHash.Reset()
-	m.keyHash.Write(m.keyBuf)
-	return m.keyHash.Sum64()
 }
 
 // unsaved reports whether a learner has trained since its last checkpoint.

@@ -96,7 +96,7 @@ func (p *Partition) DecodeSeries(b []byte, ring []IndexedBucket) (*Series, error
 	}
 	id := string(d.bytes(int(d.uvarint())))
 	first := d.varint()
-	s := newSeries(id, first, p.cfg.History, p.spec.Period())
+	s := p.newSeries(id, first)
 	s.closed = d.varint()
 	s.saved = s.closed
 	s.Seq = d.varint()

@@ -279,3 +279,33 @@ func TestChangesMirrorTheRing(t *testing.T) {
 		}
 	}
 }
+
+// TestSeriesSerial checks that every Series a partition creates has its
+// own serial number, and that decoding a state gives a new one, also when
+// it replaces the state of a series in place.
+func TestSeriesSerial(t *testing.T) {
+	p := newTestPartition(t, Config{Width: Day})
+	a, _ := p.Add([]byte("s/a"), sale(at(0, 1), 1))
+	b, _ := p.Add([]byte("s/b"), sale(at(0, 1), 1))
+	again, _ := p.Add([]byte("s/a"), sale(at(0, 2), 1))
+	if a.Serial() != 1 || b.Serial() != 2 || again != a {
+		t.Fatalf("serials %d and %d, want 1 and 2 (same series again: %v)", a.Serial(), b.Serial(), again == a)
+	}
+	st, _ := a.AppendBinary(nil)
+	q := newTestPartition(t, Config{Width: Day})
+	for _, c := range []struct {
+		p    *Partition
+		want uint64
+	}{{q, 1}, {p, 3}} {
+		s, err := c.p.DecodeSeries(st, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Serial() != c.want {
+			t.Errorf("decoded serial %d, want %d", s.Serial(), c.want)
+		}
+	}
+	if a.Serial() != 3 {
+		t.Errorf("serial %d after its state was replaced, want 3", a.Serial())
+	}
+}

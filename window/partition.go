@@ -93,8 +93,17 @@ type Partition struct {
 
 	series  []*Series // sorted by id when sorted is set; Advance sorts
 	sorted  bool
+	serials uint64 // Series created
 	byID    map[string]*Series
 	closing []*Series
+}
+
+// newSeries returns a new Series with the next serial number.
+func (p *Partition) newSeries(id string, first int64) *Series {
+	p.serials++
+	s := newSeries(id, first, p.cfg.History, p.spec.Period())
+	s.serial = p.serials
+	return s
 }
 
 // NewPartition returns an empty Partition.
@@ -174,7 +183,7 @@ func (p *Partition) Add(id []byte, sale *Sale) (*Series, error) {
 	}
 	s := p.byID[string(id)]
 	if s == nil {
-		s = newSeries(string(id), idx, p.cfg.History, p.spec.Period())
+		s = p.newSeries(string(id), idx)
 		p.insert(s)
 	}
 	s.add(idx, sale)

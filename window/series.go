@@ -44,8 +44,9 @@ type openBucket struct {
 // not safe for concurrent use.
 type Series struct {
 	id     string
-	first  int64 // index of the series' first bucket
-	closed int64 // index of the last closed bucket; first-1 when none closed
+	serial uint64 // see Serial
+	first  int64  // index of the series' first bucket
+	closed int64  // index of the last closed bucket; first-1 when none closed
 
 	// Seq is the caller's sequence number (an input offset) of the last
 	// record applied to this series. Window only stores it; callers use it
@@ -85,6 +86,12 @@ func newSeries(id string, first int64, history, period int) *Series {
 
 // ID returns the series id, "STORE/SKU".
 func (s *Series) ID() string { return s.id }
+
+// Serial returns a number, from 1, that no other Series the partition has
+// created shares: a series evicted and decoded again, or whose state
+// DecodeSeries replaced, gets a new one. It identifies the state in
+// memory, for state kept beside it.
+func (s *Series) Serial() uint64 { return s.serial }
 
 // First returns the index of the series' first bucket: the bucket of its
 // earliest accepted event.
