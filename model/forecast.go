@@ -124,8 +124,8 @@ type Input struct {
 	Period int
 	// Key identifies the series across calls, for forecasters that keep
 	// state per series between them (the LSTM carries its hidden state);
-	// 0 means none, so the series is forecast from Y alone. Distinct
-	// series of one forecaster must have distinct keys.
+	// 0 means none, so the series is forecast from Y alone. A key must
+	// never stand for another series over a forecaster's life.
 	Key uint64
 }
 

@@ -48,9 +48,9 @@ type LSTMConfig struct {
 	// Refresh is the number of buckets between full runs of a series'
 	// input window when forecasting, at most 1000. In between, the forecast
 	// of a series whose window advanced by one bucket takes one LSTM step
-	// from the state its previous forecast left (about 56 times less work
-	// at L = 56), at the scale of its last full run. 1 runs every window in
-	// full. The default is 7: on the M5 dev set that was as accurate as
+	// from the state its previous forecast left (a 56th of the recurrent
+	// work at L = 56), with the scale and mean price of its last full run.
+	// 1 runs every window in full. The default is 7: on the M5 dev set that was as accurate as
 	// full runs (see the README), while never refreshing was not.
 	Refresh int
 	// Seed seeds the initial weights and the minibatch shuffling. The
@@ -209,9 +209,9 @@ func (c LSTMConfig) withDefaults() (LSTMConfig, error) {
 // about 250 KB per minibatch row: 15 MB at MiniBatch 64, 100 MB at 413.
 // Forecasting scratch is 1.4 MB. A checkpoint is 12 bytes per parameter
 // plus a header: 708,032 bytes. Each keyed series' carried state takes
-// 2·layers·hidden float32 (256 bytes at the default 2x32) and about 60
+// 2·layers·hidden float32 (512 bytes at the default 2x32) and about 70
 // bytes of bookkeeping; carried states are not checkpointed, so after a
-// restart each series runs its window in full once.
+// restart (or UnmarshalBinary) each series runs its window in full once.
 //
 // # Concurrency
 //
@@ -377,7 +377,8 @@ func (m *LSTM) loadExamples(in []Input, rows []int32) {
 	for r, idx := range rows {
 		s := &in[idx]
 		end := len(s.Y) - h
-		scale, pad := lstmBuild(&m.feat, s, end, bf.xh[0].data, m.sh.rows(0), r, len(rows), 0, false)
+		norm, pad := lstmBuild(&m.feat, s, end, bf.xh[0].data, m.sh.rows(0), r, len(rows), 0, nil, false)
+		scale := norm.scale
 		bf.scale[r], bf.pad[r] = scale, int32(pad)
 		tgt := bf.tgt[r*h : (r+1)*h]
 		for j, y := range s.Y[end:] {
@@ -398,8 +399,8 @@ func (m *LSTM) loadExamples(in []Input, rows []int32) {
 // A series with a Key carries its LSTM state from one forecast to the
 // next (see LSTMConfig.Refresh): when its window ends one bucket after
 // its previous forecast's, that state takes one step with the new
-// bucket, at the scale of the last full run, instead of the whole window
-// running again. The window runs in full for a series' first forecast,
+// bucket, relative to the scale and mean price of the last full run,
+// instead of the whole window running again. The window runs in full for a series' first forecast,
 // after a skipped or repeated bucket, and every Refresh buckets, so that
 // the state follows the trained weights and a new scale.
 //
@@ -465,8 +466,8 @@ func (m *LSTM) forecastFull(dst []*Forecast, in []Input, more bool) {
 	bf.setRows(len(m.rows))
 	for r, idx := range m.rows {
 		s := &in[idx]
-		scale, pad := lstmBuild(&m.feat, s, len(s.Y), bf.x, m.sh.features, r, len(m.rows), 0, true)
-		bf.scale[r], bf.pad[r] = scale, int32(pad)
+		norm, pad := lstmBuild(&m.feat, s, len(s.Y), bf.x, m.sh.features, r, len(m.rows), 0, nil, true)
+		bf.scale[r], bf.pmean[r], bf.pad[r] = norm.scale, norm.pmean, int32(pad)
 	}
 	bf.setMaxPad()
 	m.net.forward(bf)
@@ -479,7 +480,7 @@ func (m *LSTM) forecastFull(dst []*Forecast, in []Input, more bool) {
 		}
 		slot, fresh := m.carry.slot(s.Key)
 		bf.saveState(r, m.carry.state(slot))
-		m.carry.ran(slot, s.Start+int64(len(s.Y))-1, bf.scale[r], false, fresh)
+		m.carry.ranFull(slot, s.Start+int64(len(s.Y))-1, lstmNorm{bf.scale[r], bf.pmean[r]}, fresh)
 	}
 }
 
@@ -489,14 +490,12 @@ func (m *LSTM) forecastSteps(dst []*Forecast, in []Input, more bool) {
 	m.fs = lstmForecastBufs(m.fs, m.stepShape, len(m.stepRows), more)
 	bf := m.fs
 	bf.setRows(len(m.stepRows))
-	nf := m.sh.features
 	for r, idx := range m.stepRows {
 		s := &in[idx]
 		slot := m.slots[r]
-		scale := m.carry.slots[slot].scale
-		lstmBuild(&m.feat, s, len(s.Y), bf.x, nf, r, len(m.stepRows), m.sh.window-1, true)
-		bf.x[r*nf] = float32(lstmQty(s.Y[len(s.Y)-1], true) / scale)
-		bf.scale[r], bf.pad[r] = scale, 0
+		norm := m.carry.slots[slot].norm
+		lstmBuild(&m.feat, s, len(s.Y), bf.x, m.sh.features, r, len(m.stepRows), m.sh.window-1, &norm, true)
+		bf.scale[r], bf.pad[r] = norm.scale, 0
 		bf.loadState(r, m.carry.state(slot))
 	}
 	bf.setMaxPad()
@@ -507,7 +506,15 @@ func (m *LSTM) forecastSteps(dst []*Forecast, in []Input, more bool) {
 		slot := m.slots[r]
 		m.writeForecast(dst[idx], bf.out[r*o:(r+1)*o], bf.scale[r])
 		bf.saveState(r, m.carry.state(slot))
-		m.carry.ran(slot, s.Start+int64(len(s.Y))-1, bf.scale[r], true, false)
+		m.carry.stepped(slot, s.Start+int64(len(s.Y))-1)
+	}
+}
+
+// Forget drops the carried state of the series with key, for a caller
+// that will not forecast it under that key again (see Input.Key).
+func (m *LSTM) Forget(key uint64) {
+	if m.carry != nil {
+		m.carry.forget(key)
 	}
 }
 
@@ -567,12 +574,18 @@ type lstmFeaturizer struct {
 	calBuf           []float32
 }
 
+// lstmNorm is what the features of a window are relative to: its scale s
+// and the mean of its known prices.
+type lstmNorm struct{ scale, pmean float64 }
+
 // lstmBuild writes the features of steps first to L-1 of the window of in
 // that ends before Y index end (exclusive) into row r of x and returns the
-// window's scale and number of padded steps. The features of step t go to
-// the first features columns of row (t-first)*rows+r of x, whose rows are
-// ld long. With sanitize, non-finite quantities read as zero.
-func lstmBuild[T lstmFloat](f *lstmFeaturizer, in *Input, end int, x []T, ld, r, rows, first int, sanitize bool) (scale float64, pad int) {
+// window's norm and number of padded steps. The features are relative to
+// keep instead when it is not nil (the norm of a carried state's last
+// full run). The features of step t go to the first features columns of
+// row (t-first)*rows+r of x, whose rows are ld long. With sanitize,
+// non-finite quantities read as zero.
+func lstmBuild[T lstmFloat](f *lstmFeaturizer, in *Input, end int, x []T, ld, r, rows, first int, keep *lstmNorm, sanitize bool) (norm lstmNorm, pad int) {
 	L, nf := f.window, f.features
 	start := end - L
 	s0 := max(start, 0)
@@ -586,11 +599,14 @@ func lstmBuild[T lstmFloat](f *lstmFeaturizer, in *Input, end int, x []T, ld, r,
 			pn++
 		}
 	}
-	scale = 1 + max(sum/float64(end-s0), 0)
-	pmean := 1.0
+	norm = lstmNorm{scale: 1 + max(sum/float64(end-s0), 0), pmean: 1}
 	if pn > 0 {
-		pmean = psum / float64(pn)
+		norm.pmean = psum / float64(pn)
 	}
+	if keep != nil {
+		norm = *keep
+	}
+	scale, pmean := norm.scale, norm.pmean
 	lo := max(s0-lstmGapCap, 0)
 	last := lo - 1
 	for i := s0 - 1; i >= lo; i-- {
@@ -647,7 +663,7 @@ func lstmBuild[T lstmFloat](f *lstmFeaturizer, in *Input, end int, x []T, ld, r,
 		sin, cos := math.Sincos(2 * math.Pi * float64(k) / float64(period))
 		row[lstmBaseFeatures], row[lstmBaseFeatures+1] = T(sin), T(cos)
 	}
-	return scale, pad
+	return norm, pad
 }
 
 // lstmQty returns y, or 0 for a non-finite y when sanitize is set.

@@ -1,19 +1,27 @@
 package model
 
+import "math"
+
 // lstmCarrySlot describes the carried state of one series.
 type lstmCarrySlot struct {
-	key   uint64  // the series' Input.Key
-	last  int64   // bucket index of the last step the state has taken
-	age   int     // steps taken since the window was last run in full
-	scale float64 // scale of that run, which the steps since reuse
+	key  uint64 // the series' Input.Key
+	last int64  // bucket index of the last step the state has taken
+	// age counts toward the next full run, at refresh-1: the steps since
+	// the last full run, or for a new series a start spread by its key.
+	age int
+	// norm is the window's at the last full run, which the steps since
+	// reuse.
+	norm lstmNorm
 }
 
 // lstmCarries holds the carried LSTM state of the series of one model,
 // keyed by Input.Key: per series the layers' h and c after its last
 // forecast, so that the next bucket's forecast takes one step instead of
-// running the whole window. States live in one slab; a state whose series
-// has not advanced for refresh buckets is dropped when room is needed,
-// since its next forecast would run the window in full anyway.
+// running the whole window. States live in one slab. When room is needed,
+// the states more than refresh buckets behind the newest are dropped:
+// their series stopped being forecast (callers forecast every series of
+// a close together), and a series that comes back runs its window in
+// full. forget drops a state at once.
 type lstmCarries struct {
 	refresh int // steps between full runs
 	size    int // floats per state
@@ -25,7 +33,7 @@ type lstmCarries struct {
 }
 
 func newLSTMCarries(refresh, size int) *lstmCarries {
-	return &lstmCarries{refresh: refresh, size: size, index: map[uint64]int32{}}
+	return &lstmCarries{refresh: refresh, size: size, index: map[uint64]int32{}, newest: math.MinInt64}
 }
 
 // state returns the floats of slot i.
@@ -36,7 +44,7 @@ func (c *lstmCarries) state(i int32) []float32 {
 // stepping returns the slot of the series with key whose window ends at
 // bucket last when its forecast can step its carried state, or -1 when
 // it must run its window in full: no state, a bucket skipped or repeated,
-// or refresh steps since the last full run.
+// or the age reached refresh-1.
 func (c *lstmCarries) stepping(key uint64, last int64) int32 {
 	if key == 0 {
 		return -1
@@ -73,37 +81,49 @@ func (c *lstmCarries) slot(key uint64) (i int32, fresh bool) {
 	return i, true
 }
 
-// prune frees the slots of series that have not advanced for refresh
-// buckets.
+// prune frees the slots more than refresh buckets behind the newest.
 func (c *lstmCarries) prune() {
 	for i := range c.slots {
-		s := &c.slots[i]
-		if s.key != 0 && s.last+int64(c.refresh) < c.newest {
-			delete(c.index, s.key)
-			*s = lstmCarrySlot{}
-			c.free = append(c.free, int32(i))
+		if s := &c.slots[i]; s.key != 0 && s.last < c.newest-int64(c.refresh) {
+			c.drop(int32(i))
 		}
 	}
 }
 
-// ran records a forecast of the series with key whose window ends at
-// bucket last: a full run with the given scale when stepped is false.
-// A new series starts at an age spread by its key, so that series that
-// appear together do not all run in full at the same closes.
-func (c *lstmCarries) ran(i int32, last int64, scale float64, stepped, fresh bool) {
+// forget drops the state of key, if any.
+func (c *lstmCarries) forget(key uint64) {
+	if i, ok := c.index[key]; ok {
+		c.drop(i)
+	}
+}
+
+// drop frees slot i.
+func (c *lstmCarries) drop(i int32) {
+	delete(c.index, c.slots[i].key)
+	c.slots[i] = lstmCarrySlot{}
+	c.free = append(c.free, i)
+}
+
+// stepped records that slot i stepped to bucket last.
+func (c *lstmCarries) stepped(i int32, last int64) {
 	s := &c.slots[i]
 	s.last = last
+	s.age++
 	c.newest = max(c.newest, last)
-	switch {
-	case stepped:
-		s.age++
-	case fresh:
+}
+
+// ranFull records a full run of the window ending at bucket last, with
+// its norm, into slot i; fresh marks a new slot, which starts at an age
+// spread by its key, so that series that appear together do not all run
+// in full at the same closes.
+func (c *lstmCarries) ranFull(i int32, last int64, norm lstmNorm, fresh bool) {
+	s := &c.slots[i]
+	s.last, s.norm = last, norm
+	s.age = 0
+	if fresh {
 		s.age = int(s.key % uint64(c.refresh))
-		s.scale = scale
-	default:
-		s.age = 0
-		s.scale = scale
 	}
+	c.newest = max(c.newest, last)
 }
 
 // len returns the number of series with a state.

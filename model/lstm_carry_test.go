@@ -142,8 +142,21 @@ func TestLSTMCarryStates(t *testing.T) {
 		}
 		m.ForecastBatch(dst[:len(in)], in)
 	}
-	if got, slab := m.carry.len(), len(m.carry.slots); got > slab || slab > 64 {
+	// 120 keys had states; those more than 3 buckets behind were dropped.
+	if got, slab := m.carry.len(), len(m.carry.slots); got > slab || slab >= 120 {
 		t.Errorf("%d states in %d slots after 9 buckets of 10 new series each: stale states were not reused", got, slab)
+	}
+	m.Forget(in[29].Key)
+	m.Forget(12345) // no state: nothing happens
+	if _, ok := m.carry.index[in[29].Key]; ok {
+		t.Error("Forget kept the state")
+	}
+	cp, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.UnmarshalBinary(cp); err != nil || m.carry.len() != 0 {
+		t.Errorf("UnmarshalBinary: %v, %d carried states of the old weights kept", err, m.carry.len())
 	}
 	steady := lstmSlide(long, 40, 30)
 	m.ForecastBatch(dst, steady)
@@ -192,12 +205,12 @@ func TestLSTMCarryStep(t *testing.T) {
 	m.ForecastBatch(dst, lstmSlide(long, 20, 20))
 	type saved struct {
 		state []float32
-		scale float64
+		norm  lstmNorm
 	}
 	before := make([]saved, len(long))
 	for i := range long {
 		slot := m.carry.index[uint64(i+1)]
-		before[i] = saved{append([]float32(nil), m.carry.state(slot)...), m.carry.slots[slot].scale}
+		before[i] = saved{append([]float32(nil), m.carry.state(slot)...), m.carry.slots[slot].norm}
 	}
 	in := lstmSlide(long, 21, 20)
 	m.ForecastBatch(dst, in)
@@ -208,10 +221,13 @@ func TestLSTMCarryStep(t *testing.T) {
 	want := lstmForecasts(lstmSmallCfg, 1)
 	var rescaled bool
 	for i := range in {
-		s0 := before[i].scale
-		scale, _ := lstmBuild(&m.feat, &in[i], len(in[i].Y), x, sh.features, 0, 1, sh.window-1, true)
-		rescaled = rescaled || scale != s0
-		x[0] = float32(in[i].Y[len(in[i].Y)-1] / s0)
+		s0, p0 := before[i].norm.scale, before[i].norm.pmean
+		norm, _ := lstmBuild(&m.feat, &in[i], len(in[i].Y), x, sh.features, 0, 1, sh.window-1, nil, true)
+		rescaled = rescaled || (norm.scale != s0 && norm.pmean != p0)
+		// The step's features are relative to the last full run's norm.
+		last := len(in[i].Y) - 1
+		x[0] = float32(in[i].Y[last] / s0)
+		x[2] = float32(min(float64(in[i].Price[last])/p0, lstmPriceCap))
 		input := make([]float64, 0, sh.features)
 		for _, v := range x {
 			input = append(input, float64(v))
@@ -252,7 +268,7 @@ func TestLSTMCarryStep(t *testing.T) {
 		}
 	}
 	if !rescaled {
-		t.Fatal("no window changed its scale: the test cannot tell the scales apart")
+		t.Fatal("no window changed its scale and mean price: the test cannot tell the norms apart")
 	}
 }
 
@@ -282,5 +298,28 @@ func TestLSTMCarryPruneWhileStepping(t *testing.T) {
 	alone.ForecastBatch(one, []Input{win(0, 11)})
 	if alone.fs == nil || !lstmSameForecasts(two[:1], one) {
 		t.Error("a series stepped another series' state after its slot was pruned and reused")
+	}
+}
+
+// TestLSTMCarryNegativeBuckets forecasts series with negative bucket
+// indices while new series keep taking slots: the live states must keep
+// stepping (none is dropped as stale).
+func TestLSTMCarryNegativeBuckets(t *testing.T) {
+	carried, full := lstmTwins(t, 1000)
+	long := lstmTestSeries(60, 40, 10)
+	for i := range long {
+		long[i].Start = -20000
+	}
+	a, b := lstmForecasts(lstmSmallCfg, len(long)), lstmForecasts(lstmSmallCfg, len(long))
+	for d := range 20 {
+		n := 40 + d // one new series a bucket
+		in := lstmSlide(long[:n], 20+d, 20)
+		carried.ForecastBatch(a[:n], in)
+		full.ForecastBatch(b[:n], in)
+		for i := range 40 {
+			if d > 0 && lstmSameForecasts(a[i:i+1], b[i:i+1]) {
+				t.Fatalf("bucket %d: series %d ran its window in full: its state was dropped", d, i)
+			}
+		}
 	}
 }

@@ -261,6 +261,9 @@ func (m *LSTM) UnmarshalBinary(data []byte) error {
 	m.net.step, m.examples, m.steps, m.skipped = counters[0], counters[1], counters[2], counters[3]
 	*m.rng = rng
 	m.net.transpose()
+	if m.carry != nil { // states of other weights
+		m.carry = newLSTMCarries(m.cfg.Refresh, m.sh.stateLen())
+	}
 	return nil
 }
 

@@ -269,6 +269,7 @@ type lstmBufs[T lstmFloat] struct {
 	tgt    []T       // training: rows×H scaled targets
 	dc     []T       // training: rows×hidden cell-state gradient
 	scale  []float64 // per row scale s
+	pmean  []float64 // forecasting: per row mean price of the window
 	pad    []int32   // per row number of padded leading steps
 	maxPad int
 
@@ -287,6 +288,7 @@ func newLSTMBufs[T lstmFloat](sh lstmShape, rows int, train bool) *lstmBufs[T] {
 		head:  make([]T, rows*(hid+1)),
 		out:   make([]T, rows*sh.outputs()),
 		scale: make([]float64, rows),
+		pmean: make([]float64, rows),
 		pad:   make([]int32, rows),
 		xh:    make([]lstmSeq[T], nl), z: make([]lstmSeq[T], nl), c: make([]lstmSeq[T], nl),
 		th: make([]lstmSeq[T], nl), dh: make([]lstmSeq[T], nl),

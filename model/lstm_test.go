@@ -74,7 +74,8 @@ func lstmGradCase(t *testing.T, layers, hidden, window, horizon int, lens []int)
 	for r, l := range lens {
 		s := lstmTestSeries(1, l, uint64(10+r))[0]
 		end := l - horizon
-		scale, pad := lstmBuild(&feat, &s, end, bf.xh[0].data, sh.rows(0), r, len(lens), 0, false)
+		norm, pad := lstmBuild(&feat, &s, end, bf.xh[0].data, sh.rows(0), r, len(lens), 0, nil, false)
+		scale := norm.scale
 		bf.scale[r], bf.pad[r] = scale, int32(pad)
 		for j, y := range s.Y[end:] {
 			bf.tgt[r*horizon+j] = y / scale
@@ -372,7 +373,8 @@ func TestLSTMFeatures(t *testing.T) {
 			for i := range x {
 				x[i] = -99 // padding must be cleared, other columns left alone
 			}
-			scale, pad := lstmBuild(&f, &tc.in, tc.end, x, ld, r, rows, 0, false)
+			norm, pad := lstmBuild(&f, &tc.in, tc.end, x, ld, r, rows, 0, nil, false)
+			scale := norm.scale
 			if math.Abs(scale-tc.scale) > 1e-12 || pad != tc.pad {
 				t.Errorf("scale, pad = %v, %d, want %v, %d", scale, pad, tc.scale, tc.pad)
 			}

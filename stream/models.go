@@ -467,4 +467,15 @@ func (m *models) loadSeries(db *state.DB, p int32, s *window.Series) error {
 }
 
 // forget drops what the models keep for a series evicted from memory.
-func (m *models) forget(s *window.Series) { delete(m.states, s) }
+func (m *models) forget(s *window.Series) {
+	delete(m.states, s)
+	for _, l := range m.learners {
+		if f, ok := l.(forgetter); ok {
+			f.Forget(s.Serial())
+		}
+	}
+}
+
+// forgetter is a learner that keeps state per series key (the LSTM's
+// carried states) and can drop it.
+type forgetter interface{ Forget(key uint64) }
