@@ -590,21 +590,10 @@ func lstmBuild[T lstmFloat](f *lstmFeaturizer, in *Input, end int, x []T, ld, r,
 	start := end - L
 	s0 := max(start, 0)
 	pad = s0 - start
-	var sum, psum float64
-	var pn int
-	for i := s0; i < end; i++ {
-		sum += lstmQty(in.Y[i], sanitize)
-		if p := lstmPrice(in, i); p > 0 {
-			psum += p
-			pn++
-		}
-	}
-	norm = lstmNorm{scale: 1 + max(sum/float64(end-s0), 0), pmean: 1}
-	if pn > 0 {
-		norm.pmean = psum / float64(pn)
-	}
 	if keep != nil {
 		norm = *keep
+	} else {
+		norm = lstmWindowNorm(in, s0, end, sanitize)
 	}
 	scale, pmean := norm.scale, norm.pmean
 	lo := max(s0-lstmGapCap, 0)
@@ -664,6 +653,24 @@ func lstmBuild[T lstmFloat](f *lstmFeaturizer, in *Input, end int, x []T, ld, r,
 		row[lstmBaseFeatures], row[lstmBaseFeatures+1] = T(sin), T(cos)
 	}
 	return norm, pad
+}
+
+// lstmWindowNorm returns the norm of the real steps [s0, end) of in.
+func lstmWindowNorm(in *Input, s0, end int, sanitize bool) lstmNorm {
+	var sum, psum float64
+	var pn int
+	for i := s0; i < end; i++ {
+		sum += lstmQty(in.Y[i], sanitize)
+		if p := lstmPrice(in, i); p > 0 {
+			psum += p
+			pn++
+		}
+	}
+	norm := lstmNorm{scale: 1 + max(sum/float64(end-s0), 0), pmean: 1}
+	if pn > 0 {
+		norm.pmean = psum / float64(pn)
+	}
+	return norm
 }
 
 // lstmQty returns y, or 0 for a non-finite y when sanitize is set.
