@@ -10,10 +10,10 @@ import (
 	"strconv"
 )
 
-// LSTM checkpoint format, version 1. All integers little-endian.
+// LSTM checkpoint format, version 2. All integers little-endian.
 //
 //	magic         8 bytes "tsLSTMck"
-//	version       uint32 (1)
+//	version       uint32 (2)
 //	layers        uint32
 //	hidden        uint32
 //	window        uint32  L
@@ -28,10 +28,15 @@ import (
 //	rng           uint32 length, then the PCG state (rand.PCG.MarshalBinary)
 //	weights       P float32, laid out as lstmNet.params
 //	adam m, v     P float32 each
+//	average       P float32, the weights forecasts use (see
+//	              LSTMConfig.Average; the weights when averaging is off)
 //	crc           uint32  CRC-32C of everything before it
+//
+// Version 1 had no average; it still loads, the average starting at the
+// weights.
 const (
 	lstmMagic         = "tsLSTMck"
-	lstmFormatVersion = 1
+	lstmFormatVersion = 2
 	lstmMaxRNGState   = 64
 )
 
@@ -65,15 +70,16 @@ func (e *LSTMMismatchError) Error() string {
 func (e *LSTMMismatchError) Unwrap() error { return ErrLSTMMismatch }
 
 // MarshalBinary returns a checkpoint of the model: shapes, weights, Adam
-// state, the random generator and the training counters. At 2x64 with
-// eight features, H = 28 and three levels it is about 708 KB.
+// state, the forecasting average, the random generator and the training
+// counters. At 2x64 with eight features, H = 28 and three levels it is
+// about 944 KB.
 func (m *LSTM) MarshalBinary() ([]byte, error) {
 	return m.AppendBinary(make([]byte, 0, m.checkpointSize()))
 }
 
 // checkpointSize returns the length of the model's checkpoint.
 func (m *LSTM) checkpointSize() int {
-	return len(lstmMagic) + 4 + 6*4 + 8*m.sh.levels + 5*8 + 4 + 20 + 3*4*len(m.net.params) + 4
+	return len(lstmMagic) + 4 + 6*4 + 8*m.sh.levels + 5*8 + 4 + 20 + 4*4*len(m.net.params) + 4
 }
 
 // AppendBinary appends a checkpoint of the model to b (see MarshalBinary).
@@ -99,7 +105,11 @@ func (m *LSTM) AppendBinary(b []byte) ([]byte, error) {
 	}
 	b = le.AppendUint32(b, uint32(len(rng)))
 	b = append(b, rng...)
-	for _, s := range [...][]float32{m.net.params, m.net.m, m.net.v} {
+	avg := m.net.params
+	if m.avg != nil {
+		avg = m.avg.params
+	}
+	for _, s := range [...][]float32{m.net.params, m.net.m, m.net.v, avg} {
 		for _, v := range s {
 			b = le.AppendUint32(b, math.Float32bits(v))
 		}
@@ -170,10 +180,11 @@ func (m *LSTM) UnmarshalBinary(data []byte) error {
 	if magic := r.next(len(lstmMagic)); r.err != nil || string(magic) != lstmMagic {
 		return fmt.Errorf("%w: bad magic", ErrLSTMCheckpoint)
 	}
-	if v := r.u32(); r.err != nil {
+	version := r.u32()
+	if r.err != nil {
 		return r.err
-	} else if v != lstmFormatVersion {
-		return lstmMismatch("format version", uint64(v), lstmFormatVersion)
+	} else if version != 1 && version != lstmFormatVersion {
+		return lstmMismatch("format version", uint64(version), lstmFormatVersion)
 	}
 	if len(data) < r.off+4 {
 		return fmt.Errorf("%w: truncated at byte %d", ErrLSTMCheckpoint, len(data))
@@ -238,15 +249,25 @@ func (m *LSTM) UnmarshalBinary(data []byte) error {
 	if err := rng.UnmarshalBinary(rngState); err != nil {
 		return fmt.Errorf("%w: random state: %w", ErrLSTMCheckpoint, err)
 	}
-	if rest := len(body) - r.off; rest != 3*4*p {
-		return fmt.Errorf("%w: %d bytes of parameters, want %d", ErrLSTMCheckpoint, rest, 3*4*p)
+	blocks := 4
+	if version == 1 {
+		blocks = 3
 	}
-	// Decode into the rollback buffer, then commit.
+	if rest := len(body) - r.off; rest != blocks*4*p {
+		return fmt.Errorf("%w: %d bytes of parameters, want %d", ErrLSTMCheckpoint, rest, blocks*4*p)
+	}
+	// Decode into the rollback buffer and the gradients (both scratch
+	// between steps), then commit.
 	tmp := m.net.saved
-	params, mom, vel := tmp[:p], tmp[p:2*p], tmp[2*p:3*p]
+	params, mom, vel, avg := tmp[:p], tmp[p:2*p], tmp[2*p:3*p], m.net.grads
 	r.floats(params, "weight")
 	r.floats(mom, "first moment")
 	r.floats(vel, "second moment")
+	if version == 1 {
+		copy(avg, params)
+	} else {
+		r.floats(avg, "averaged weight")
+	}
 	if r.err != nil {
 		return r.err
 	}
@@ -258,6 +279,10 @@ func (m *LSTM) UnmarshalBinary(data []byte) error {
 	copy(m.net.params, params)
 	copy(m.net.m, mom)
 	copy(m.net.v, vel)
+	if m.avg != nil {
+		copy(m.avg.params, avg)
+		m.avgPacked = false
+	}
 	m.net.step, m.examples, m.steps, m.skipped = counters[0], counters[1], counters[2], counters[3]
 	*m.rng = rng
 	m.net.transpose()

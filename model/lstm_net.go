@@ -133,20 +133,28 @@ type lstmNet[T lstmFloat] struct {
 	gq, sg []float64 // per-level scratch of the loss
 }
 
-func newLSTMNet[T lstmFloat](sh lstmShape, taus []float64) *lstmNet[T] {
+// newLSTMNet returns a network of shape sh with zero parameters. Without
+// train it holds only what forecasting needs: parameters and their packed
+// copies, no gradients, optimizer state or rollback copy.
+func newLSTMNet[T lstmFloat](sh lstmShape, taus []float64, train bool) *lstmNet[T] {
 	p := sh.numParams()
 	n := &lstmNet[T]{
 		sh: sh, taus: taus, k: lstmKernelsFor[T](),
-		params: make([]T, p), grads: make([]T, p), m: make([]T, p), v: make([]T, p),
-		saved: make([]T, 3*p),
-		w:     make([][]T, sh.layers), dw: make([][]T, sh.layers),
+		params: make([]T, p),
+		w:      make([][]T, sh.layers), dw: make([][]T, sh.layers),
 		wp: make([][]T, sh.layers), whp: make([][]T, sh.layers), wxp: make([][]T, sh.layers),
 		gq: make([]float64, sh.levels), sg: make([]float64, sh.levels),
+	}
+	if train {
+		n.grads, n.m, n.v, n.saved = make([]T, p), make([]T, p), make([]T, p), make([]T, 3*p)
 	}
 	off := 0
 	for l := range sh.layers {
 		sz := sh.rows(l) * 4 * sh.hidden
-		n.w[l], n.dw[l] = n.params[off:off+sz:off+sz], n.grads[off:off+sz:off+sz]
+		n.w[l] = n.params[off : off+sz : off+sz]
+		if train {
+			n.dw[l] = n.grads[off : off+sz : off+sz]
+		}
 		g, in := 4*sh.hidden, sh.inputs(l)
 		if n.k.packedFwd {
 			n.wp[l] = make([]T, kern.PackedLen(sh.rows(l), g))
@@ -157,8 +165,20 @@ func newLSTMNet[T lstmFloat](sh lstmShape, taus []float64) *lstmNet[T] {
 		}
 		off += sz
 	}
-	n.wo, n.dwo = n.params[off:], n.grads[off:]
+	n.wo = n.params[off:]
+	if train {
+		n.dwo = n.grads[off:]
+	}
 	return n
+}
+
+// average moves n's parameters towards src's by the weight w in (0, 1]:
+// params += w·(src.params − params). The packed weights are not
+// refreshed (see transpose).
+func (n *lstmNet[T]) average(src *lstmNet[T], w T) {
+	for i, p := range src.params {
+		n.params[i] += w * (p - n.params[i])
+	}
 }
 
 // matrices calls f with the offset, rows and columns of every matrix in

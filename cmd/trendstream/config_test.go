@@ -63,7 +63,7 @@ func TestForecastingFlags(t *testing.T) {
 	args := []string{"--model", "lstm", "--candidates", "lstm,ma28", "--fallback", "ma28",
 		"--lstm-layers", "1", "--lstm-hidden", "16", "--lstm-window", "28", "--lstm-lr", "0.01",
 		"--lstm-minibatch", "64", "--lstm-epochs", "2", "--lstm-seed", "9",
-		"--lstm-min-steps", "7", "--lstm-refresh", "3", "--checkpoint-every", "5", "--horizon", "14"}
+		"--lstm-min-steps", "7", "--lstm-refresh", "3", "--lstm-average", "0.9", "--checkpoint-every", "5", "--horizon", "14"}
 	if err := cmd.ParseFlags(args); err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +91,7 @@ func TestForecastingFlags(t *testing.T) {
 		{"LSTM.StepsPerClose", f.LSTM.StepsPerClose, 2},
 		{"LSTM.Seed", f.LSTM.Seed, uint64(9)},
 		{"LSTM.Refresh", f.LSTM.Refresh, 3},
+		{"LSTM.Average", f.LSTM.Average, 0.9},
 		{"LSTMMinSteps", f.LSTMMinSteps, int64(7)},
 		{"Model.Horizon", f.Model.Horizon, 14},
 		{"CheckpointEvery", f.CheckpointEvery, 5},
@@ -98,5 +99,49 @@ func TestForecastingFlags(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
 		}
+	}
+}
+
+// TestLSTMAverageFlag checks that --lstm-average 0 turns averaging off
+// (LSTMConfig's zero would be its default) and that values outside
+// [0, 1) are refused.
+func TestLSTMAverageFlag(t *testing.T) {
+	for _, tc := range []struct {
+		arg     string
+		want    float64
+		wantErr string
+	}{
+		{arg: "0.99", want: 0.99},
+		{arg: "0", want: -1},
+		{arg: "1", wantErr: "--lstm-average 1 outside [0, 1)"},
+		{arg: "-0.5", wantErr: "--lstm-average -0.5 outside [0, 1)"},
+		{arg: "NaN", wantErr: "--lstm-average NaN outside [0, 1)"},
+	} {
+		t.Run(tc.arg, func(t *testing.T) {
+			cmd, _, err := newRoot().Find([]string{"run"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.ParseFlags([]string{"--lstm-average", tc.arg}); err != nil {
+				t.Fatal(err)
+			}
+			v, err := settings(cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := processorConfig(v, slog.New(slog.DiscardHandler))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Forecasting.LSTM.Average; got != tc.want {
+				t.Fatalf("LSTM.Average = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

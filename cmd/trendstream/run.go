@@ -155,6 +155,7 @@ func addProcessingFlags(fs *pflag.FlagSet) {
 	fs.Int("lstm-epochs", 1, "LSTM passes over the examples of each bucket close")
 	fs.Uint64("lstm-seed", 1, "LSTM initialization and shuffling seed")
 	fs.Int64("lstm-min-steps", 50, "optimizer steps the LSTM takes before auto may use it")
+	fs.Float64("lstm-average", 0.995, "decay per optimizer step of the moving average of the LSTM's weights that forecasts use, in [0, 1) (0: the latest weights)")
 	fs.Int("lstm-refresh", 7, "buckets between full runs of a series' LSTM window; in between a forecast steps the carried state (1: always full)")
 	fs.String("calendar", "", "M5-format calendar.csv whose event and SNAP flags the LSTM sees")
 }
@@ -184,6 +185,13 @@ func forecastingConfig(v *viper.Viper) (stream.Forecasting, error) {
 	if err != nil {
 		return stream.Forecasting{}, err
 	}
+	avg := v.GetFloat64("lstm-average")
+	switch {
+	case !(avg >= 0 && avg < 1):
+		return stream.Forecasting{}, fmt.Errorf("--lstm-average %v outside [0, 1)", avg)
+	case avg == 0:
+		avg = -1 // LSTMConfig's zero is the default
+	}
 	f := stream.Forecasting{
 		Model:        mcfg,
 		Published:    v.GetString("model"),
@@ -198,6 +206,7 @@ func forecastingConfig(v *viper.Viper) (stream.Forecasting, error) {
 			MiniBatch:     v.GetInt("lstm-minibatch"),
 			StepsPerClose: v.GetInt("lstm-epochs"),
 			Refresh:       v.GetInt("lstm-refresh"),
+			Average:       avg,
 			Seed:          v.GetUint64("lstm-seed"),
 		},
 	}
