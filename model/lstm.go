@@ -61,10 +61,10 @@ type LSTMConfig struct {
 	// the model is young the average spans about the last tenth of its
 	// steps and lags little behind fast learning. The average starts at
 	// the initial weights. The default is 0.995 (the last few hundred
-	// steps once past about 1,800): on the M5
-	// dev set it took the LSTM's WRMSSE from 0.866-0.889 to 0.845-0.854
-	// over four seeds (see the README). A negative value disables
-	// averaging: forecasts use the latest weights.
+	// steps once past about 1,800): on the M5 dev set it took the LSTM's
+	// WRMSSE from 0.866-0.889 to 0.845-0.854 over four seeds (see the
+	// README). A negative value disables averaging: forecasts use the
+	// latest weights.
 	Average float64
 	// Seed seeds the initial weights and the minibatch shuffling. The
 	// default is 1.
@@ -225,13 +225,14 @@ func (c LSTMConfig) withDefaults() (LSTMConfig, error) {
 //
 // At 2x64 (L = 56, 8 features, H = 28, 3 levels: 58,992 parameters) the
 // weights, gradients, Adam moments, a rollback copy, the forecasting
-// average and packed copies of both take 2.5 MB. Training scratch keeps
+// average and packed copies of both take 2.7 MB. Training scratch keeps
 // every step of every layer, about 250 KB per minibatch row: 15 MB at
 // MiniBatch 64, 100 MB at 413. Forecasting scratch is 1.4 MB. A
-// checkpoint is 16 bytes per parameter plus a header: 944,000 bytes. Each keyed series' carried state takes
-// 2·layers·hidden float32 (512 bytes at the default 2x32) and about 70
-// bytes of bookkeeping; carried states are not checkpointed, so after a
-// restart (or UnmarshalBinary) each series runs its window in full once.
+// checkpoint is 16 bytes per parameter plus a header: 944,000 bytes. Each
+// keyed series' carried state takes 2·layers·hidden float32 (512 bytes at
+// the default 2x32) and about 70 bytes of bookkeeping; carried states are
+// not checkpointed, so after a restart (or UnmarshalBinary) each series
+// runs its window in full once.
 //
 // # Concurrency
 //
