@@ -225,7 +225,7 @@ func (c LSTMConfig) withDefaults() (LSTMConfig, error) {
 //
 // At 2x64 (L = 56, 8 features, H = 28, 3 levels: 58,992 parameters) the
 // weights, gradients, Adam moments, a rollback copy, the forecasting
-// average and packed copies of both take 2.7 MB. Training scratch keeps
+// average and packed copies of both take 2.5 MB. Training scratch keeps
 // every step of every layer, about 250 KB per minibatch row: 15 MB at
 // MiniBatch 64, 100 MB at 413. Forecasting scratch is 1.4 MB. A
 // checkpoint is 16 bytes per parameter plus a header: 944,000 bytes. Each

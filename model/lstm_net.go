@@ -134,8 +134,9 @@ type lstmNet[T lstmFloat] struct {
 }
 
 // newLSTMNet returns a network of shape sh with zero parameters. Without
-// train it holds only what forecasting needs: parameters and their packed
-// copies, no gradients, optimizer state or rollback copy.
+// train it holds only what forecasting needs: parameters and the packed
+// copies the forward pass reads, no gradients, optimizer state, rollback
+// copy or the transposed copies of backward.
 func newLSTMNet[T lstmFloat](sh lstmShape, taus []float64, train bool) *lstmNet[T] {
 	p := sh.numParams()
 	n := &lstmNet[T]{
@@ -152,16 +153,16 @@ func newLSTMNet[T lstmFloat](sh lstmShape, taus []float64, train bool) *lstmNet[
 	for l := range sh.layers {
 		sz := sh.rows(l) * 4 * sh.hidden
 		n.w[l] = n.params[off : off+sz : off+sz]
-		if train {
-			n.dw[l] = n.grads[off : off+sz : off+sz]
-		}
 		g, in := 4*sh.hidden, sh.inputs(l)
 		if n.k.packedFwd {
 			n.wp[l] = make([]T, kern.PackedLen(sh.rows(l), g))
 		}
-		n.whp[l] = make([]T, kern.PackedLen(g, sh.hidden))
-		if l > 0 {
-			n.wxp[l] = make([]T, kern.PackedLen(g, in))
+		if train {
+			n.dw[l] = n.grads[off : off+sz : off+sz]
+			n.whp[l] = make([]T, kern.PackedLen(g, sh.hidden))
+			if l > 0 {
+				n.wxp[l] = make([]T, kern.PackedLen(g, in))
+			}
 		}
 		off += sz
 	}
@@ -234,7 +235,8 @@ func (n *lstmNet[T]) init(rng *rand.PCG) {
 	n.transpose()
 }
 
-// transpose refreshes the packed weights wp, whp and wxp from w.
+// transpose refreshes the packed weights wp, whp and wxp (those the net
+// has) from w.
 func (n *lstmNet[T]) transpose() {
 	g, hid := 4*n.sh.hidden, n.sh.hidden
 	for l, w := range n.w {
@@ -242,8 +244,10 @@ func (n *lstmNet[T]) transpose() {
 		if n.k.packedFwd {
 			n.k.packB(n.wp[l], w, rows, g, g, false)
 		}
-		n.k.packB(n.whp[l], w[in*g:], g, hid, g, true)
-		if l > 0 {
+		if n.whp[l] != nil {
+			n.k.packB(n.whp[l], w[in*g:], g, hid, g, true)
+		}
+		if n.wxp[l] != nil {
 			n.k.packB(n.wxp[l], w, g, in, g, true)
 		}
 	}

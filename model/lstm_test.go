@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -666,6 +667,30 @@ func TestLSTMAverage(t *testing.T) {
 	if !lstmSameForecasts(fd, fb) {
 		t.Fatal("version 1: forecasts do not run on the loaded weights")
 	}
+
+	// Restoring over a model that has forecast repacks the average.
+	if err := d.UnmarshalBinary(data); err != nil {
+		t.Fatal(err)
+	}
+	a.ForecastBatch(fa, in)
+	d.ForecastBatch(fd, in)
+	if !lstmSameForecasts(fd, fa) {
+		t.Fatal("after a restore: forecasts run on the average it replaced")
+	}
+
+	// Skipped steps leave the average alone.
+	before := slices.Clone(a.avg.params)
+	spoilt := lstmCut(in, 40)
+	for i := range spoilt {
+		spoilt[i].Y = slices.Clone(spoilt[i].Y)
+		spoilt[i].Y[30] = math.NaN()
+	}
+	if st := a.Learn(spoilt); st.Skipped == 0 || st.Steps != 0 {
+		t.Fatalf("spoilt batch: %+v, want skipped steps only", st)
+	}
+	if !lstmSameBits(before, a.avg.params) {
+		t.Fatal("a skipped step moved the average")
+	}
 }
 
 // lstmResum recomputes the checksum of a checkpoint after an edit.
@@ -694,6 +719,7 @@ func TestLSTMCheckpointErrors(t *testing.T) {
 		mcfg  Config
 		data  []byte
 		field string // LSTMMismatchError.Field, or "" for ErrLSTMCheckpoint
+		msg   string // when set, the error must contain it
 	}{
 		{name: "hidden", cfg: LSTMConfig{Layers: 2, Hidden: 9, Window: 10}, mcfg: lstmSmallCfg, data: good, field: "hidden"},
 		{name: "layers", cfg: LSTMConfig{Layers: 1, Hidden: 8, Window: 10}, mcfg: lstmSmallCfg, data: good, field: "layers"},
@@ -725,12 +751,12 @@ func TestLSTMCheckpointErrors(t *testing.T) {
 			b := bytes.Clone(good)
 			le.PutUint32(b[block(0):], math.Float32bits(float32(math.NaN())))
 			return lstmResum(b)
-		}()},
+		}(), msg: "weight 0 is NaN"},
 		{name: "infinite averaged weight", cfg: lstmSmall, mcfg: lstmSmallCfg, data: func() []byte {
 			b := bytes.Clone(good)
 			le.PutUint32(b[block(3)+4*(p-1):], math.Float32bits(float32(math.Inf(1))))
 			return lstmResum(b)
-		}()},
+		}(), msg: fmt.Sprintf("averaged weight %d is +Inf", len(src.net.params)-1)},
 		{name: "version 1 with an average", cfg: lstmSmall, mcfg: lstmSmallCfg, data: func() []byte {
 			b := bytes.Clone(good)
 			le.PutUint32(b[len(lstmMagic):], 1)
@@ -740,7 +766,7 @@ func TestLSTMCheckpointErrors(t *testing.T) {
 			b := bytes.Clone(good)
 			le.PutUint32(b[block(3)-4:], math.Float32bits(-1))
 			return lstmResum(b)
-		}()},
+		}(), msg: fmt.Sprintf("second moment %d is -1", len(src.net.params)-1)},
 		{name: "huge random state", cfg: lstmSmall, mcfg: lstmSmallCfg, data: func() []byte {
 			b := bytes.Clone(good)
 			le.PutUint32(b[paramsAt+8+4*8:], 1<<31)
@@ -766,6 +792,9 @@ func TestLSTMCheckpointErrors(t *testing.T) {
 				}
 			} else if !errors.Is(err, ErrLSTMCheckpoint) || errors.As(err, &mm) {
 				t.Fatalf("error %v, want ErrLSTMCheckpoint", err)
+			}
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("error %v, want one containing %q", err, tc.msg)
 			}
 			t.Log(err)
 			if after := lstmMust(m.MarshalBinary()); !bytes.Equal(before, after) {
