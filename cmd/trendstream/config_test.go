@@ -145,3 +145,54 @@ func TestLSTMAverageFlag(t *testing.T) {
 		})
 	}
 }
+
+// TestSettingsTypes checks that an environment variable or config file
+// value that does not parse as its flag's type is an error naming the
+// setting, not a silent zero.
+func TestSettingsTypes(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		file    string
+		wantErr string
+	}{
+		{name: "valid values", env: map[string]string{"TRENDSTREAM_LSTM_AVERAGE": "0.99", "TRENDSTREAM_LSTM_HIDDEN": "16"}, file: "lateness: 2h\nchangelog: false\n"},
+		{name: "float typo", env: map[string]string{"TRENDSTREAM_LSTM_AVERAGE": "0,99"}, wantErr: "--lstm-average from TRENDSTREAM_LSTM_AVERAGE or the config file: 0,99 is not a valid float64"},
+		{name: "word for a float", env: map[string]string{"TRENDSTREAM_LSTM_AVERAGE": "off"}, wantErr: "--lstm-average"},
+		{name: "int", env: map[string]string{"TRENDSTREAM_LSTM_HIDDEN": "12x"}, wantErr: "--lstm-hidden"},
+		{name: "negative uint64", env: map[string]string{"TRENDSTREAM_LSTM_SEED": "-3"}, wantErr: "--lstm-seed"},
+		{name: "duration in the file", file: "lateness: soon\n", wantErr: "--lateness from TRENDSTREAM_LATENESS or the config file: soon is not a valid duration"},
+		{name: "bool in the file", file: "changelog: maybe\n", wantErr: "--changelog"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			cmd, _, err := newRoot().Find([]string{"run"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var args []string
+			if tc.file != "" {
+				path := filepath.Join(t.TempDir(), "trendstream.yaml")
+				if err := os.WriteFile(path, []byte(tc.file), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				args = []string{"--config", path}
+			}
+			if err := cmd.ParseFlags(args); err != nil {
+				t.Fatal(err)
+			}
+			_, err = settings(cmd)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}

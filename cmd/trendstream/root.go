@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spf13/cast"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -50,22 +51,61 @@ func settings(cmd *cobra.Command) (*viper.Viper, error) {
 			return nil, fmt.Errorf("binding flags: %w", err)
 		}
 	}
-	path := v.GetString("config")
-	if path == "" {
-		return v, nil
-	}
-	v.SetConfigFile(path)
-	v.SetConfigType("yaml")
-	if err := v.ReadInConfig(); err != nil {
-		return nil, fmt.Errorf("reading config file %s: %w", path, err)
-	}
-	known := knownKeys(cmd.Root())
-	for _, k := range v.AllKeys() {
-		if v.InConfig(k) && !slices.Contains(known, k) {
-			return nil, fmt.Errorf("config file %s: unknown key %q", path, k)
+	if path := v.GetString("config"); path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("reading config file %s: %w", path, err)
+		}
+		known := knownKeys(cmd.Root())
+		for _, k := range v.AllKeys() {
+			if v.InConfig(k) && !slices.Contains(known, k) {
+				return nil, fmt.Errorf("config file %s: unknown key %q", path, k)
+			}
 		}
 	}
+	if err := checkTypes(v, cmd.Flags(), cmd.InheritedFlags()); err != nil {
+		return nil, err
+	}
 	return v, nil
+}
+
+// checkTypes returns an error naming the first setting whose environment
+// variable or config file value does not parse as its flag's type. viper's
+// getters would read such a value as zero, which is the default of most
+// settings and a behaviour of its own for some (--lstm-average 0 turns
+// averaging off), instead of the mistake it is. Flags given on the command
+// line were checked by pflag.
+func checkTypes(v *viper.Viper, sets ...*pflag.FlagSet) error {
+	var err error
+	for _, fs := range sets {
+		fs.VisitAll(func(f *pflag.Flag) {
+			if err != nil || f.Changed {
+				return
+			}
+			val := v.Get(f.Name)
+			var bad error
+			switch f.Value.Type() {
+			case "int":
+				_, bad = cast.ToIntE(val)
+			case "int64":
+				_, bad = cast.ToInt64E(val)
+			case "uint64":
+				_, bad = cast.ToUint64E(val)
+			case "float64":
+				_, bad = cast.ToFloat64E(val)
+			case "bool":
+				_, bad = cast.ToBoolE(val)
+			case "duration":
+				_, bad = cast.ToDurationE(val)
+			}
+			if bad != nil {
+				env := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+				err = fmt.Errorf("--%s from %s or the config file: %v is not a valid %s", f.Name, env, val, f.Value.Type())
+			}
+		})
+	}
+	return err
 }
 
 // knownKeys lists every flag name of every command, so a config file shared
