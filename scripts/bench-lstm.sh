@@ -24,20 +24,30 @@ echo
 
 torch=$(mktemp)
 trap 'rm -f "$torch"' EXIT
-python=${PYTHON:-}
-if [[ -z $python ]]; then
+has_torch() { command -v "$1" >/dev/null && "$1" -c 'import torch' 2>/dev/null; }
+python=
+case ${PYTHON:-} in
+none) echo "# PyTorch skipped (PYTHON=none): ratios against ANCHORS.md only" ;;
+"")
 	for p in python3 /usr/bin/python3; do
-		if command -v "$p" >/dev/null && "$p" -c 'import torch' 2>/dev/null; then
+		if has_torch "$p"; then
 			python=$p
 			break
 		fi
 	done
-fi
-if [[ -n $python && $python != none ]]; then
+	[[ -n $python ]] || echo "# no Python with PyTorch found: ratios against ANCHORS.md only"
+	;;
+*)
+	if has_torch "$PYTHON"; then
+		python=$PYTHON
+	else
+		echo "# $PYTHON cannot import torch: ratios against ANCHORS.md only"
+	fi
+	;;
+esac
+if [[ -n $python ]]; then
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$python" scripts/bench-lstm-torch.py >"$torch"
-	grep '^#' "$torch"
-else
-	echo "# no Python with PyTorch found: ratios against ANCHORS.md only"
+	grep '^#' "$torch" || echo "# $python printed no PyTorch figures"
 fi
 
 echo "$out" | awk -v torch="$torch" '
