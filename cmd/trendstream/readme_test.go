@@ -23,7 +23,7 @@ func configTable(cmd *cobra.Command) string {
 		if f.Name == "help" {
 			return
 		}
-		env := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		env := envName(f.Name)
 		def := f.DefValue
 		if def == "" {
 			def = " "

@@ -17,6 +17,12 @@ import (
 // is TRENDSTREAM_STATE_DIR.
 const envPrefix = "TRENDSTREAM"
 
+// envName returns the environment variable of the flag named flag:
+// "state-dir" is TRENDSTREAM_STATE_DIR.
+func envName(flag string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "trendstream",
@@ -100,8 +106,7 @@ func checkTypes(v *viper.Viper, sets ...*pflag.FlagSet) error {
 				_, bad = cast.ToDurationE(val)
 			}
 			if bad != nil {
-				env := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-				err = fmt.Errorf("--%s from %s or the config file: %v is not a valid %s", f.Name, env, val, f.Value.Type())
+				err = fmt.Errorf("--%s from %s or the config file: %v is not a valid %s", f.Name, envName(f.Name), val, f.Value.Type())
 			}
 		})
 	}
