@@ -152,6 +152,9 @@ type BatchForecaster interface {
 
 // Learner is a BatchForecaster that learns online. At each bucket close the
 // pipeline calls Learn with the series that closed it, then ForecastBatch.
+// Learners are found by name through NewLearner; the optional capabilities
+// a pipeline looks for (Checkpointer, Carrier, Versioner) are the
+// interfaces in learner.go.
 type Learner interface {
 	BatchForecaster
 	// Learn trains on the examples that the histories in in complete: for
@@ -160,6 +163,9 @@ type Learner interface {
 	// with too little history are padded and masked or skipped, as the
 	// model documents.
 	Learn(in []Input) LearnStats
+	// Steps returns the number of optimizer steps taken over the model's
+	// life, checkpoints included: an ensemble waits for a young learner.
+	Steps() int64
 }
 
 // LearnStats describe one Learn call.

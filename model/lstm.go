@@ -10,157 +10,6 @@ import (
 // NameLSTM identifies the LSTM in forecast records and reports.
 const NameLSTM = "lstm"
 
-// LSTMConfig configures an LSTM. The zero value of each field means its
-// default.
-type LSTMConfig struct {
-	// Layers is the number of stacked LSTM layers, 1 or 2. The default
-	// is 2.
-	Layers int
-	// Hidden is the number of hidden units per layer, at most 1024. The
-	// default is 32: on the M5 dev set 2x32 was as accurate as 2x64 and
-	// trains 2.8 times as fast (see the README's backtest table).
-	Hidden int
-	// Window is the number of input buckets L. Shorter histories are
-	// left-padded. The default is 56.
-	Window int
-	// MiniBatch is the largest number of examples per optimizer step, at
-	// most 65536. The default is 512: one step per close for partitions of
-	// up to 512 series, which measured more accurate than steps of 64.
-	MiniBatch int
-	// StepsPerClose is the number of passes over the examples of each
-	// Learn call, each reshuffled and split into minibatches. The
-	// default is 1.
-	StepsPerClose int
-	// LearningRate is Adam's step size. The default is 3e-3.
-	LearningRate float64
-	// Beta1 and Beta2 are Adam's moment decay rates, in [0, 1). The
-	// defaults are 0.9 and 0.999.
-	Beta1, Beta2 float64
-	// Eps is Adam's denominator guard. The default is 1e-8.
-	Eps float64
-	// WeightDecay is the decoupled (AdamW) weight decay of the weight
-	// matrices; biases are not decayed. The default is 1e-4; a negative
-	// value disables decay.
-	WeightDecay float64
-	// ClipNorm is the largest global gradient norm; larger gradients are
-	// scaled down to it. The default is 1; +Inf disables clipping.
-	ClipNorm float64
-	// Refresh is the number of buckets between full runs of a series'
-	// input window when forecasting, at most 1000. In between, the forecast
-	// of a series whose window advanced by one bucket takes one LSTM step
-	// from the state its previous forecast left (a 56th of the recurrent
-	// work at L = 56), with the scale and mean price of its last full run.
-	// 1 runs every window in full. The default is 7: on the M5 dev set that was as accurate as
-	// full runs (see the README), while never refreshing was not.
-	Refresh int
-	// Average is the decay per optimizer step of the exponential moving
-	// average of the weights that forecasts use (Polyak averaging), in
-	// [0, 1); training always continues from the latest weights. The
-	// decay ramps up as in TensorFlow's ExponentialMovingAverage with a
-	// step count: after step t it is min(Average, (1+t)/(10+t)), so while
-	// the model is young the average spans about the last tenth of its
-	// steps and lags little behind fast learning. The average starts at
-	// the initial weights. The default is 0.995 (the last few hundred
-	// steps once past about 1,800): on the M5 dev set it took the LSTM's
-	// WRMSSE from 0.866-0.889 to 0.845-0.854 over four seeds (see the
-	// README). A negative value disables averaging: forecasts use the
-	// latest weights.
-	Average float64
-	// Seed seeds the initial weights and the minibatch shuffling. The
-	// default is 1.
-	Seed uint64
-	// Calendar supplies known-in-advance covariates of each bucket. When
-	// nil, the model uses sin and cos of the bucket's phase in the input's
-	// seasonal period instead.
-	Calendar Calendar
-}
-
-// Limits of LSTMConfig fields.
-const (
-	lstmMaxHidden    = 1024
-	lstmMaxWindow    = 10000
-	lstmMaxMiniBatch = 1 << 16
-	lstmMaxSteps     = 1000
-	lstmMaxCalendar  = 1024
-	lstmMaxRefresh   = 1000
-)
-
-// withDefaults returns c with defaults filled in, or an error naming the
-// first invalid field.
-func (c LSTMConfig) withDefaults() (LSTMConfig, error) {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	deff := func(v *float64, d float64) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&c.Layers, 2)
-	def(&c.Hidden, 32)
-	def(&c.Window, 56)
-	def(&c.MiniBatch, 512)
-	def(&c.StepsPerClose, 1)
-	def(&c.Refresh, 7)
-	deff(&c.LearningRate, 3e-3)
-	deff(&c.Beta1, 0.9)
-	deff(&c.Beta2, 0.999)
-	deff(&c.Eps, 1e-8)
-	deff(&c.WeightDecay, 1e-4)
-	deff(&c.ClipNorm, 1)
-	deff(&c.Average, 0.995)
-	if c.Seed == 0 {
-		c.Seed = 1
-	}
-	if c.WeightDecay < 0 {
-		c.WeightDecay = 0
-	}
-	if c.Average < 0 {
-		c.Average = 0
-	}
-	irange := []struct {
-		name   string
-		v, max int
-		lo     int
-	}{
-		{"Layers", c.Layers, 2, 1},
-		{"Hidden", c.Hidden, lstmMaxHidden, 1},
-		{"Window", c.Window, lstmMaxWindow, 1},
-		{"MiniBatch", c.MiniBatch, lstmMaxMiniBatch, 1},
-		{"StepsPerClose", c.StepsPerClose, lstmMaxSteps, 1},
-		{"Refresh", c.Refresh, lstmMaxRefresh, 1},
-	}
-	for _, f := range irange {
-		if f.v < f.lo || f.v > f.max {
-			return c, fmt.Errorf("model: LSTMConfig.%s %d outside [%d, %d]", f.name, f.v, f.lo, f.max)
-		}
-	}
-	switch {
-	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):
-		return c, fmt.Errorf("model: LSTMConfig.LearningRate %v is not a positive finite number", c.LearningRate)
-	case !(c.Beta1 >= 0 && c.Beta1 < 1):
-		return c, fmt.Errorf("model: LSTMConfig.Beta1 %v outside [0, 1)", c.Beta1)
-	case !(c.Beta2 >= 0 && c.Beta2 < 1):
-		return c, fmt.Errorf("model: LSTMConfig.Beta2 %v outside [0, 1)", c.Beta2)
-	case !(c.Eps > 0) || math.IsInf(c.Eps, 0):
-		return c, fmt.Errorf("model: LSTMConfig.Eps %v is not a positive finite number", c.Eps)
-	case math.IsNaN(c.WeightDecay) || math.IsInf(c.WeightDecay, 0):
-		return c, fmt.Errorf("model: LSTMConfig.WeightDecay %v is not finite", c.WeightDecay)
-	case !(c.ClipNorm > 0):
-		return c, fmt.Errorf("model: LSTMConfig.ClipNorm %v is not positive", c.ClipNorm)
-	case !(c.Average < 1):
-		return c, fmt.Errorf("model: LSTMConfig.Average %v outside [0, 1)", c.Average)
-	}
-	if c.Calendar != nil {
-		if w := c.Calendar.Width(); w < 0 || w > lstmMaxCalendar {
-			return c, fmt.Errorf("model: LSTMConfig.Calendar width %d outside [0, %d]", w, lstmMaxCalendar)
-		}
-	}
-	return c, nil
-}
-
 // LSTM is a global online forecaster: one network shared by all series of
 // a partition, trained with Adam on the examples each bucket close
 // completes and forecasting a mean and quantiles for H steps.
@@ -216,7 +65,7 @@ func (c LSTMConfig) withDefaults() (LSTMConfig, error) {
 // weights on the M5 dev set). Gradients come from full
 // backpropagation through time, are clipped to ClipNorm in global norm and
 // applied by AdamW. Forecasts run on a moving average of the trained
-// weights (see LSTMConfig.Average).
+// weights (see LearnerConfig.Average).
 //
 // Training and forecasting run in float32 on the AVX2 kernels of
 // model/internal/kern, on one goroutine: the LSTM never starts goroutines.
@@ -241,13 +90,13 @@ func (c LSTMConfig) withDefaults() (LSTMConfig, error) {
 // is sized for the largest minibatch (at most MiniBatch rows) and the
 // largest forecast chunk (at most 256 rows) seen and kept.
 type LSTM struct {
-	cfg    LSTMConfig
+	cfg    LearnerConfig
 	levels []float64
 	sh     lstmShape
 	hp     lstmHyper
 	net    *lstmNet[float32] // the trained weights
 	// avg holds the weights forecasts use, the moving average of net's
-	// (see LSTMConfig.Average); nil when Average is 0, and forecasts use
+	// (see LearnerConfig.Average); nil when Average is 0, and forecasts use
 	// net. avgPacked is false while avg's packed copies lag its params.
 	avg       *lstmNet[float32]
 	avgPacked bool
@@ -271,7 +120,12 @@ type LSTM struct {
 	examples, steps, skipped int64
 }
 
-var _ Learner = (*LSTM)(nil)
+var (
+	_ Learner      = (*LSTM)(nil)
+	_ Checkpointer = (*LSTM)(nil)
+	_ Carrier      = (*LSTM)(nil)
+	_ Versioner    = (*LSTM)(nil)
+)
 
 // lstmChunk is the largest number of series forecast in one pass.
 const lstmChunk = 256
@@ -282,7 +136,7 @@ const lstmInitStream = 0x7473_6c73_746d_0001
 // NewLSTM returns an LSTM with freshly initialised weights for the
 // horizon and quantile levels of mcfg. It returns an error naming the
 // field and value of an invalid configuration.
-func NewLSTM(cfg LSTMConfig, mcfg Config) (*LSTM, error) {
+func NewLSTM(cfg LearnerConfig, mcfg Config) (*LSTM, error) {
 	if err := mcfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -402,7 +256,7 @@ func (m *LSTM) Learn(in []Input) LearnStats {
 
 // averageStep folds the weights of the step just taken, the t-th, into
 // the forecasting average with weight 1 - min(d, (1+t)/(10+t)) for decay
-// d (see LSTMConfig.Average).
+// d (see LearnerConfig.Average).
 func (m *LSTM) averageStep() {
 	if m.avg == nil {
 		return
@@ -454,7 +308,7 @@ func (m *LSTM) loadExamples(in []Input, rows []int32) {
 // Series are processed in chunks of up to 256.
 //
 // A series with a Key carries its LSTM state from one forecast to the
-// next (see LSTMConfig.Refresh): when its window ends one bucket after
+// next (see LearnerConfig.Refresh): when its window ends one bucket after
 // its previous forecast's, that state takes one step with the new
 // bucket, relative to the scale and mean price of the last full run,
 // instead of the whole window running again. The window runs in full for a series' first forecast,

@@ -17,7 +17,7 @@ func BenchmarkLSTMTrain(b *testing.B) {
 	for _, s := range lstmBenchShapes {
 		for _, batch := range []int{64, 413} {
 			b.Run(fmt.Sprintf("%dx%d/B=%d", s.layers, s.hidden, batch), func(b *testing.B) {
-				m, err := NewLSTM(LSTMConfig{Layers: s.layers, Hidden: s.hidden, MiniBatch: batch}, Config{Horizon: 28})
+				m, err := NewLSTM(LearnerConfig{Layers: s.layers, Hidden: s.hidden, MiniBatch: batch}, Config{Horizon: 28})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -49,7 +49,7 @@ func benchLSTMForecast(b *testing.B, carried bool) {
 		for _, batch := range []int{64, 413} {
 			b.Run(fmt.Sprintf("%dx%d/B=%d", s.layers, s.hidden, batch), func(b *testing.B) {
 				cfg := Config{Horizon: 28}
-				m, err := NewLSTM(LSTMConfig{Layers: s.layers, Hidden: s.hidden}, cfg)
+				m, err := NewLSTM(LearnerConfig{Layers: s.layers, Hidden: s.hidden}, cfg)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -119,7 +119,7 @@ func TestLSTMCarrySchedule(t *testing.T) {
 // dropped when room is needed, and the step path allocates nothing once
 // the states exist.
 func TestLSTMCarryStates(t *testing.T) {
-	m := lstmNew(t, LSTMConfig{Layers: 2, Hidden: 8, Window: 12, Refresh: 3, Calendar: lstmCalendar{width: 3}}, lstmSmallCfg)
+	m := lstmNew(t, LearnerConfig{Layers: 2, Hidden: 8, Window: 12, Refresh: 3, Calendar: lstmCalendar{width: 3}}, lstmSmallCfg)
 	long := lstmTestSeries(40, 60, 7)
 	for i := range long {
 		long[i].Start = 1000 // one partition closes the same bucket for all
@@ -181,11 +181,11 @@ func lstmSlideInto(in, long []Input, end, n int) []Input {
 
 func TestLSTMCarryConfig(t *testing.T) {
 	for _, refresh := range []int{-1, 1001} {
-		if _, err := NewLSTM(LSTMConfig{Refresh: refresh}, Config{}); err == nil {
+		if _, err := NewLSTM(LearnerConfig{Refresh: refresh}, Config{}); err == nil {
 			t.Errorf("Refresh %d accepted", refresh)
 		}
 	}
-	m := lstmNew(t, LSTMConfig{}, Config{})
+	m := lstmNew(t, LearnerConfig{}, Config{})
 	if m.cfg.Refresh != 7 || m.carry == nil {
 		t.Errorf("default Refresh %d", m.cfg.Refresh)
 	}
@@ -196,7 +196,7 @@ func TestLSTMCarryConfig(t *testing.T) {
 // every layer on [x | h | 1], the cell, the head, and the last full run's
 // scale for both the new quantity and the outputs.
 func TestLSTMCarryStep(t *testing.T) {
-	m := lstmNew(t, LSTMConfig{Layers: 2, Hidden: 8, Window: 10, Refresh: 1000}, lstmSmallCfg)
+	m := lstmNew(t, LearnerConfig{Layers: 2, Hidden: 8, Window: 10, Refresh: 1000}, lstmSmallCfg)
 	long := lstmTestSeries(4, 30, 8)
 	for i := range long {
 		long[i].Start = 1000
@@ -276,7 +276,7 @@ func TestLSTMCarryStep(t *testing.T) {
 // step look stale (another series is far ahead) while a new series needs
 // a slot in a full slab: the step must still use its own state.
 func TestLSTMCarryPruneWhileStepping(t *testing.T) {
-	cfg := LSTMConfig{Layers: 2, Hidden: 8, Window: 10, Refresh: 3}
+	cfg := LearnerConfig{Layers: 2, Hidden: 8, Window: 10, Refresh: 3}
 	m, alone := lstmNew(t, cfg, lstmSmallCfg), lstmNew(t, cfg, lstmSmallCfg)
 	long := lstmTestSeries(3, 40, 9)
 	for i := range long {

@@ -29,7 +29,7 @@ import (
 //	weights       P float32, laid out as lstmNet.params
 //	adam m, v     P float32 each
 //	average       P float32, the weights forecasts use (see
-//	              LSTMConfig.Average; the weights when averaging is off)
+//	              LearnerConfig.Average; the weights when averaging is off)
 //	crc           uint32  CRC-32C of everything before it
 //
 // Version 1 had no average; it still loads, the average starting at the

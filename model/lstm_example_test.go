@@ -15,7 +15,7 @@ func ExampleLSTM() {
 	if err := cfg.Validate(); err != nil { // fills in the default levels
 		panic(err)
 	}
-	m, err := model.NewLSTM(model.LSTMConfig{Layers: 1, Hidden: 16, Window: 28}, cfg)
+	m, err := model.NewLSTM(model.LearnerConfig{Layers: 1, Hidden: 16, Window: 28}, cfg)
 	if err != nil {
 		panic(err)
 	}
@@ -39,7 +39,7 @@ func ExampleLSTM() {
 	if err != nil {
 		panic(err)
 	}
-	restored, _ := model.NewLSTM(model.LSTMConfig{Layers: 1, Hidden: 16, Window: 28}, cfg)
+	restored, _ := model.NewLSTM(model.LearnerConfig{Layers: 1, Hidden: 16, Window: 28}, cfg)
 	fmt.Println(restored.UnmarshalBinary(ckpt), restored.Version())
 	// Output:
 	// examples 2, steps 1, skipped 0

@@ -178,12 +178,12 @@ func lstmParamIndex(params, blk []float64, i int) int {
 }
 
 // lstmSmall is a quick model configuration for the behavioural tests.
-var lstmSmall = LSTMConfig{Layers: 2, Hidden: 8, Window: 10, MiniBatch: 4}
+var lstmSmall = LearnerConfig{Layers: 2, Hidden: 8, Window: 10, MiniBatch: 4}
 
 // lstmSmallCfg is the forecaster configuration of the behavioural tests.
 var lstmSmallCfg = Config{Horizon: 4, Levels: []float64{0.1, 0.5, 0.9}}
 
-func lstmNew(t testing.TB, cfg LSTMConfig, mcfg Config) *LSTM {
+func lstmNew(t testing.TB, cfg LearnerConfig, mcfg Config) *LSTM {
 	t.Helper()
 	m, err := NewLSTM(cfg, mcfg)
 	if err != nil {
@@ -242,7 +242,7 @@ func lstmAllFinite(m *LSTM) bool {
 }
 
 func TestLSTMConfig(t *testing.T) {
-	m := lstmNew(t, LSTMConfig{}, Config{})
+	m := lstmNew(t, LearnerConfig{}, Config{})
 	if got, want := m.Version(), "2x32/steps=0"; got != want {
 		t.Errorf("Version() = %q, want %q", got, want)
 	}
@@ -255,38 +255,38 @@ func TestLSTMConfig(t *testing.T) {
 	if m.cfg.MiniBatch != 512 || m.cfg.StepsPerClose != 1 || m.hp != (lstmHyper{3e-3, 0.9, 0.999, 1e-8, 1e-4, 1}) || m.cfg.Seed != 1 {
 		t.Errorf("defaults %+v %+v", m.cfg, m.hp)
 	}
-	if m := lstmNew(t, LSTMConfig{WeightDecay: -1, ClipNorm: math.Inf(1)}, Config{}); m.hp.wd != 0 || !math.IsInf(m.hp.clip, 1) {
+	if m := lstmNew(t, LearnerConfig{WeightDecay: -1, ClipNorm: math.Inf(1)}, Config{}); m.hp.wd != 0 || !math.IsInf(m.hp.clip, 1) {
 		t.Errorf("WeightDecay -1, ClipNorm +Inf: %+v", m.hp)
 	}
 	if m.cfg.Average != 0.995 || m.avg == nil {
 		t.Errorf("default Average %v, averaging on: %v", m.cfg.Average, m.avg != nil)
 	}
-	if m := lstmNew(t, LSTMConfig{Average: -1}, Config{}); m.cfg.Average != 0 || m.avg != nil {
+	if m := lstmNew(t, LearnerConfig{Average: -1}, Config{}); m.cfg.Average != 0 || m.avg != nil {
 		t.Errorf("Average -1: %v, averaging on: %v", m.cfg.Average, m.avg != nil)
 	}
 	for _, tc := range []struct {
 		name string
-		cfg  LSTMConfig
+		cfg  LearnerConfig
 		mcfg Config
 		want string
 	}{
-		{"three layers", LSTMConfig{Layers: 3}, Config{}, "LSTMConfig.Layers 3"},
-		{"negative hidden", LSTMConfig{Hidden: -1}, Config{}, "LSTMConfig.Hidden -1"},
-		{"huge window", LSTMConfig{Window: 1 << 20}, Config{}, "LSTMConfig.Window 1048576"},
-		{"negative minibatch", LSTMConfig{MiniBatch: -5}, Config{}, "LSTMConfig.MiniBatch -5"},
-		{"negative steps", LSTMConfig{StepsPerClose: -1}, Config{}, "LSTMConfig.StepsPerClose -1"},
-		{"negative learning rate", LSTMConfig{LearningRate: -0.1}, Config{}, "LSTMConfig.LearningRate -0.1"},
-		{"NaN learning rate", LSTMConfig{LearningRate: math.NaN()}, Config{}, "LSTMConfig.LearningRate NaN"},
-		{"beta1 one", LSTMConfig{Beta1: 1}, Config{}, "LSTMConfig.Beta1 1"},
-		{"beta2 negative", LSTMConfig{Beta2: -0.5}, Config{}, "LSTMConfig.Beta2 -0.5"},
-		{"eps infinite", LSTMConfig{Eps: math.Inf(1)}, Config{}, "LSTMConfig.Eps +Inf"},
-		{"weight decay NaN", LSTMConfig{WeightDecay: math.NaN()}, Config{}, "LSTMConfig.WeightDecay NaN"},
-		{"clip negative", LSTMConfig{ClipNorm: -1}, Config{}, "LSTMConfig.ClipNorm -1"},
-		{"average one", LSTMConfig{Average: 1}, Config{}, "LSTMConfig.Average 1"},
-		{"average NaN", LSTMConfig{Average: math.NaN()}, Config{}, "LSTMConfig.Average NaN"},
-		{"calendar width", LSTMConfig{Calendar: lstmCalendar{width: -2}}, Config{}, "LSTMConfig.Calendar width -2"},
-		{"bad horizon", LSTMConfig{}, Config{Horizon: -3}, "Horizon -3"},
-		{"bad levels", LSTMConfig{}, Config{Levels: []float64{0.5, 0.2}}, "not strictly increasing"},
+		{"three layers", LearnerConfig{Layers: 3}, Config{}, "LearnerConfig.Layers 3"},
+		{"negative hidden", LearnerConfig{Hidden: -1}, Config{}, "LearnerConfig.Hidden -1"},
+		{"huge window", LearnerConfig{Window: 1 << 20}, Config{}, "LearnerConfig.Window 1048576"},
+		{"negative minibatch", LearnerConfig{MiniBatch: -5}, Config{}, "LearnerConfig.MiniBatch -5"},
+		{"negative steps", LearnerConfig{StepsPerClose: -1}, Config{}, "LearnerConfig.StepsPerClose -1"},
+		{"negative learning rate", LearnerConfig{LearningRate: -0.1}, Config{}, "LearnerConfig.LearningRate -0.1"},
+		{"NaN learning rate", LearnerConfig{LearningRate: math.NaN()}, Config{}, "LearnerConfig.LearningRate NaN"},
+		{"beta1 one", LearnerConfig{Beta1: 1}, Config{}, "LearnerConfig.Beta1 1"},
+		{"beta2 negative", LearnerConfig{Beta2: -0.5}, Config{}, "LearnerConfig.Beta2 -0.5"},
+		{"eps infinite", LearnerConfig{Eps: math.Inf(1)}, Config{}, "LearnerConfig.Eps +Inf"},
+		{"weight decay NaN", LearnerConfig{WeightDecay: math.NaN()}, Config{}, "LearnerConfig.WeightDecay NaN"},
+		{"clip negative", LearnerConfig{ClipNorm: -1}, Config{}, "LearnerConfig.ClipNorm -1"},
+		{"average one", LearnerConfig{Average: 1}, Config{}, "LearnerConfig.Average 1"},
+		{"average NaN", LearnerConfig{Average: math.NaN()}, Config{}, "LearnerConfig.Average NaN"},
+		{"calendar width", LearnerConfig{Calendar: lstmCalendar{width: -2}}, Config{}, "LearnerConfig.Calendar width -2"},
+		{"bad horizon", LearnerConfig{}, Config{Horizon: -3}, "Horizon -3"},
+		{"bad levels", LearnerConfig{}, Config{Levels: []float64{0.5, 0.2}}, "not strictly increasing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewLSTM(tc.cfg, tc.mcfg)
@@ -411,7 +411,7 @@ func TestLSTMFeatures(t *testing.T) {
 // window is exactly its length, i.e. padded steps have no influence.
 func TestLSTMPadding(t *testing.T) {
 	cfg := Config{Horizon: 5}
-	long := lstmNew(t, LSTMConfig{Layers: 2, Hidden: 16, Window: 40}, cfg)
+	long := lstmNew(t, LearnerConfig{Layers: 2, Hidden: 16, Window: 40}, cfg)
 	in := lstmTestSeries(70, 12, 3)
 	for i := range in {
 		in[i].Y = in[i].Y[:1+i%12] // lengths 1..12, mixed in one batch
@@ -421,7 +421,7 @@ func TestLSTMPadding(t *testing.T) {
 	got := lstmForecasts(cfg, len(in))
 	long.ForecastBatch(got, in)
 	for n := 1; n <= 12; n++ {
-		short := lstmNew(t, LSTMConfig{Layers: 2, Hidden: 16, Window: n}, cfg)
+		short := lstmNew(t, LearnerConfig{Layers: 2, Hidden: 16, Window: n}, cfg)
 		var sub []Input
 		var gotSub []*Forecast
 		for i := range in {
@@ -440,7 +440,7 @@ func TestLSTMPadding(t *testing.T) {
 
 func TestLSTMForecastValid(t *testing.T) {
 	cfg := Config{Horizon: 7, Levels: []float64{0.05, 0.25, 0.5, 0.75, 0.95}}
-	m := lstmNew(t, LSTMConfig{Layers: 1, Hidden: 8, Window: 20}, cfg)
+	m := lstmNew(t, LearnerConfig{Layers: 1, Hidden: 8, Window: 20}, cfg)
 	in := lstmTestSeries(300, 30, 4) // more than one chunk
 	nan, inf := math.NaN(), math.Inf(1)
 	in[0].Y = nil
@@ -475,7 +475,7 @@ func TestLSTMForecastValid(t *testing.T) {
 }
 
 func TestLSTMLearnExamples(t *testing.T) {
-	m := lstmNew(t, LSTMConfig{Layers: 1, Hidden: 4, Window: 8, MiniBatch: 3, StepsPerClose: 2}, lstmSmallCfg)
+	m := lstmNew(t, LearnerConfig{Layers: 1, Hidden: 4, Window: 8, MiniBatch: 3, StepsPerClose: 2}, lstmSmallCfg)
 	in := lstmTestSeries(9, 20, 5)
 	in[0].Y = in[0].Y[:4] // H buckets: no input, skipped
 	in[1].Y = in[1].Y[:5] // one input bucket: padded
@@ -501,7 +501,7 @@ func TestLSTMLearnExamples(t *testing.T) {
 func TestLSTMDeterminism(t *testing.T) {
 	a := lstmNew(t, lstmSmall, lstmSmallCfg)
 	b := lstmNew(t, lstmSmall, lstmSmallCfg)
-	c := lstmNew(t, LSTMConfig{Layers: 2, Hidden: 8, Window: 10, MiniBatch: 4, Seed: 2}, lstmSmallCfg)
+	c := lstmNew(t, LearnerConfig{Layers: 2, Hidden: 8, Window: 10, MiniBatch: 4, Seed: 2}, lstmSmallCfg)
 	in := lstmTestSeries(11, 30, 6)
 	fa, fb := lstmForecasts(lstmSmallCfg, len(in)), lstmForecasts(lstmSmallCfg, len(in))
 	for n := 5; n <= 30; n++ {
@@ -715,17 +715,17 @@ func TestLSTMCheckpointErrors(t *testing.T) {
 	block := func(i int) int { return len(good) - 4 - (4-i)*4*p }
 	for _, tc := range []struct {
 		name  string
-		cfg   LSTMConfig
+		cfg   LearnerConfig
 		mcfg  Config
 		data  []byte
 		field string // LSTMMismatchError.Field, or "" for ErrLSTMCheckpoint
 		msg   string // when set, the error must contain it
 	}{
-		{name: "hidden", cfg: LSTMConfig{Layers: 2, Hidden: 9, Window: 10}, mcfg: lstmSmallCfg, data: good, field: "hidden"},
-		{name: "layers", cfg: LSTMConfig{Layers: 1, Hidden: 8, Window: 10}, mcfg: lstmSmallCfg, data: good, field: "layers"},
-		{name: "window", cfg: LSTMConfig{Layers: 2, Hidden: 8, Window: 11}, mcfg: lstmSmallCfg, data: good, field: "window"},
+		{name: "hidden", cfg: LearnerConfig{Layers: 2, Hidden: 9, Window: 10}, mcfg: lstmSmallCfg, data: good, field: "hidden"},
+		{name: "layers", cfg: LearnerConfig{Layers: 1, Hidden: 8, Window: 10}, mcfg: lstmSmallCfg, data: good, field: "layers"},
+		{name: "window", cfg: LearnerConfig{Layers: 2, Hidden: 8, Window: 11}, mcfg: lstmSmallCfg, data: good, field: "window"},
 		{name: "horizon", cfg: lstmSmall, mcfg: Config{Horizon: 5, Levels: lstmSmallCfg.Levels}, data: good, field: "horizon"},
-		{name: "features", cfg: LSTMConfig{Layers: 2, Hidden: 8, Window: 10, Calendar: lstmCalendar{width: 3}}, mcfg: lstmSmallCfg, data: good, field: "features"},
+		{name: "features", cfg: LearnerConfig{Layers: 2, Hidden: 8, Window: 10, Calendar: lstmCalendar{width: 3}}, mcfg: lstmSmallCfg, data: good, field: "features"},
 		{name: "number of levels", cfg: lstmSmall, mcfg: Config{Horizon: 4, Levels: []float64{0.5}}, data: good, field: "quantile levels"},
 		{name: "level values", cfg: lstmSmall, mcfg: Config{Horizon: 4, Levels: []float64{0.1, 0.5, 0.95}}, data: good, field: "quantile levels"},
 		{name: "format version", cfg: lstmSmall, mcfg: lstmSmallCfg, data: func() []byte {
@@ -824,7 +824,7 @@ func lstmMust(b []byte, err error) []byte {
 // quick): it must never panic, must fail with one of the two sentinels,
 // and anything it accepts must re-marshal to the same bytes.
 func FuzzLSTMUnmarshal(f *testing.F) {
-	cfg, mcfg := LSTMConfig{Layers: 1, Hidden: 1, Window: 3}, Config{Horizon: 1, Levels: []float64{0.5}}
+	cfg, mcfg := LearnerConfig{Layers: 1, Hidden: 1, Window: 3}, Config{Horizon: 1, Levels: []float64{0.5}}
 	src, _ := NewLSTM(cfg, mcfg)
 	src.Learn(lstmTestSeries(5, 20, 9))
 	good, _ := src.MarshalBinary()
@@ -859,7 +859,7 @@ func TestLSTMNonFinite(t *testing.T) {
 	nan, inf := math.NaN(), math.Inf(1)
 	for _, tc := range []struct {
 		name    string
-		cfg     LSTMConfig
+		cfg     LearnerConfig
 		edit    func(in []Input)
 		calls   int
 		skipped func(st LearnStats) bool // what each call must report
@@ -873,18 +873,18 @@ func TestLSTMNonFinite(t *testing.T) {
 				in[i].Y[20] = nan
 			}
 		}, 3, func(st LearnStats) bool { return st.Skipped == 2 && st.Steps == 0 && st.Loss == 0 }, true},
-		{"+Inf target in every minibatch", LSTMConfig{Layers: 1, Hidden: 8, Window: 10}, func(in []Input) { in[0].Y[29] = inf }, 2,
+		{"+Inf target in every minibatch", LearnerConfig{Layers: 1, Hidden: 8, Window: 10}, func(in []Input) { in[0].Y[29] = inf }, 2,
 			func(st LearnStats) bool { return st.Skipped == 1 && st.Steps == 0 }, true},
-		{"-Inf in an input window", LSTMConfig{Layers: 1, Hidden: 8, Window: 10}, func(in []Input) { in[4].Y[22] = -inf }, 2,
+		{"-Inf in an input window", LearnerConfig{Layers: 1, Hidden: 8, Window: 10}, func(in []Input) { in[4].Y[22] = -inf }, 2,
 			func(st LearnStats) bool { return st.Skipped == 1 }, true},
-		{"float32 overflow of a target", LSTMConfig{Layers: 1, Hidden: 8, Window: 10}, func(in []Input) { in[1].Y[28] = 1e300 }, 2,
+		{"float32 overflow of a target", LearnerConfig{Layers: 1, Hidden: 8, Window: 10}, func(in []Input) { in[1].Y[28] = 1e300 }, 2,
 			func(st LearnStats) bool { return st.Skipped == 1 }, true},
-		{"huge targets are clipped", LSTMConfig{Layers: 2, Hidden: 8, Window: 10, MiniBatch: 100}, func(in []Input) {
+		{"huge targets are clipped", LearnerConfig{Layers: 2, Hidden: 8, Window: 10, MiniBatch: 100}, func(in []Input) {
 			for i := range in {
 				in[i].Y[28] = 1e30
 			}
 		}, 5, func(st LearnStats) bool { return st.Steps == 1 && st.Skipped == 0 && st.Loss > 1e50 }, false},
-		{"exploding learning rate", LSTMConfig{Layers: 2, Hidden: 8, Window: 10, MiniBatch: 100, LearningRate: 1e6}, nil, 30,
+		{"exploding learning rate", LearnerConfig{Layers: 2, Hidden: 8, Window: 10, MiniBatch: 100, LearningRate: 1e6}, nil, 30,
 			func(LearnStats) bool { return true }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -964,7 +964,7 @@ func TestLSTMLearning(t *testing.T) {
 	const n, total, H, within = 30, 420, 28, 260
 	ys := lstmTrendSeries(n, total, 5)
 	cfg := Config{Horizon: H}
-	m := lstmNew(t, LSTMConfig{Layers: 1, Hidden: 32, Window: 28, LearningRate: 3e-3}, cfg)
+	m := lstmNew(t, LearnerConfig{Layers: 1, Hidden: 32, Window: 28, LearningRate: 3e-3}, cfg)
 	sn, err := New(NameSeasonalNaive, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -1017,7 +1017,7 @@ func TestLSTMLearning(t *testing.T) {
 // TestLSTMAllocs checks that steady-state Learn and ForecastBatch allocate
 // nothing.
 func TestLSTMAllocs(t *testing.T) {
-	m := lstmNew(t, LSTMConfig{Layers: 2, Hidden: 8, Window: 12, MiniBatch: 16, Calendar: lstmCalendar{width: 3}}, lstmSmallCfg)
+	m := lstmNew(t, LearnerConfig{Layers: 2, Hidden: 8, Window: 12, MiniBatch: 16, Calendar: lstmCalendar{width: 3}}, lstmSmallCfg)
 	in := lstmTestSeries(300, 30, 11)
 	in[5].Y = in[5].Y[:3]
 	dst := lstmForecasts(lstmSmallCfg, len(in))

@@ -21,7 +21,7 @@ import (
 // scripts/bench-close.sh runs it on one core. The measured close is the
 // LSTM's first, which runs every series' window in full, as after a
 // restart; next_close_s reports the close after it, where the LSTM steps
-// the carried states of most series (see model.LSTMConfig.Refresh).
+// the carried states of most series (see model.LearnerConfig.Refresh).
 func BenchmarkClose(b *testing.B) {
 	n := 100_000
 	if v, err := strconv.Atoi(os.Getenv("CLOSE_SERIES")); err == nil && v > 0 {

@@ -36,11 +36,11 @@ type Forecasting struct {
 	Fallback string
 	// Also lists further forecasters to run, for backtests to evaluate.
 	Also []string
-	// LSTM configures the LSTM when one runs.
-	LSTM model.LSTMConfig
-	// LSTMMinSteps is how many optimizer steps the LSTM must have taken
-	// before auto may use it. The default is 50.
-	LSTMMinSteps int64
+	// Learner configures the learners that run (see model.Learners).
+	Learner model.LearnerConfig
+	// LearnerMinSteps is how many optimizer steps a learner must have
+	// taken before auto may use it. The default is 50.
+	LearnerMinSteps int64
 	// CheckpointEvery is how many bucket closes pass between checkpoints
 	// of a learned model's state into the partition's commit; revocation
 	// and shutdown commit the last batch with a checkpoint too. The
@@ -62,8 +62,8 @@ func (f *Forecasting) setDefaults() error {
 	if f.Fallback == "" {
 		f.Fallback = model.NameTSB
 	}
-	if f.LSTMMinSteps == 0 {
-		f.LSTMMinSteps = 50
+	if f.LearnerMinSteps == 0 {
+		f.LearnerMinSteps = 50
 	}
 	if f.CheckpointEvery == 0 {
 		f.CheckpointEvery = 1
@@ -79,22 +79,22 @@ func (f *Forecasting) setDefaults() error {
 	if f.Published == NameAuto && !slices.Contains(f.Candidates, f.Fallback) {
 		return fmt.Errorf("stream: fallback %q is not among the candidates %v", f.Fallback, f.Candidates)
 	}
-	if f.LSTMMinSteps < 0 {
-		return fmt.Errorf("stream: LSTMMinSteps %d is negative", f.LSTMMinSteps)
+	if f.LearnerMinSteps < 0 {
+		return fmt.Errorf("stream: LearnerMinSteps %d is negative", f.LearnerMinSteps)
 	}
 	if f.CheckpointEvery < 1 {
 		return fmt.Errorf("stream: CheckpointEvery %d is negative", f.CheckpointEvery)
 	}
 	for _, n := range f.names() {
-		if !slices.Contains(model.Baselines, n) && n != model.NameLSTM {
-			return fmt.Errorf("stream: unknown forecaster %q (have %v, %s and %s)", n, model.Baselines, model.NameLSTM, NameAuto)
+		if !slices.Contains(model.Baselines, n) && !model.IsLearner(n) {
+			return fmt.Errorf("stream: unknown forecaster %q (have %v, %v and %s)", n, model.Baselines, model.Learners, NameAuto)
 		}
 	}
 	return nil
 }
 
 // names returns the forecasters to run, baselines in their report order,
-// then the LSTM.
+// then the learners in theirs.
 func (f *Forecasting) names() []string {
 	want := slices.Clone(f.Also)
 	if f.Published == NameAuto {
@@ -103,7 +103,7 @@ func (f *Forecasting) names() []string {
 		want = append(want, f.Published)
 	}
 	var out []string
-	for _, n := range append(slices.Clone(model.Baselines), model.NameLSTM) {
+	for _, n := range slices.Concat(model.Baselines, model.Learners) {
 		if slices.Contains(want, n) {
 			out = append(out, n)
 		}
@@ -119,15 +119,15 @@ func (f *Forecasting) names() []string {
 // history returns the closed buckets the forecasters need per series.
 func (f *Forecasting) history() int {
 	h := baseWindow
-	if slices.Contains(f.names(), model.NameLSTM) {
-		h = max(h, f.lstmWindow()+f.Model.Horizon+28)
+	if slices.ContainsFunc(f.names(), model.IsLearner) {
+		h = max(h, f.learnerWindow()+f.Model.Horizon+28)
 	}
 	return h
 }
 
-func (f *Forecasting) lstmWindow() int {
-	if f.LSTM.Window > 0 {
-		return f.LSTM.Window
+func (f *Forecasting) learnerWindow() int {
+	if f.Learner.Window > 0 {
+		return f.Learner.Window
 	}
 	return 56
 }
@@ -178,8 +178,10 @@ type models struct {
 
 func newModels(cfg *Forecasting, spec window.Spec) (*models, error) {
 	m := &models{cfg: cfg, states: map[*window.Series]*model.EnsembleState{}, period: spec.Period()}
+	var learners []string
 	for _, n := range cfg.names() {
-		if n == model.NameLSTM {
+		if model.IsLearner(n) {
+			learners = append(learners, n)
 			continue
 		}
 		f, err := model.New(n, cfg.Model)
@@ -190,15 +192,15 @@ func newModels(cfg *Forecasting, spec window.Spec) (*models, error) {
 		m.names = append(m.names, n)
 		m.sfc = append(m.sfc, model.NewForecast(cfg.Model))
 	}
-	if slices.Contains(cfg.names(), model.NameLSTM) {
-		lc := cfg.LSTM
+	for _, n := range learners {
+		lc := cfg.Learner
 		lc.Calendar = newCalendar(spec, cfg.Calendar, cfg.CalendarStart)
-		l, err := model.NewLSTM(lc, cfg.Model)
+		l, err := model.NewLearner(n, lc, cfg.Model)
 		if err != nil {
 			return nil, err
 		}
 		m.learners = append(m.learners, l)
-		m.names = append(m.names, model.NameLSTM)
+		m.names = append(m.names, n)
 		m.lfc = append(m.lfc, nil)
 	}
 	if cfg.Published == NameAuto {
@@ -235,10 +237,11 @@ func (m *models) version(row int) string {
 	return m.versions[row]
 }
 
-// model returns the forecaster of a row.
-func (m *models) model(row int) any {
+// learner returns the learner of a row, or nil for a per-series
+// forecaster's row.
+func (m *models) learner(row int) model.Learner {
 	if row < len(m.series) {
-		return m.series[row]
+		return nil
 	}
 	return m.learners[row-len(m.series)]
 }
@@ -276,8 +279,11 @@ func (m *models) close(bucket int64, closed []*window.Series, want bool, emit fu
 		}
 		return nil
 	}
-	for i := range len(m.series) + len(m.learners) {
-		m.versions[i] = modelVersion(m.model(i))
+	for i, f := range m.series {
+		m.versions[i] = model.Version(f)
+	}
+	for i, l := range m.learners {
+		m.versions[len(m.series)+i] = model.Version(l)
 	}
 	for start := 0; start < len(closed); start += closeChunk {
 		chunk := closed[start:min(start+closeChunk, len(closed))]
@@ -324,7 +330,7 @@ func (m *models) publish(bucket int64, s *window.Series) int {
 	for c, row := range m.cands {
 		m.cfc[c] = m.row[row]
 		m.elig[c] = true
-		if l, ok := m.model(row).(interface{ Steps() int64 }); ok && l.Steps() < m.cfg.LSTMMinSteps {
+		if l := m.learner(row); l != nil && l.Steps() < m.cfg.LearnerMinSteps {
 			m.elig[c] = false
 		}
 	}
@@ -416,7 +422,7 @@ func (m *models) appendState(b *state.Batch, p int32, dirty []*window.Series, fo
 		return nil
 	}
 	for i, l := range m.learners {
-		bm, ok := l.(interface{ MarshalBinary() ([]byte, error) })
+		bm, ok := l.(model.Checkpointer)
 		if !ok {
 			continue
 		}
@@ -435,7 +441,7 @@ func (m *models) appendState(b *state.Batch, p int32, dirty []*window.Series, fo
 func (m *models) load(db *state.DB, p int32) error {
 	for i, l := range m.learners {
 		name := m.names[len(m.series)+i]
-		bu, ok := l.(interface{ UnmarshalBinary([]byte) error })
+		bu, ok := l.(model.Checkpointer)
 		if !ok {
 			continue
 		}
@@ -470,12 +476,8 @@ func (m *models) loadSeries(db *state.DB, p int32, s *window.Series) error {
 func (m *models) forget(s *window.Series) {
 	delete(m.states, s)
 	for _, l := range m.learners {
-		if f, ok := l.(forgetter); ok {
-			f.Forget(s.Serial())
+		if c, ok := l.(model.Carrier); ok {
+			c.Forget(s.Serial())
 		}
 	}
 }
-
-// forgetter is a learner that keeps state per series key (the LSTM's
-// carried states) and can drop it.
-type forgetter interface{ Forget(key uint64) }

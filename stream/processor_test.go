@@ -390,7 +390,7 @@ func testCheckpointSurvivesRestart(t *testing.T, every int) {
 	dir := t.TempDir()
 	cfg := testConfig(brokers)
 	cfg.Forecasting = Forecasting{Published: model.NameLSTM, Model: model.Config{Horizon: 7},
-		LSTM: model.LSTMConfig{Layers: 1, Hidden: 8, Window: 14, MiniBatch: 4}, CheckpointEvery: every}
+		Learner: model.LearnerConfig{Layers: 1, Hidden: 8, Window: 14, MiniBatch: 4}, CheckpointEvery: every}
 	var msgs []kafka.Message
 	for day := range 30 {
 		for _, sku := range []string{"a", "b", "c"} {
@@ -434,7 +434,7 @@ func testCheckpointSurvivesRestart(t *testing.T, every int) {
 		t.Fatalf("after the restart the LSTM reports %d steps, before it %d: it did not continue from its checkpoint", steps(after), trained)
 	}
 
-	cfg.LSTM.Hidden = 16
+	cfg.Learner.Hidden = 16
 	db, err := state.Open(state.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -461,7 +461,7 @@ func TestChangelogRestore(t *testing.T) {
 	brokers := newCluster(t, 2, "sales")
 	cfg := testConfig(brokers)
 	cfg.Forecasting = Forecasting{Published: model.NameLSTM, Model: model.Config{Horizon: 7},
-		LSTM: model.LSTMConfig{Layers: 1, Hidden: 8, Window: 14, MiniBatch: 4}}
+		Learner: model.LearnerConfig{Layers: 1, Hidden: 8, Window: 14, MiniBatch: 4}}
 	day := func(d int) []kafka.Message {
 		var msgs []kafka.Message
 		for _, sku := range []string{"a", "b", "c", "d"} {

@@ -57,15 +57,6 @@ func newTask(p *Processor, partition int32, gen int32) (*task, error) {
 	return t, nil
 }
 
-// modelVersion returns a forecaster's version: its Version method's when it
-// has one, "1" for the classical forecasters.
-func modelVersion(f any) string {
-	if v, ok := f.(interface{ Version() string }); ok {
-		return v.Version()
-	}
-	return "1"
-}
-
 // errAbandoned reports a batch whose outputs could not be written before
 // the shutdown grace ran out; it was not committed and will be replayed.
 var errAbandoned = errors.New("stream: batch abandoned at shutdown")

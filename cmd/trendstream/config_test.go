@@ -83,16 +83,16 @@ func TestForecastingFlags(t *testing.T) {
 		{"Published", f.Published, "lstm"},
 		{"Candidates", strings.Join(f.Candidates, ","), "lstm,ma28"},
 		{"Fallback", f.Fallback, "ma28"},
-		{"LSTM.Layers", f.LSTM.Layers, 1},
-		{"LSTM.Hidden", f.LSTM.Hidden, 16},
-		{"LSTM.Window", f.LSTM.Window, 28},
-		{"LSTM.LearningRate", f.LSTM.LearningRate, 0.01},
-		{"LSTM.MiniBatch", f.LSTM.MiniBatch, 64},
-		{"LSTM.StepsPerClose", f.LSTM.StepsPerClose, 2},
-		{"LSTM.Seed", f.LSTM.Seed, uint64(9)},
-		{"LSTM.Refresh", f.LSTM.Refresh, 3},
-		{"LSTM.Average", f.LSTM.Average, 0.9},
-		{"LSTMMinSteps", f.LSTMMinSteps, int64(7)},
+		{"Learner.Layers", f.Learner.Layers, 1},
+		{"Learner.Hidden", f.Learner.Hidden, 16},
+		{"Learner.Window", f.Learner.Window, 28},
+		{"Learner.LearningRate", f.Learner.LearningRate, 0.01},
+		{"Learner.MiniBatch", f.Learner.MiniBatch, 64},
+		{"Learner.StepsPerClose", f.Learner.StepsPerClose, 2},
+		{"Learner.Seed", f.Learner.Seed, uint64(9)},
+		{"Learner.Refresh", f.Learner.Refresh, 3},
+		{"Learner.Average", f.Learner.Average, 0.9},
+		{"LearnerMinSteps", f.LearnerMinSteps, int64(7)},
 		{"Model.Horizon", f.Model.Horizon, 14},
 		{"CheckpointEvery", f.CheckpointEvery, 5},
 	} {
@@ -103,7 +103,7 @@ func TestForecastingFlags(t *testing.T) {
 }
 
 // TestLSTMAverageFlag checks that --lstm-average 0 turns averaging off
-// (LSTMConfig's zero would be its default) and that values outside
+// (LearnerConfig's zero would be its default) and that values outside
 // [0, 1) are refused.
 func TestLSTMAverageFlag(t *testing.T) {
 	for _, tc := range []struct {
@@ -139,8 +139,8 @@ func TestLSTMAverageFlag(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := cfg.Forecasting.LSTM.Average; got != tc.want {
-				t.Fatalf("LSTM.Average = %v, want %v", got, tc.want)
+			if got := cfg.Forecasting.Learner.Average; got != tc.want {
+				t.Fatalf("Learner.Average = %v, want %v", got, tc.want)
 			}
 		})
 	}

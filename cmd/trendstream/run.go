@@ -190,15 +190,15 @@ func forecastingConfig(v *viper.Viper) (stream.Forecasting, error) {
 	case !(avg >= 0 && avg < 1):
 		return stream.Forecasting{}, fmt.Errorf("--lstm-average %v outside [0, 1)", avg)
 	case avg == 0:
-		avg = -1 // LSTMConfig's zero is the default
+		avg = -1 // LearnerConfig's zero is the default
 	}
 	f := stream.Forecasting{
-		Model:        mcfg,
-		Published:    v.GetString("model"),
-		Candidates:   splitList(v.GetString("candidates")),
-		Fallback:     v.GetString("fallback"),
-		LSTMMinSteps: v.GetInt64("lstm-min-steps"),
-		LSTM: model.LSTMConfig{
+		Model:           mcfg,
+		Published:       v.GetString("model"),
+		Candidates:      splitList(v.GetString("candidates")),
+		Fallback:        v.GetString("fallback"),
+		LearnerMinSteps: v.GetInt64("lstm-min-steps"),
+		Learner: model.LearnerConfig{
 			Layers:        v.GetInt("lstm-layers"),
 			Hidden:        v.GetInt("lstm-hidden"),
 			Window:        v.GetInt("lstm-window"),

@@ -1,0 +1,221 @@
+package model
+
+import (
+	"encoding"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Checkpointer is a learner whose trained state survives restarts: the
+// pipeline stores MarshalBinary's bytes in a partition's commit and hands
+// them to UnmarshalBinary when the partition is loaded again. A checkpoint
+// the configured model cannot read must be an error, never a silent reset.
+type Checkpointer interface {
+	encoding.BinaryMarshaler
+	encoding.BinaryUnmarshaler
+}
+
+// Carrier is a learner that keeps state per series between calls, keyed by
+// Input.Key (the LSTM carries each series' hidden state from one close to
+// the next). Forget drops the state of a series that left memory.
+type Carrier interface {
+	Forget(key uint64)
+}
+
+// Versioner is a forecaster that reports a version for the model_version
+// of forecast records, such as its architecture and training progress.
+// Forecasters without one are version "1".
+type Versioner interface {
+	Version() string
+}
+
+// Version returns f's version: its Version method's, or "1".
+func Version(f any) string {
+	if v, ok := f.(Versioner); ok {
+		return v.Version()
+	}
+	return "1"
+}
+
+// learners maps every learner's name to its constructor, in report order.
+// A new learner is one type and one line here.
+var learners = []struct {
+	name string
+	new  func(LearnerConfig, Config) (Learner, error)
+}{
+	{NameLSTM, func(c LearnerConfig, m Config) (Learner, error) { return NewLSTM(c, m) }},
+}
+
+// Learners lists the learners NewLearner knows, in report order.
+var Learners = learnerNames()
+
+func learnerNames() []string {
+	names := make([]string, len(learners))
+	for i, l := range learners {
+		names[i] = l.name
+	}
+	return names
+}
+
+// IsLearner reports whether name is a learner NewLearner knows.
+func IsLearner(name string) bool { return slices.Contains(Learners, name) }
+
+// NewLearner returns the learner with the given name, freshly initialised
+// for the horizon and quantile levels of mcfg.
+func NewLearner(name string, cfg LearnerConfig, mcfg Config) (Learner, error) {
+	for _, l := range learners {
+		if l.name == name {
+			return l.new(cfg, mcfg)
+		}
+	}
+	return nil, fmt.Errorf("model: unknown learner %q (have %v)", name, Learners)
+}
+
+// LearnerConfig configures a global neural learner (see Learners). Every
+// learner reads the fields that apply to its architecture; the zero value
+// of each field means its default.
+type LearnerConfig struct {
+	// Layers is the number of stacked LSTM layers, 1 or 2. The default
+	// is 2.
+	Layers int
+	// Hidden is the number of hidden units per layer, at most 1024. The
+	// default is 32 (the README's backtest tables compare sizes).
+	Hidden int
+	// Window is the number of input buckets L. Shorter histories are
+	// left-padded. The default is 56.
+	Window int
+	// MiniBatch is the largest number of examples per optimizer step, at
+	// most 65536. The default is 512: one step per close for partitions of
+	// up to 512 series.
+	MiniBatch int
+	// StepsPerClose is the number of passes over the examples of each
+	// Learn call, each reshuffled and split into minibatches. The
+	// default is 1.
+	StepsPerClose int
+	// LearningRate is Adam's step size. The default is 3e-3.
+	LearningRate float64
+	// Beta1 and Beta2 are Adam's moment decay rates, in [0, 1). The
+	// defaults are 0.9 and 0.999.
+	Beta1, Beta2 float64
+	// Eps is Adam's denominator guard. The default is 1e-8.
+	Eps float64
+	// WeightDecay is the decoupled (AdamW) weight decay of the weight
+	// matrices; biases are not decayed. The default is 1e-4; a negative
+	// value disables decay.
+	WeightDecay float64
+	// ClipNorm is the largest global gradient norm; larger gradients are
+	// scaled down to it. The default is 1; +Inf disables clipping.
+	ClipNorm float64
+	// Refresh is the number of buckets between full runs of a series'
+	// input window when forecasting, at most 1000. In between, the forecast
+	// of a series whose window advanced by one bucket takes one LSTM step
+	// from the state its previous forecast left (a 56th of the recurrent
+	// work at L = 56), with the scale and mean price of its last full run.
+	// 1 runs every window in full. The default is 7.
+	Refresh int
+	// Average is the decay per optimizer step of the exponential moving
+	// average of the weights that forecasts use (Polyak averaging), in
+	// [0, 1); training always continues from the latest weights. The
+	// decay ramps up as in TensorFlow's ExponentialMovingAverage with a
+	// step count: after step t it is min(Average, (1+t)/(10+t)), so while
+	// the model is young the average spans about the last tenth of its
+	// steps and lags little behind fast learning. The average starts at
+	// the initial weights. The default is 0.995 (the last few hundred
+	// steps once past about 1,800). A negative value disables averaging:
+	// forecasts use the latest weights.
+	Average float64
+	// Seed seeds the initial weights and the minibatch shuffling. The
+	// default is 1.
+	Seed uint64
+	// Calendar supplies known-in-advance covariates of each bucket. When
+	// nil, the model uses sin and cos of the bucket's phase in the input's
+	// seasonal period instead.
+	Calendar Calendar
+}
+
+// Limits of LearnerConfig fields.
+const (
+	learnerMaxHidden    = 1024
+	learnerMaxWindow    = 10000
+	learnerMaxMiniBatch = 1 << 16
+	learnerMaxSteps     = 1000
+	learnerMaxCalendar  = 1024
+	learnerMaxRefresh   = 1000
+)
+
+// withDefaults returns c with defaults filled in, or an error naming the
+// first invalid field.
+func (c LearnerConfig) withDefaults() (LearnerConfig, error) {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	deff := func(v *float64, d float64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.Layers, 2)
+	def(&c.Hidden, 32)
+	def(&c.Window, 56)
+	def(&c.MiniBatch, 512)
+	def(&c.StepsPerClose, 1)
+	def(&c.Refresh, 7)
+	deff(&c.LearningRate, 3e-3)
+	deff(&c.Beta1, 0.9)
+	deff(&c.Beta2, 0.999)
+	deff(&c.Eps, 1e-8)
+	deff(&c.WeightDecay, 1e-4)
+	deff(&c.ClipNorm, 1)
+	deff(&c.Average, 0.995)
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.WeightDecay < 0 {
+		c.WeightDecay = 0
+	}
+	if c.Average < 0 {
+		c.Average = 0
+	}
+	irange := []struct {
+		name   string
+		v, max int
+		lo     int
+	}{
+		{"Layers", c.Layers, 2, 1},
+		{"Hidden", c.Hidden, learnerMaxHidden, 1},
+		{"Window", c.Window, learnerMaxWindow, 1},
+		{"MiniBatch", c.MiniBatch, learnerMaxMiniBatch, 1},
+		{"StepsPerClose", c.StepsPerClose, learnerMaxSteps, 1},
+		{"Refresh", c.Refresh, learnerMaxRefresh, 1},
+	}
+	for _, f := range irange {
+		if f.v < f.lo || f.v > f.max {
+			return c, fmt.Errorf("model: LearnerConfig.%s %d outside [%d, %d]", f.name, f.v, f.lo, f.max)
+		}
+	}
+	switch {
+	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):
+		return c, fmt.Errorf("model: LearnerConfig.LearningRate %v is not a positive finite number", c.LearningRate)
+	case !(c.Beta1 >= 0 && c.Beta1 < 1):
+		return c, fmt.Errorf("model: LearnerConfig.Beta1 %v outside [0, 1)", c.Beta1)
+	case !(c.Beta2 >= 0 && c.Beta2 < 1):
+		return c, fmt.Errorf("model: LearnerConfig.Beta2 %v outside [0, 1)", c.Beta2)
+	case !(c.Eps > 0) || math.IsInf(c.Eps, 0):
+		return c, fmt.Errorf("model: LearnerConfig.Eps %v is not a positive finite number", c.Eps)
+	case math.IsNaN(c.WeightDecay) || math.IsInf(c.WeightDecay, 0):
+		return c, fmt.Errorf("model: LearnerConfig.WeightDecay %v is not finite", c.WeightDecay)
+	case !(c.ClipNorm > 0):
+		return c, fmt.Errorf("model: LearnerConfig.ClipNorm %v is not positive", c.ClipNorm)
+	case !(c.Average < 1):
+		return c, fmt.Errorf("model: LearnerConfig.Average %v outside [0, 1)", c.Average)
+	}
+	if c.Calendar != nil {
+		if w := c.Calendar.Width(); w < 0 || w > learnerMaxCalendar {
+			return c, fmt.Errorf("model: LearnerConfig.Calendar width %d outside [0, %d]", w, learnerMaxCalendar)
+		}
+	}
+	return c, nil
+}
