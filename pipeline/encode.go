@@ -134,7 +134,7 @@ func (e *Encoder) Append(dst []byte, c *Close) []byte {
 	dst = append(dst, `,"model":`...)
 	dst = strconv.AppendQuote(dst, c.Model)
 	dst = append(dst, `,"model_version":`...)
-	dst = strconv.AppendQuote(dst, c.Version)
+	dst = strconv.AppendQuote(dst, c.Version())
 	dst = append(dst, `,"steps":[`...)
 	nq := len(f.Levels)
 	for h := range f.Mean {

@@ -44,13 +44,19 @@ type Close struct {
 	// Published is the index in Forecasts of the forecast to publish, -1
 	// when Forecasts is nil.
 	Published int
-	// Model and Version name the published forecaster and its version
-	// (auto's is its mix), for forecast records.
-	Model, Version string
+	// Model names the published forecaster, for forecast records.
+	Model string
 	// GeneratedAt is the wall-clock time of the engine's batch and
 	// Watermark the partition's watermark.
 	GeneratedAt, Watermark time.Time
+
+	roster *roster
 }
+
+// Version returns the published forecaster's version for forecast
+// records: a learner's training progress, or auto's mix for this series.
+// It formats a string, so only sinks that publish records call it.
+func (c *Close) Version() string { return c.roster.version(c.Published) }
 
 // Counters are an engine's running totals of input records and what
 // became of them.
@@ -280,14 +286,14 @@ func (e *Engine) markDirty(s *window.Series) {
 func (e *Engine) onClose(bucket int64, closed []*window.Series) error {
 	e.cnt.Closes++
 	c := &e.close
-	*c = Close{Bucket: bucket, GeneratedAt: e.now}
+	*c = Close{Bucket: bucket, GeneratedAt: e.now, roster: e.roster}
 	c.Watermark, _ = e.part.Watermark()
 	return e.roster.close(bucket, closed, e.sink.Wants(bucket), func(s *window.Series, fcs []*model.Forecast, pub int) error {
 		e.markDirty(s)
 		c.Series, c.Forecasts, c.Published = s, fcs, pub
 		if fcs != nil {
 			e.cnt.Forecasts++
-			c.Model, c.Version = e.roster.names[pub], e.roster.version(pub)
+			c.Model = e.roster.names[pub]
 		}
 		return e.sink.Closed(c)
 	})
