@@ -86,11 +86,15 @@ the processor's HTTP API answers; the addresses are printed at start.
 				Logger:         log,
 			}
 			reg := newRegistry()
-			httpAddr := v.GetString("http-addr")
-			svc, err := startService(log, cfg, stateDir, httpAddr, reg)
+			web, err := readWebConfig(v, v.GetString("http-addr"))
+			if err != nil {
+				return err
+			}
+			svc, err := startService(log, cfg, stateDir, web, reg)
 			if err != nil && isAddrInUse(err) {
-				log.Warn("HTTP address in use, picking a free port", "addr", httpAddr)
-				svc, err = startService(log, cfg, stateDir, "127.0.0.1:0", reg)
+				log.Warn("HTTP address in use, picking a free port", "addr", web.Addr)
+				web.Addr = "127.0.0.1:0"
+				svc, err = startService(log, cfg, stateDir, web, reg)
 			}
 			if err != nil {
 				return err
@@ -104,11 +108,11 @@ the processor's HTTP API answers; the addresses are printed at start.
 			view := newLiveView(svc.proc, reg, v.GetInt("rows"))
 			fmt.Fprintf(os.Stderr, `trendstream demo
   broker (in memory): %[1]s
-  HTTP:               http://%[2]s/metrics, http://%[2]s/readyz, http://%[2]s/v1/series/S01/SKU-0001
-  watch forecasts:    kcat -C -b %[1]s -t forecasts -o end    or    go run ./cmd/trendstream tail --brokers %[1]s
+  HTTP:               %[2]s/metrics, %[2]s/readyz, %[2]s/v1/series/S01/SKU-0001
+%[4]s  watch forecasts:    kcat -C -b %[1]s -t forecasts -o end    or    go run ./cmd/trendstream tail --brokers %[1]s
   watch dead letters: kcat -C -b %[1]s -t sales.dlq -f '%%h %%s\n'
   state:              %[3]s
-`, brokers[0], svc.addr, stateDir)
+`, brokers[0], svc.baseURL(), stateDir, consoleLine(svc))
 
 			g, gctx := errgroup.WithContext(ctx)
 			g.Go(func() error { return svc.run(gctx) })
@@ -136,6 +140,7 @@ the processor's HTTP API answers; the addresses are printed at start.
 	fs.String("listen", "127.0.0.1:9092", "address of the embedded broker (a free port if taken)")
 	fs.Int("partitions", 4, "partitions of the demo topics")
 	fs.String("http-addr", "127.0.0.1:8080", "address of the HTTP API (a free port if taken)")
+	addHTTPFlags(fs)
 	fs.String("state-dir", "", "state directory; a temporary one, removed at exit, by default")
 	fs.Int("rows", 12, "series shown in the live table")
 	addProcessingFlags(fs)
