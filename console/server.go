@@ -241,13 +241,14 @@ func (s *Server) current(ctx context.Context) *snapshot {
 }
 
 // setHeaders sets the security headers of every console page: no inline
-// script or style, no framing, no referrer leaking series names.
+// script or style, no framing, no referrer leaking series names to other
+// sites.
 func setHeaders(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin") // no-referrer would make form posts send "Origin: null"
 	h.Set("Cache-Control", "no-store")
 }
 
