@@ -144,9 +144,15 @@ const (
 	learnerMaxRefresh   = 1000
 )
 
-// withDefaults returns c with defaults filled in, or an error naming the
+// DefaultLearnerConfig returns the defaults WithDefaults fills in.
+func DefaultLearnerConfig() LearnerConfig {
+	c, _ := LearnerConfig{}.WithDefaults()
+	return c
+}
+
+// WithDefaults returns c with defaults filled in, or an error naming the
 // first invalid field.
-func (c LearnerConfig) withDefaults() (LearnerConfig, error) {
+func (c LearnerConfig) WithDefaults() (LearnerConfig, error) {
 	def := func(v *int, d int) {
 		if *v == 0 {
 			*v = d

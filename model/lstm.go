@@ -140,7 +140,7 @@ func NewLSTM(cfg LearnerConfig, mcfg Config) (*LSTM, error) {
 	if err := mcfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg, err := cfg.withDefaults()
+	cfg, err := cfg.WithDefaults()
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GOMAXPROCS=1 CLOSE_SERIES=${CLOSE_SERIES:-100000} \
-	go test -run xxx -bench 'BenchmarkClose$' -benchtime 1x -benchmem ./stream/ |
+	go test -run xxx -bench 'BenchmarkClose$' -benchtime 1x -benchmem ./pipeline/ |
 	awk '/^BenchmarkClose/ {
 		for (i = 2; i <= NF; i++) v[$(i)] = $(i-1)
 		printf "close of %s series on one core: %.1f s (%d train steps); the next close, with carried LSTM states: %.1f s\n", v["series"], v["ns/op"] / 1e9, v["train_steps"], v["next_close_s"]

@@ -40,46 +40,45 @@ func get(t testing.TB, db *DB, key []byte) (string, bool) {
 func TestCommitAndRead(t *testing.T) {
 	db := openTest(t, Config{InMemory: true})
 	var b Batch
-	b.Set(Key(nil, 3, KindSeries, []byte("s/b")), []byte("B"))
-	b.Set(Key(nil, 3, KindSeries, []byte("s/a")), []byte("A"))
-	b.Set(Key(nil, 4, KindSeries, []byte("s/c")), []byte("C"))
-	b.SetFinal(Key(nil, 3, KindMeta, nil), []byte("offset=10"), 0)
-	b.Set(IndexKey(nil, []byte("s/a")), AppendPartition(nil, 3))
+	b.Set([]byte("p3s/b"), []byte("B"))
+	b.Set([]byte("p3s/a"), []byte("A"))
+	b.Set([]byte("p4s/c"), []byte("C"))
+	b.SetFinal([]byte("p3m"), []byte("offset=10"), 0)
+	b.Set([]byte("is/a"), []byte("3"))
 	if st, err := db.Commit(&b); err != nil || st.Transactions != 1 {
 		t.Fatalf("Commit = %+v, %v", st, err)
 	}
 
-	if v, ok := get(t, db, Key(nil, 3, KindMeta, nil)); !ok || v != "offset=10" {
+	if v, ok := get(t, db, []byte("p3m")); !ok || v != "offset=10" {
 		t.Errorf("meta = %q, %v", v, ok)
 	}
-	if _, ok := get(t, db, Key(nil, 3, KindSeries, []byte("s/x"))); ok {
+	if _, ok := get(t, db, []byte("p3s/x")); ok {
 		t.Error("missing key found")
 	}
 	var seen []string
-	err := db.Scan(KindPrefix(nil, 3, KindSeries), func(k, v []byte) error {
-		seen = append(seen, fmt.Sprintf("%s=%s", k[6:], v))
+	err := db.Scan([]byte("p3s"), func(k, v []byte) error {
+		seen = append(seen, fmt.Sprintf("%s=%s", k[2:], v))
 		return nil
 	})
 	if err != nil || fmt.Sprint(seen) != "[s/a=A s/b=B]" {
 		t.Errorf("Scan = %v, %v; want partition 3's series in key order", seen, err)
 	}
-	v, _ := get(t, db, IndexKey(nil, []byte("s/a")))
-	if p, err := ParsePartition([]byte(v)); err != nil || p != 3 {
-		t.Errorf("index = %d, %v", p, err)
+	if v, _ := get(t, db, []byte("is/a")); v != "3" {
+		t.Errorf("index = %q", v)
 	}
 
 	boom := errors.New("stop")
-	if err := db.Scan(PartitionPrefix(nil, 3), func(k, v []byte) error { return boom }); !errors.Is(err, boom) {
+	if err := db.Scan([]byte("p3"), func(k, v []byte) error { return boom }); !errors.Is(err, boom) {
 		t.Errorf("Scan did not return the callback's error: %v", err)
 	}
 
-	if err := db.DeletePrefix(PartitionPrefix(nil, 3)); err != nil {
+	if err := db.DeletePrefix([]byte("p3")); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := get(t, db, Key(nil, 3, KindSeries, []byte("s/a"))); ok {
+	if _, ok := get(t, db, []byte("p3s/a")); ok {
 		t.Error("dropped key still there")
 	}
-	if _, ok := get(t, db, Key(nil, 4, KindSeries, []byte("s/c"))); !ok {
+	if _, ok := get(t, db, []byte("p4s/c")); !ok {
 		t.Error("another partition's key was dropped")
 	}
 }
@@ -131,9 +130,9 @@ func TestCommitSplitsOversizedBatches(t *testing.T) {
 	var b Batch
 	val := bytes.Repeat([]byte("x"), 1000)
 	for i := range 1000 {
-		b.Set(Key(nil, 0, KindSeries, fmt.Appendf(nil, "s/%04d", i)), val)
+		b.Set(fmt.Appendf(nil, "p0s/%04d", i), val)
 	}
-	b.SetFinal(Key(nil, 0, KindMeta, nil), []byte("done"), 0)
+	b.SetFinal([]byte("p0m"), []byte("done"), 0)
 	st, err := db.Commit(&b)
 	if err != nil {
 		t.Fatal(err)
@@ -142,8 +141,8 @@ func TestCommitSplitsOversizedBatches(t *testing.T) {
 		t.Errorf("a 1 MB batch took %d transactions", st.Transactions)
 	}
 	n := 0
-	db.Scan(KindPrefix(nil, 0, KindSeries), func(k, v []byte) error { n++; return nil })
-	if v, _ := get(t, db, Key(nil, 0, KindMeta, nil)); n != 1000 || v != "done" {
+	db.Scan([]byte("p0s"), func(k, v []byte) error { n++; return nil })
+	if v, _ := get(t, db, []byte("p0m")); n != 1000 || v != "done" {
 		t.Errorf("after split commit: %d series, meta %q", n, v)
 	}
 
@@ -197,42 +196,6 @@ func TestReopenKeepsState(t *testing.T) {
 	}
 }
 
-func TestKeys(t *testing.T) {
-	a := SlotKey(nil, 7, KindDedup, -5, 1)
-	b := SlotKey(nil, 7, KindDedup, 3, 0)
-	c := SlotKey(nil, 7, KindDedup, 3, 2)
-	if bytes.Compare(a, b) >= 0 || bytes.Compare(b, c) >= 0 {
-		t.Error("slot keys do not sort numerically")
-	}
-	slot, seq, err := ParseSlotKey(a)
-	if err != nil || slot != -5 || seq != 1 {
-		t.Errorf("ParseSlotKey = %d, %d, %v", slot, seq, err)
-	}
-	if _, _, err := ParseSlotKey([]byte("short")); err == nil {
-		t.Error("ParseSlotKey accepted a short key")
-	}
-	if !bytes.HasPrefix(Key(nil, 7, KindSeries, []byte("x")), PartitionPrefix(nil, 7)) {
-		t.Error("keys are not under their partition prefix")
-	}
-	if bytes.HasPrefix(PartitionPrefix(nil, 256), PartitionPrefix(nil, 1)) {
-		t.Error("partition prefixes overlap")
-	}
-	bk := BucketKey(nil, 7, []byte("S/K"), -3)
-	if name, idx, err := ParseBucketKey(bk); err != nil || string(name) != "S/K" || idx != -3 {
-		t.Errorf("ParseBucketKey = %q, %d, %v", name, idx, err)
-	}
-	if bytes.Compare(BucketKey(nil, 7, []byte("S/K"), 9), BucketKey(nil, 7, []byte("S/K"), 10)) >= 0 ||
-		bytes.Compare(BucketKey(nil, 7, []byte("S/K"), 99), BucketKey(nil, 7, []byte("S/K2"), 0)) >= 0 {
-		t.Error("bucket keys do not sort by series, then index")
-	}
-	if _, _, err := ParseBucketKey([]byte("pxxxxbshort")); err == nil {
-		t.Error("ParseBucketKey accepted a short key")
-	}
-	if _, err := ParsePartition([]byte{1}); err == nil {
-		t.Error("ParsePartition accepted a short value")
-	}
-}
-
 func TestConfigErrors(t *testing.T) {
 	for _, cfg := range []Config{
 		{},
@@ -258,9 +221,9 @@ func BenchmarkCommit(b *testing.B) {
 			for i := range b.N {
 				batch.Reset()
 				for j := range n {
-					batch.Set(Key(nil, 0, KindSeries, fmt.Appendf(nil, "s/%d", j)), val)
+					batch.Set(fmt.Appendf(nil, "p0s/%d", j), val)
 				}
-				batch.SetFinal(Key(nil, 0, KindMeta, nil), fmt.Appendf(nil, "%d", i), 0)
+				batch.SetFinal([]byte("p0m"), fmt.Appendf(nil, "%d", i), 0)
 				if _, err := db.Commit(&batch); err != nil {
 					b.Fatal(err)
 				}
@@ -275,16 +238,16 @@ func TestDeletePrefixWhileCommitting(t *testing.T) {
 	db := openTest(t, Config{})
 	var b Batch
 	for i := range 25000 {
-		b.Set(Key(nil, 1, KindSeries, fmt.Appendf(nil, "s/%05d", i)), []byte("v"))
+		b.Set(fmt.Appendf(nil, "p1s/%05d", i), []byte("v"))
 	}
 	if _, err := db.Commit(&b); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- db.DeletePrefix(PartitionPrefix(nil, 1)) }()
+	go func() { done <- db.DeletePrefix([]byte("p1")) }()
 	for i := range 200 {
 		var c Batch
-		c.SetFinal(Key(nil, 2, KindMeta, nil), fmt.Appendf(nil, "%d", i), 0)
+		c.SetFinal([]byte("p2m"), fmt.Appendf(nil, "%d", i), 0)
 		if _, err := db.Commit(&c); err != nil {
 			t.Fatalf("commit %d while deleting another keyspace: %v", i, err)
 		}
@@ -293,7 +256,7 @@ func TestDeletePrefixWhileCommitting(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	db.Scan(PartitionPrefix(nil, 1), func(k, v []byte) error { n++; return nil })
+	db.Scan([]byte("p1"), func(k, v []byte) error { n++; return nil })
 	if n != 0 {
 		t.Errorf("%d keys left after DeletePrefix", n)
 	}

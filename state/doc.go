@@ -1,12 +1,11 @@
-// Package state stores trendstream's state in Badger: bytes under keys laid
-// out per partition, written in batches whose commit point is atomic.
+// Package state stores trendstream's state in Badger: bytes under keys,
+// written in batches whose commit point is atomic.
 //
 // # Overview
 //
-// Keys are 'p', a big-endian partition number, a Kind byte and a name, so
-// each partition's keyspace is one prefix that iterates in order and drops
-// in one call; a small global index maps names (series ids) to partitions.
-// A Batch collects the writes of one input batch: ordinary writes, and
+// Callers lay out their keys (trendstream's layout is in package
+// pipeline): a prefix per keyspace lets Scan iterate one in order and
+// DeletePrefix drop one without blocking the others. A Batch collects the writes of one input batch: ordinary writes, and
 // final writes that form the commit point (the input offset, watermark and
 // deduplication records). DB.Commit writes a batch in one Badger
 // transaction. A batch too large for one transaction has its ordinary

@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/state"
 )
 
@@ -56,11 +57,8 @@ func newChangelog(conn Connection, topic string, dedupTTL time.Duration, log *sl
 
 // keyPartition routes a state key to the partition its keyspace names.
 func keyPartition(msg kafka.Message, partitions ...int) int {
-	if len(msg.Key) >= 5 && msg.Key[0] == state.PartitionPrefix(nil, 0)[0] {
-		p := int(binary.BigEndian.Uint32(msg.Key[1:5]))
-		if p < len(partitions) {
-			return partitions[p]
-		}
+	if p, ok := pipeline.KeyPartition(msg.Key); ok && int(p) < len(partitions) {
+		return partitions[p]
 	}
 	return partitions[0]
 }
@@ -68,9 +66,8 @@ func keyPartition(msg kafka.Message, partitions ...int) int {
 // messages appends the changelog records of a commit batch to dst. The
 // records alias the batch's buffers.
 func (c *changelog) messages(dst []kafka.Message, b *state.Batch) []kafka.Message {
-	prefix := state.PartitionPrefix(nil, 0)[0]
 	b.Each(func(key, value []byte, _ time.Duration) {
-		if key[0] != prefix {
+		if _, ok := pipeline.KeyPartition(key); !ok {
 			return // global index entries are rebuilt on restore
 		}
 		if len(value) <= chunkSize {
@@ -92,7 +89,7 @@ func (c *changelog) messages(dst []kafka.Message, b *state.Batch) []kafka.Messag
 // ensure creates the changelog topic, compacted and with as many
 // partitions as the input, or checks the existing one has as many.
 func (c *changelog) ensure(ctx context.Context, input string) error {
-	client := c.conn.client()
+	client := c.conn.Client()
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{input, c.topic}})
 	if err != nil {
 		return fmt.Errorf("stream: reading topic metadata: %w", err)
@@ -142,8 +139,8 @@ func (c *changelog) restore(ctx context.Context, db *state.DB, p int32, local in
 	if err != nil {
 		return false, err
 	}
-	if bytes.Equal(last.Key, state.Key(nil, p, state.KindMeta, nil)) {
-		logged, err := metaOffset(p, last.Value)
+	if bytes.Equal(last.Key, pipeline.CommitPointKey(nil, p)) {
+		logged, err := pipeline.CommitOffset(p, last.Value)
 		if err != nil {
 			return false, err
 		}
@@ -170,7 +167,7 @@ func (c *changelog) restore(ctx context.Context, db *state.DB, p int32, local in
 	c.log.Log(ctx, level, "restoring partition from the changelog", "partition", p, "mode", mode,
 		"records", end-from, "local_offset", local)
 	if mode == "full" {
-		if err := db.DeletePrefix(state.PartitionPrefix(nil, p)); err != nil {
+		if err := db.DeletePrefix(pipeline.PartitionPrefix(nil, p)); err != nil {
 			return false, err
 		}
 	}
@@ -204,9 +201,9 @@ const positionVersion = 1
 // reading the changelog (after the commit point it applied last) and the
 // input offset of that commit point.
 func readPosition(db *state.DB, p int32) (pos, at int64, ok bool, err error) {
-	ok, err = db.Get(state.Key(nil, p, state.KindChangelog, nil), func(v []byte) error {
+	ok, err = db.Get(pipeline.RestorePositionKey(nil, p), func(v []byte) error {
 		if len(v) < 1 || v[0] != positionVersion {
-			return fmt.Errorf("stream: partition %d restore position has unknown encoding version %d (this build reads %d)", p, firstByte(v), positionVersion)
+			return fmt.Errorf("stream: partition %d restore position has unknown encoding version %v (this build reads %d)", p, v[:min(len(v), 1)], positionVersion)
 		}
 		var n, m int
 		pos, n = binary.Varint(v[1:])
@@ -221,24 +218,11 @@ func readPosition(db *state.DB, p int32) (pos, at int64, ok bool, err error) {
 	return pos, at, ok, err
 }
 
-// partitions returns the changelog's partition count.
-func (c *changelog) partitions(ctx context.Context) (int, error) {
-	client := c.conn.client()
-	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{c.topic}})
-	if err != nil {
-		return 0, fmt.Errorf("stream: reading metadata of %s: %w", c.topic, err)
-	}
-	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
-		return 0, fmt.Errorf("stream: changelog %s is missing", c.topic)
-	}
-	return len(meta.Topics[0].Partitions), nil
-}
-
 // offsets returns the first and end offsets of changelog partition p.
 func (c *changelog) offsets(ctx context.Context, p int32) (first, end int64, err error) {
-	conn, err := c.conn.dialer().DialLeader(ctx, "tcp", c.conn.Brokers[0], c.topic, int(p))
+	conn, err := c.conn.DialLeader(ctx, c.topic, int(p))
 	if err != nil {
-		return 0, 0, fmt.Errorf("stream: connecting to the leader of %s/%d: %w", c.topic, p, err)
+		return 0, 0, err
 	}
 	defer conn.Close()
 	if first, end, err = conn.ReadOffsets(); err != nil {
@@ -250,8 +234,9 @@ func (c *changelog) offsets(ctx context.Context, p int32) (first, end int64, err
 // read reads changelog partition p from offset from until end, calling fn
 // for each record (when fn is set), and returns the last record read.
 func (c *changelog) read(ctx context.Context, p int32, from, end int64, fn func(kafka.Message) error) (kafka.Message, error) {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.conn.Brokers, Dialer: c.conn.dialer(), Topic: c.topic,
-		Partition: int(p), MaxBytes: 8 << 20, MaxWait: 200 * time.Millisecond})
+	rc := c.conn.ReaderConfig(c.topic, int(p))
+	rc.MaxWait = 200 * time.Millisecond
+	r := kafka.NewReader(rc)
 	defer r.Close()
 	if err := r.SetOffset(from); err != nil {
 		return kafka.Message{}, err
@@ -307,28 +292,12 @@ func (a *restorer) apply(m kafka.Message) error {
 			delete(a.chunks, string(m.Key))
 		}
 	}
-	kind := state.Kind(0)
-	if len(m.Key) > 5 {
-		kind = state.Kind(m.Key[5])
+	r, err := pipeline.ApplyRestored(&a.b, a.p, m.Key, value, a.ttl)
+	if err != nil {
+		return fmt.Errorf("record %d: %w", m.Offset, err)
 	}
-	switch {
-	case len(value) == 0:
-		a.b.Delete(m.Key)
-	case kind == state.KindDedup:
-		a.b.SetFinal(m.Key, value, a.ttl)
-	default:
-		a.b.Set(m.Key, value)
-	}
-	if kind == state.KindMeta && len(value) > 0 {
-		at, err := metaOffset(a.p, value)
-		if err != nil {
-			return fmt.Errorf("record %d: %w", m.Offset, err)
-		}
-		a.pos, a.at = m.Offset+1, at
-	}
-	if kind == state.KindSeries && len(value) > 0 {
-		name := m.Key[len(state.KindPrefix(nil, a.p, state.KindSeries)):]
-		a.b.Set(state.IndexKey(nil, name), state.AppendPartition(nil, a.p))
+	if r.CommitPoint {
+		a.pos, a.at = m.Offset+1, r.Next
 	}
 	if a.b.Bytes() > 4<<20 {
 		return a.flush()
@@ -341,7 +310,7 @@ func (a *restorer) apply(m kafka.Message) error {
 func (a *restorer) finish() error {
 	if a.pos >= 0 {
 		v := binary.AppendVarint([]byte{positionVersion}, a.pos)
-		a.b.SetFinal(state.Key(nil, a.p, state.KindChangelog, nil), binary.AppendVarint(v, a.at), 0)
+		a.b.SetFinal(pipeline.RestorePositionKey(nil, a.p), binary.AppendVarint(v, a.at), 0)
 	}
 	return a.flush()
 }

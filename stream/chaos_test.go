@@ -83,7 +83,7 @@ func TestBrokerOutage(t *testing.T) {
 	}
 	cfg := testConfig(brokers)
 	cfg.SessionTimeout = time.Second
-	cfg.Forecasting = Forecasting{Published: "tsb"}
+	cfg.Published = "tsb"
 	produce(t, brokers, "sales", days(0, 10)...)
 	rp := startProcessor(t, cfg, t.TempDir())
 	defer rp.stop(t)
@@ -152,7 +152,7 @@ func TestLeaderMoves(t *testing.T) {
 		}
 	}
 	cfg := testConfig(brokers)
-	cfg.Forecasting = Forecasting{Published: "tsb"}
+	cfg.Published = "tsb"
 	rp := startProcessor(t, cfg, t.TempDir())
 	defer rp.stop(t)
 	const days = 24

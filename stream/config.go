@@ -8,8 +8,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/trendstream/trendstream/window"
+	"github.com/trendstream/trendstream/internal/kafkaconn"
+	"github.com/trendstream/trendstream/pipeline"
 )
+
+// Connection says how to reach the Kafka brokers: their addresses and,
+// optionally, TLS and SASL.
+type Connection = kafkaconn.Connection
+
+// SecurityConfig describes TLS and SASL settings as files and names, the
+// way operators configure them; Build turns them into a Connection's.
+type SecurityConfig = kafkaconn.SecurityConfig
 
 // StartOffset says where a partition with no local state starts reading.
 type StartOffset string
@@ -23,18 +32,21 @@ const (
 	StartLatest StartOffset = "latest"
 )
 
-// Config configures a Processor. The zero value of each field but Brokers
-// means its default.
+// Config configures a Processor. DefaultConfig is the one source of its
+// defaults: start from it, set Brokers and change what differs.
 type Config struct {
 	// Connection says how to reach the brokers. Brokers is required.
 	Connection
-	// Group is the consumer group id. The default is "trendstream".
+	// Config configures every partition's engine: windowing,
+	// forecasting, event limits, deduplication and the series cap.
+	pipeline.Config
+	// Group is the consumer group id.
 	Group string
-	// InputTopic holds sales events. The default is "sales".
+	// InputTopic holds sales events.
 	InputTopic string
-	// OutputTopic receives forecasts. The default is "forecasts".
+	// OutputTopic receives forecasts.
 	OutputTopic string
-	// DLQTopic receives rejected records. The default is "sales.dlq".
+	// DLQTopic receives rejected records.
 	DLQTopic string
 	// NoCreateTopics disables creating missing topics at start-up. By
 	// default the input topic is created with Partitions partitions and the
@@ -45,7 +57,7 @@ type Config struct {
 	// without it is rebuilt from the input topic (see StartOffset).
 	NoChangelog bool
 	// ChangelogTopic is the compacted topic mirroring every partition's
-	// state, co-partitioned with the input. The default is the group id
+	// state, co-partitioned with the input. Empty means the group id
 	// followed by ".changelog".
 	ChangelogTopic string
 	// Standby keeps every input partition this instance is not assigned
@@ -54,205 +66,111 @@ type Config struct {
 	// instance the disk of the whole state and a read of every changelog
 	// partition per StandbyInterval. It needs the changelog.
 	Standby bool
-	// StandbyInterval is how often standby partitions catch up. The
-	// default is 5s.
+	// StandbyInterval is how often standby partitions catch up.
 	StandbyInterval time.Duration
 	// Partitions is the partition count of an input topic created at
-	// start-up. The default is 8.
+	// start-up.
 	Partitions int
-	// ReplicationFactor of created topics. The default is 1.
+	// ReplicationFactor of created topics.
 	ReplicationFactor int
 
-	// Window configures bucketing and features. Width defaults to daily
-	// and Lateness to one hour; History to what the forecasters need.
-	Window window.Config
-	// Forecasting configures the forecasters and which one is published.
-	Forecasting
-	// FlatPct is the trend summary's band, in percent, within which a
-	// change counts as flat. The default is 5.
-	FlatPct float64
-
-	// Limits bound accepted events.
-	Limits Limits
-	// LatePolicy is what happens to late events. The default is
-	// LateDeadLetter.
-	LatePolicy LatePolicy
-	// MaxSeries caps the series each partition keeps in memory. Beyond
-	// it the least recently updated hundredth is evicted: their state
-	// stays in the store and comes back with their next event, catching
-	// up on the buckets they missed as zeros. Evicted series are not
-	// forecast while evicted. The default is 100,000; -1 disables the cap.
-	MaxSeries int
-	// DedupHorizon is how long, in event time, an event id is remembered.
-	// The default is 48 hours.
-	DedupHorizon time.Duration
-
-	// StartOffset applies to partitions without local state. The default
-	// is StartEarliest.
+	// StartOffset applies to partitions without local state.
 	StartOffset StartOffset
-	// BatchSize caps the records processed per commit. The default is
-	// 50,000: larger batches write each busy series' state less often.
+	// BatchSize caps the records processed per commit: larger batches
+	// write each busy series' state less often.
 	BatchSize int
 	// BatchWait is how long a batch waits for more records once it has
-	// one. The default is 100ms.
+	// one.
 	BatchWait time.Duration
 	// FetchMaxBytes is the largest fetch response requested per partition.
-	// The default is 8 MiB.
 	FetchMaxBytes int
-	// FetchMaxWait is how long a fetch waits for data on the broker. The
-	// default is 500ms.
+	// FetchMaxWait is how long a fetch waits for data on the broker.
 	FetchMaxWait time.Duration
 	// CommitInterval is how often consumer-group offsets are committed,
-	// for lag monitoring only: the offsets in Badger are the truth. The
-	// default is 5s.
+	// for lag monitoring only: the offsets in Badger are the truth.
 	CommitInterval time.Duration
 	// ShutdownGrace bounds the time a stopping partition spends writing
-	// its last outputs and committing. The default is 10s.
+	// its last outputs and committing.
 	ShutdownGrace time.Duration
-	// SessionTimeout is the consumer group session timeout. The default
-	// is 10s.
+	// SessionTimeout is the consumer group session timeout.
 	SessionTimeout time.Duration
 
-	// Logger receives the processor's logs. The default discards them.
+	// Logger receives the processor's logs. Nil discards them.
 	Logger *slog.Logger
-	// Registerer receives the Prometheus metrics. The default registers
-	// them nowhere.
+	// Registerer receives the Prometheus metrics. Nil registers them
+	// nowhere.
 	Registerer prometheus.Registerer
-	// Clock returns the wall-clock time, for tests. The default is
-	// time.Now.
-	Clock func() time.Time
 }
 
-// setPipelineDefaults fills in the windowing and forecasting defaults that
-// run and backtests share: daily buckets, an hour of lateness, and the
-// history the forecasters need.
-func setPipelineDefaults(w *window.Config, f *Forecasting) error {
-	if w.Width == 0 {
-		w.Width = window.Day
+// DefaultConfig returns the processor's defaults: pipeline.DefaultConfig
+// for the engines; group "trendstream" reading "sales", publishing to
+// "forecasts" with dead letters to "sales.dlq" and a changelog; topics of
+// 8 partitions created if missing with replication factor 1; new
+// partitions read from the earliest offset; batches of up to 50,000
+// records, waiting up to 100ms; fetches of up to 8 MiB waiting up to
+// 500ms; group offsets reported every 5s; a 10s shutdown grace and
+// session timeout; standbys catching up every 5s when enabled.
+func DefaultConfig() Config {
+	return Config{
+		Config:            pipeline.DefaultConfig(),
+		Group:             "trendstream",
+		InputTopic:        "sales",
+		OutputTopic:       "forecasts",
+		DLQTopic:          "sales.dlq",
+		StandbyInterval:   5 * time.Second,
+		Partitions:        8,
+		ReplicationFactor: 1,
+		StartOffset:       StartEarliest,
+		BatchSize:         50000,
+		BatchWait:         100 * time.Millisecond,
+		FetchMaxBytes:     8 << 20,
+		FetchMaxWait:      500 * time.Millisecond,
+		CommitInterval:    5 * time.Second,
+		ShutdownGrace:     10 * time.Second,
+		SessionTimeout:    10 * time.Second,
 	}
-	if w.Lateness == 0 {
-		w.Lateness = time.Hour
-	}
-	if err := f.setDefaults(); err != nil {
-		return err
-	}
-	if w.History == 0 {
-		w.History = f.history()
-	}
-	return nil
 }
 
-func (c *Config) setDefaults() error {
-	if len(c.Brokers) == 0 {
-		return errors.New("stream: Brokers is required")
+// changelogTopic returns the changelog's topic name.
+func (c *Config) changelogTopic() string {
+	if c.ChangelogTopic != "" {
+		return c.ChangelogTopic
 	}
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
-	def(&c.Group, "trendstream")
-	def(&c.InputTopic, "sales")
-	def(&c.OutputTopic, "forecasts")
-	def(&c.DLQTopic, "sales.dlq")
-	def(&c.ChangelogTopic, c.Group+".changelog")
-	if c.Partitions == 0 {
-		c.Partitions = 8
-	}
-	if c.ReplicationFactor == 0 {
-		c.ReplicationFactor = 1
-	}
-	if err := setPipelineDefaults(&c.Window, &c.Forecasting); err != nil {
-		return err
-	}
-	if need := c.Forecasting.history(); c.Window.History < need {
-		return fmt.Errorf("stream: Window.History %d is below the %d buckets the forecasters need", c.Window.History, need)
-	}
-	if c.FlatPct == 0 {
-		c.FlatPct = 5
-	}
-	if c.LatePolicy == "" {
-		c.LatePolicy = LateDeadLetter
-	}
-	if c.DedupHorizon == 0 {
-		c.DedupHorizon = 48 * time.Hour
-	}
-	if c.StandbyInterval == 0 {
-		c.StandbyInterval = 5 * time.Second
-	}
-	if c.MaxSeries == 0 {
-		c.MaxSeries = 100000
-	}
-	if c.StartOffset == "" {
-		c.StartOffset = StartEarliest
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = 50000
-	}
-	if c.BatchWait == 0 {
-		c.BatchWait = 100 * time.Millisecond
-	}
-	if c.FetchMaxBytes == 0 {
-		c.FetchMaxBytes = 8 << 20
-	}
-	if c.FetchMaxWait == 0 {
-		c.FetchMaxWait = 500 * time.Millisecond
-	}
-	if c.CommitInterval == 0 {
-		c.CommitInterval = 5 * time.Second
-	}
-	if c.ShutdownGrace == 0 {
-		c.ShutdownGrace = 10 * time.Second
-	}
-	if c.SessionTimeout == 0 {
-		c.SessionTimeout = 10 * time.Second
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Clock == nil {
-		c.Clock = time.Now
-	}
+	return c.Group + ".changelog"
+}
+
+// validate checks the configuration, returning an error that names the
+// first invalid field and its value.
+func (c *Config) validate() error {
 	switch {
+	case len(c.Brokers) == 0:
+		return errors.New("stream: Brokers is required")
+	case c.Group == "" || c.InputTopic == "" || c.OutputTopic == "" || c.DLQTopic == "":
+		return fmt.Errorf("stream: Group %q, InputTopic %q, OutputTopic %q and DLQTopic %q must be set", c.Group, c.InputTopic, c.OutputTopic, c.DLQTopic)
 	case c.InputTopic == c.OutputTopic || c.InputTopic == c.DLQTopic || c.OutputTopic == c.DLQTopic:
 		return fmt.Errorf("stream: input %q, output %q and dead-letter %q topics must differ", c.InputTopic, c.OutputTopic, c.DLQTopic)
 	case c.Partitions < 1:
 		return fmt.Errorf("stream: Partitions %d is below 1", c.Partitions)
-	case c.LatePolicy != LateDeadLetter && c.LatePolicy != LateDrop:
-		return fmt.Errorf("stream: LatePolicy %q is not %q or %q", c.LatePolicy, LateDeadLetter, LateDrop)
+	case c.ReplicationFactor < 1:
+		return fmt.Errorf("stream: ReplicationFactor %d is below 1", c.ReplicationFactor)
 	case c.StartOffset != StartEarliest && c.StartOffset != StartLatest:
 		return fmt.Errorf("stream: StartOffset %q is not %q or %q", c.StartOffset, StartEarliest, StartLatest)
 	case c.Standby && c.NoChangelog:
 		return errors.New("stream: Standby needs the changelog")
-	case c.StandbyInterval < 0:
-		return fmt.Errorf("stream: StandbyInterval %v is negative", c.StandbyInterval)
-	case c.MaxSeries < -1:
-		return fmt.Errorf("stream: MaxSeries %d is below -1", c.MaxSeries)
-	case c.DedupHorizon < 0:
-		return fmt.Errorf("stream: DedupHorizon %v is negative", c.DedupHorizon)
+	case c.Standby && c.StandbyInterval <= 0:
+		return fmt.Errorf("stream: StandbyInterval %v is not positive", c.StandbyInterval)
 	case c.BatchSize < 1:
 		return fmt.Errorf("stream: BatchSize %d is below 1", c.BatchSize)
-	case c.BatchWait < 0 || c.FetchMaxWait <= 0 || c.CommitInterval <= 0 || c.ShutdownGrace <= 0 || c.SessionTimeout <= 0:
-		return errors.New("stream: BatchWait, FetchMaxWait, CommitInterval, ShutdownGrace and SessionTimeout must be positive")
-	case c.FlatPct < 0:
-		return fmt.Errorf("stream: FlatPct %v is negative", c.FlatPct)
+	case c.FetchMaxBytes < 1:
+		return fmt.Errorf("stream: FetchMaxBytes %d is below 1", c.FetchMaxBytes)
+	case c.BatchWait < 0:
+		return fmt.Errorf("stream: BatchWait %v is negative", c.BatchWait)
+	case c.FetchMaxWait <= 0 || c.CommitInterval <= 0 || c.ShutdownGrace <= 0 || c.SessionTimeout <= 0:
+		return fmt.Errorf("stream: FetchMaxWait %v, CommitInterval %v, ShutdownGrace %v and SessionTimeout %v must be positive",
+			c.FetchMaxWait, c.CommitInterval, c.ShutdownGrace, c.SessionTimeout)
 	}
-	if err := c.Limits.setDefaults(); err != nil {
-		return err
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	_, err := window.NewPartition(c.Window)
-	return err
-}
-
-// engineConfig derives a partition engine's configuration.
-func (c *Config) engineConfig() engineConfig {
-	return engineConfig{
-		window:    c.Window,
-		limits:    c.Limits,
-		late:      c.LatePolicy,
-		dedup:     c.DedupHorizon,
-		forecast:  &c.Forecasting,
-		clock:     c.Clock,
-		maxSeries: max(c.MaxSeries, 0),
-	}
+	return c.Config.Validate()
 }

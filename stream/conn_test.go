@@ -19,7 +19,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/trendstream/trendstream/stream/source"
+	"github.com/trendstream/trendstream/internal/schematest"
+	"github.com/trendstream/trendstream/source"
 )
 
 // testCA writes a self-signed CA, a server certificate for 127.0.0.1 and a
@@ -124,7 +125,7 @@ func TestSecureConnections(t *testing.T) {
 			}
 			cfg := testConfig(conn.Brokers)
 			cfg.Connection = conn
-			cfg.Forecasting = Forecasting{Published: "tsb"}
+			cfg.Published = "tsb"
 			rp := startProcessor(t, cfg, t.TempDir())
 			defer rp.stop(t)
 			got := make(chan Message, 1)
@@ -138,7 +139,7 @@ func TestSecureConnections(t *testing.T) {
 			})
 			select {
 			case m := <-got:
-				if err := validate(t, "forecast", m.Value); err != nil {
+				if err := schematest.Validate(t, "forecast", m.Value); err != nil {
 					t.Error(err)
 				}
 			case <-ctx.Done():

@@ -1,31 +1,40 @@
-// Package stream is trendstream's edge and conductor: it consumes sales
-// events from Kafka, runs them through window and model, publishes
-// forecasts and dead letters, and commits state with input offsets.
+// Package stream is trendstream's live Kafka driver: it consumes sales
+// events from Kafka, runs each partition through a pipeline.Engine,
+// publishes forecasts and dead letters, and commits state with input
+// offsets.
 //
 // # Overview
 //
 // A Processor joins a kafka-go consumer group and, for every generation,
-// starts one task per assigned partition. A task loads its partition's
-// state from Badger, reads the partition from the offset stored there,
-// and handles records in batches: decode and validate (bad records go to
-// the dead-letter topic with a reason header), drop repeated event ids,
-// count the sale in its event-time bucket, and at every bucket close
-// forecast each series. After writing the batch's forecasts and dead
-// letters to Kafka it commits, in one Badger transaction, the touched
-// series, the new deduplication records, the watermark and the next
-// offset. The group's committed offsets are only reported for lag tools.
+// starts one task per assigned partition (task.go). A task restores its
+// partition from the changelog when its local store is missing or behind
+// (changelog.go), loads the engine's state from Badger, reads the
+// partition from the offset stored there with its own fetcher
+// (fetch.go), and handles records in batches: the engine decodes,
+// validates, deduplicates, windows and forecasts; the task is the engine's
+// Sink and turns what it produces into Kafka messages. After writing the
+// batch's forecasts and dead letters it mirrors the batch's state writes
+// to the changelog and commits them, with the next offset, in one Badger
+// transaction. Standby (processor.go) keeps unowned partitions warm from
+// the changelog. The package also serves the HTTP API (http.go), keeps the
+// Prometheus metrics (metrics.go) and holds the produce and follow tools.
+//
+// Everything that is not Kafka lives in package pipeline; the connection
+// settings are shared with backtest's topic replay (Connection).
 //
 // # Delivery
 //
 // State is exactly once: after a crash the task resumes from the offset
 // committed with the state, and replays what followed. Outputs are at
 // least once: they are written before the commit, so a crash in between
-// sends them again. A forecast is identified by (series, origin).
+// sends them again. kafka-go has no producer transactions, so there is no
+// exactly-once output; a forecast is identified by (series, origin) for
+// consumers to deduplicate.
 //
 // # Concurrency
 //
-// Each task goroutine owns its partition's window, models and buffers, so
-// the record path takes no locks. The Processor's methods are safe for
-// concurrent use. Run owns every goroutine it starts and returns after they
-// exit.
+// Each task goroutine owns its partition's engine and buffers, so the
+// record path takes no locks. The Processor's methods are safe for
+// concurrent use. Run owns every goroutine it starts and returns after
+// they exit.
 package stream

@@ -8,9 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
-
-	"github.com/trendstream/trendstream/model"
-	"github.com/trendstream/trendstream/window"
+	"github.com/trendstream/trendstream/internal/kafkatest"
 )
 
 // TestJunkSKUFlood floods the processor with events of distinct SKUs, as a
@@ -19,10 +17,10 @@ import (
 // series evicted by the flood comes back with its history intact.
 func TestJunkSKUFlood(t *testing.T) {
 	const junk, maxSeries = 20000, 300
-	brokers := newCluster(t, 2, "sales")
+	brokers := kafkatest.NewCluster(t, 2, "sales")
 	cfg := testConfig(brokers)
 	cfg.MaxSeries = maxSeries
-	cfg.Forecasting = Forecasting{Published: "tsb"}
+	cfg.Published = "tsb"
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
 
@@ -77,32 +75,4 @@ func gaugeValue(g prometheus.Gauge) float64 {
 	var m dto.Metric
 	g.Write(&m)
 	return m.GetGauge().GetValue()
-}
-
-// forgetSpy is a learner that records the keys it is told to forget.
-type forgetSpy struct {
-	model.Learner
-	forgot []uint64
-}
-
-func (f *forgetSpy) Forget(key uint64) { f.forgot = append(f.forgot, key) }
-
-// TestForgetEvictedSeries checks that evicting a series from memory makes
-// the learners drop what they keep under its key (the LSTM's carried
-// state), since the series comes back with a new serial.
-func TestForgetEvictedSeries(t *testing.T) {
-	part, err := window.NewPartition(window.Config{Width: window.Day})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := part.Add([]byte("S/A"), &window.Sale{Time: time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC), Qty: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	spy := &forgetSpy{}
-	m := &models{states: map[*window.Series]*model.EnsembleState{s: {}}, learners: []model.Learner{spy}}
-	m.forget(s)
-	if len(m.states) != 0 || len(spy.forgot) != 1 || spy.forgot[0] != s.Serial() {
-		t.Errorf("after forget: %d ensemble states, learner forgot %v; want none and [%d]", len(m.states), spy.forgot, s.Serial())
-	}
 }

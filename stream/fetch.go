@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/trendstream/trendstream/internal/kafkaconn"
+	"github.com/trendstream/trendstream/pipeline"
 )
 
 // fetcher reads one input partition from its leader with kafka-go's
@@ -35,17 +37,6 @@ type fetcher struct {
 	hwm     int64        // the partition's high watermark at the last fetch
 
 	controls int64 // transaction markers skipped
-}
-
-// controlRecord reports whether m is a transaction marker (a commit or
-// abort control record) rather than data. kafka-go hands them out as
-// messages: a 4-byte key (version 0, type 0 or 1) and a 6-byte value
-// (version 0, coordinator epoch), no headers. No sales event looks like
-// that: its key holds a '/'.
-func controlRecord(m *kafka.Message) bool {
-	k, v := m.Key, m.Value
-	return len(k) == 4 && k[0] == 0 && k[1] == 0 && k[2] == 0 && k[3] <= 1 &&
-		len(v) == 6 && v[0] == 0 && v[1] == 0 && len(m.Headers) == 0
 }
 
 func newFetcher(conn *Connection, topic string, partition int, maxBytes int, maxWait time.Duration, from int64, log *slog.Logger) *fetcher {
@@ -100,7 +91,7 @@ func (f *fetcher) endBatch() error {
 // fetch appends records to dst: it waits until at least one record has
 // arrived or ctx ends, then takes what arrives within wait, up to limit
 // records in all. On an error it returns the records read before it.
-func (f *fetcher) fetch(ctx context.Context, dst []Record, limit int, wait time.Duration) ([]Record, error) {
+func (f *fetcher) fetch(ctx context.Context, dst []pipeline.Record, limit int, wait time.Duration) ([]pipeline.Record, error) {
 	var deadline time.Time // set by the first record
 	if f.batch != nil {
 		// The rest of a response left by the last call: processing may have
@@ -143,12 +134,12 @@ func (f *fetcher) fetch(ctx context.Context, dst []Record, limit int, wait time.
 			// A compressed record batch starts before the requested offset.
 			continue
 		}
-		if controlRecord(&msg) {
+		if kafkaconn.TransactionMarker(&msg) {
 			f.next = msg.Offset + 1
 			f.controls++
 			continue
 		}
-		dst = append(dst, Record{Offset: msg.Offset, Key: msg.Key, Value: msg.Value})
+		dst = append(dst, pipeline.Record{Offset: msg.Offset, Key: msg.Key, Value: msg.Value})
 		f.next = msg.Offset + 1
 		if deadline.IsZero() {
 			deadline = time.Now().Add(wait)
@@ -185,7 +176,7 @@ func (f *fetcher) start(ctx context.Context, budget time.Duration) error {
 func (f *fetcher) connect(ctx context.Context) error {
 	var errs []error
 	for _, broker := range f.conn.Brokers {
-		c, err := f.conn.dialer().DialLeader(ctx, "tcp", broker, f.topic, f.partition)
+		c, err := f.conn.Dialer().DialLeader(ctx, "tcp", broker, f.topic, f.partition)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -13,13 +13,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/trendstream/trendstream/internal/kafkatest"
+	"github.com/trendstream/trendstream/pipeline"
 )
 
 // fetchTopic creates a one-partition topic holding records 0 to n-1 with
 // values "v<offset>".
 func fetchTopic(t *testing.T, n int) []string {
 	t.Helper()
-	brokers := newCluster(t, 1, "in")
+	brokers := kafkatest.NewCluster(t, 1, "in")
 	appendRecords(t, brokers, 0, n)
 	return brokers
 }
@@ -35,7 +36,7 @@ func appendRecords(t *testing.T, brokers []string, from, to int) {
 }
 
 // checkRecords checks that recs are the records from offset first on.
-func checkRecords(t *testing.T, recs []Record, first int64, n int) {
+func checkRecords(t *testing.T, recs []pipeline.Record, first int64, n int) {
 	t.Helper()
 	if len(recs) != n {
 		t.Fatalf("got %d records, want %d", len(recs), n)
@@ -141,7 +142,7 @@ func TestFetcher(t *testing.T) {
 		// kafka-go returns the commit marker, which takes the last offset,
 		// as a message: it is no sales event and must not reach the
 		// dead-letter topic.
-		brokers := newCluster(t, 1, "in")
+		brokers := kafkatest.NewCluster(t, 1, "in")
 		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.TransactionalID("tx"), kgo.DefaultProduceTopic("in"))
 		if err != nil {
 			t.Fatal(err)
@@ -209,7 +210,7 @@ func TestFetchErrorsPermanent(t *testing.T) {
 // those of the aborted transaction too (kafka-go reads uncommitted: the
 // README says so).
 func TestTransactionalInput(t *testing.T) {
-	brokers := newCluster(t, 1, "sales", "sales.dlq")
+	brokers := kafkatest.NewCluster(t, 1, "sales", "sales.dlq")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.TransactionalID("pos"), kgo.DefaultProduceTopic("sales"))

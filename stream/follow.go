@@ -26,7 +26,7 @@ type Message struct {
 // watch a topic, such as tail and the demo's live view. It returns nil
 // when ctx ends.
 func Follow(ctx context.Context, kc Connection, topic string, fromStart bool, fn func(Message)) error {
-	conn, err := kc.dial(ctx)
+	conn, err := kc.Dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func Follow(ctx context.Context, kc Connection, topic string, fromStart bool, fn
 	var wg sync.WaitGroup
 	for _, p := range parts {
 		wg.Go(func() {
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, Dialer: kc.dialer(), Topic: topic,
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, Dialer: kc.Dialer(), Topic: topic,
 				Partition: p.ID, MaxWait: 500 * time.Millisecond, StartOffset: start})
 			defer r.Close()
 			if err := r.SetOffset(start); err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/trendstream/trendstream/state"
+	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/window"
 )
 
@@ -88,11 +88,7 @@ func (p *Processor) serveSeries(w http.ResponseWriter, r *http.Request) {
 // Series returns the committed state of series id ("STORE/SKU"), if a
 // partition this instance currently owns holds it.
 func (p *Processor) Series(id string) (*SeriesResponse, error) {
-	var part int32
-	found, err := p.db.Get(state.IndexKey(nil, []byte(id)), func(v []byte) (err error) {
-		part, err = state.ParsePartition(v)
-		return err
-	})
+	part, found, err := pipeline.SeriesPartition(p.db, []byte(id))
 	if err != nil {
 		return nil, err
 	}
@@ -106,11 +102,7 @@ func (p *Processor) Series(id string) (*SeriesResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	var s *window.Series
-	found, err = p.db.Get(state.Key(nil, part, state.KindSeries, []byte(id)), func(v []byte) (err error) {
-		s, _, err = storedSeries(p.db, part, view, []byte(id), v, nil)
-		return err
-	})
+	s, found, err := pipeline.ReadSeries(p.db, part, view, []byte(id))
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +126,7 @@ func (p *Processor) Series(id string) (*SeriesResponse, error) {
 	for _, o := range s.Open(nil) {
 		resp.Open = append(resp.Open, BucketJSON{Start: spec.Start(o.Index), Qty: o.Qty, Events: o.Events})
 	}
-	_, err = p.db.Get(state.Key(nil, part, state.KindForecast, []byte(id)), func(v []byte) error {
+	_, err = pipeline.LatestForecast(p.db, part, []byte(id), func(v []byte) error {
 		resp.Forecast = append(json.RawMessage(nil), v...)
 		return nil
 	})

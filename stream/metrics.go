@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trendstream/trendstream/pipeline"
 )
 
 // metrics are a Processor's Prometheus metrics. Partition tasks update them
@@ -103,7 +105,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		outputErrs: f.counter("output_write_errors_total", "Failed attempts to write outputs to Kafka (retried)."),
 		fetchErrs:  f.counter("fetch_errors_total", "Failed attempts to fetch input records (retried)."),
 	}
-	for _, r := range Reasons {
+	for _, r := range pipeline.Reasons {
 		m.dlq.WithLabelValues(string(r))
 	}
 	return m
@@ -111,40 +113,37 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 // addModels folds the models' statistics into the metrics and resets
 // them.
-func (m *metrics) addModels(s *modelStats, skipped int) {
-	for _, d := range s.learnSeconds {
+func (m *metrics) addModels(s *pipeline.ModelStats, skipped int) {
+	for _, d := range s.LearnSeconds {
 		m.trainSeconds.Observe(d)
 	}
-	m.trainSteps.Add(float64(s.steps))
+	m.trainSteps.Add(float64(s.Steps))
 	m.trainSkipped.Add(float64(skipped))
-	if s.steps > 0 {
-		m.trainLoss.Set(s.loss / float64(s.steps))
+	if s.Steps > 0 {
+		m.trainLoss.Set(s.Loss / float64(s.Steps))
 	}
-	for name, v := range s.weekAbs {
+	for name, v := range s.WeekAbs {
 		m.onlineAbs.WithLabelValues(name).Add(v)
-		m.onlineScored.WithLabelValues(name).Add(float64(s.weekN[name]))
+		m.onlineScored.WithLabelValues(name).Add(float64(s.WeekN[name]))
 	}
-	*s = modelStats{learnSeconds: s.learnSeconds[:0], weekAbs: s.weekAbs, weekN: s.weekN}
-	clear(s.weekAbs)
-	clear(s.weekN)
+	s.Reset()
 }
 
 // add folds an engine's counters into the metrics and resets them.
-func (m *metrics) add(c *counters) {
-	m.consumed.Add(float64(c.records))
-	m.accepted.Add(float64(c.accepted))
-	m.duplicates.Add(float64(c.dupes))
-	m.late.Add(float64(c.late))
-	m.replayed.Add(float64(c.replayed))
-	m.closes.Add(float64(c.closes))
-	m.forecasts.Add(float64(c.forecasts))
-	m.evicted.Add(float64(c.evicted))
-	m.revived.Add(float64(c.revived))
-	for r, n := range c.dlq {
+func (m *metrics) add(c *pipeline.Counters) {
+	m.consumed.Add(float64(c.Records))
+	m.accepted.Add(float64(c.Accepted))
+	m.duplicates.Add(float64(c.Dupes))
+	m.late.Add(float64(c.Late))
+	m.replayed.Add(float64(c.Replayed))
+	m.closes.Add(float64(c.Closes))
+	m.forecasts.Add(float64(c.Forecasts))
+	m.evicted.Add(float64(c.Evicted))
+	m.revived.Add(float64(c.Revived))
+	for r, n := range c.DeadLetters {
 		m.dlq.WithLabelValues(string(r)).Add(float64(n))
-		delete(c.dlq, r)
 	}
-	*c = counters{dlq: c.dlq}
+	c.Reset()
 }
 
 func (m *metrics) forget(p int32) {

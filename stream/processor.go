@@ -11,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/state"
 )
 
@@ -40,7 +41,7 @@ type Processor struct {
 // New returns a Processor storing state in db, which the caller opens and
 // closes.
 func New(cfg Config, db *state.DB) (*Processor, error) {
-	if err := cfg.setDefaults(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	if db == nil {
@@ -56,7 +57,7 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 		locks:    make(map[int32]*sync.Mutex),
 	}
 	if !cfg.NoChangelog {
-		p.changelog = newChangelog(cfg.Connection, cfg.ChangelogTopic, 2*cfg.DedupHorizon+24*time.Hour, cfg.Logger, p.m)
+		p.changelog = newChangelog(cfg.Connection, cfg.changelogTopic(), cfg.DedupTTL(), cfg.Logger, p.m)
 	}
 	p.writer = cfg.Writer("")
 	p.writer.MaxAttempts = 3
@@ -65,7 +66,7 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 	return p, nil
 }
 
-// Config returns the processor's configuration with defaults filled in.
+// Config returns the processor's configuration.
 func (p *Processor) Config() Config { return p.cfg }
 
 func kafkaLogger(l *slog.Logger, level slog.Level) kafka.Logger {
@@ -92,7 +93,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                    p.cfg.Group,
 		Brokers:               p.cfg.Brokers,
-		Dialer:                p.cfg.dialer(),
+		Dialer:                p.cfg.Dialer(),
 		Topics:                []string{p.cfg.InputTopic},
 		SessionTimeout:        p.cfg.SessionTimeout,
 		HeartbeatInterval:     min(time.Second, p.cfg.SessionTimeout/3),
@@ -250,7 +251,7 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 // topic gets partitions partitions when created; the others get as many as
 // the first has.
 func EnsureTopics(ctx context.Context, conn Connection, partitions, replication int, topics ...string) error {
-	client := conn.client()
+	client := conn.Client()
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
 		return fmt.Errorf("stream: reading topic metadata: %w", err)
@@ -401,7 +402,7 @@ func (p *Processor) standbyLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		n, err := p.changelog.partitions(ctx)
+		n, err := p.cfg.Connection.Partitions(ctx, p.changelog.topic)
 		if err != nil {
 			p.cfg.Logger.Debug("standby: reading changelog partitions", "err", err)
 			continue
@@ -431,7 +432,7 @@ func (p *Processor) standby(ctx context.Context, part int32) error {
 		return nil
 	}
 	defer mu.Unlock()
-	local, err := localOffset(p.db, part)
+	local, err := pipeline.LocalOffset(p.db, part)
 	if err != nil {
 		return err
 	}

@@ -15,30 +15,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/trendstream/trendstream/internal/kafkatest"
+	"github.com/trendstream/trendstream/internal/schematest"
 	"github.com/trendstream/trendstream/model"
+	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/state"
-	"github.com/trendstream/trendstream/window"
 )
 
 // newCluster starts an in-process Kafka-protocol broker for a test.
-func newCluster(t testing.TB, partitions int32, topics ...string) []string {
-	t.Helper()
-	c, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.AllowAutoTopicCreation(),
-		kfake.DefaultNumPartitions(int(partitions)),
-		kfake.SeedTopics(partitions, topics...),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()
-}
-
 type testEvent struct {
 	ID    string  `json:"event_id"`
 	Store string  `json:"store"`
@@ -133,23 +118,28 @@ func ts(day int, hour float64) string {
 }
 
 func testConfig(brokers []string) Config {
-	return Config{
-		Connection:     Connection{Brokers: brokers},
-		Group:          "test",
-		Window:         window.Config{Width: window.Day, Lateness: time.Hour},
-		BatchWait:      5 * time.Millisecond,
-		FetchMaxWait:   100 * time.Millisecond,
-		CommitInterval: 100 * time.Millisecond,
-		SessionTimeout: 6 * time.Second,
-		Clock:          func() time.Time { return base.Add(60 * 24 * time.Hour) },
-	}
+	cfg := DefaultConfig()
+	cfg.Connection = Connection{Brokers: brokers}
+	cfg.Group = "test"
+	cfg.BatchWait = 5 * time.Millisecond
+	cfg.FetchMaxWait = 100 * time.Millisecond
+	cfg.CommitInterval = 100 * time.Millisecond
+	cfg.SessionTimeout = 6 * time.Second
+	cfg.Clock = func() time.Time { return base.Add(60 * 24 * time.Hour) }
+	return cfg
+}
+
+// smallLSTM makes cfg publish a small, fast LSTM with a 7-bucket horizon.
+func smallLSTM(cfg *Config) {
+	cfg.Published, cfg.Model.Horizon = model.NameLSTM, 7
+	cfg.Learner.Layers, cfg.Learner.Hidden, cfg.Learner.Window, cfg.Learner.MiniBatch = 1, 8, 14, 4
 }
 
 // TestProcessorEndToEnd produces good, duplicate, late and malformed
 // events, runs the processor against an in-process broker and checks the
 // forecasts, the dead letters and the HTTP API.
 func TestProcessorEndToEnd(t *testing.T) {
-	brokers := newCluster(t, 4, "sales")
+	brokers := kafkatest.NewCluster(t, 4, "sales")
 	var msgs []kafka.Message
 	truth := map[string][]float64{} // series -> daily totals, days 0..5
 	for _, sku := range []string{"a", "b", "c"} {
@@ -196,10 +186,10 @@ func TestProcessorEndToEnd(t *testing.T) {
 	}
 	origins := map[string][]string{}
 	for _, m := range forecasts {
-		if err := validate(t, "forecast", m.Value); err != nil {
+		if err := schematest.Validate(t, "forecast", m.Value); err != nil {
 			t.Fatalf("forecast breaks schema/forecast.schema.json: %v\n%s", err, m.Value)
 		}
-		var f ForecastRecord
+		var f pipeline.ForecastRecord
 		if err := json.Unmarshal(m.Value, &f); err != nil {
 			t.Fatalf("forecast is not JSON: %v\n%s", err, m.Value)
 		}
@@ -304,7 +294,7 @@ func TestProcessorEndToEnd(t *testing.T) {
 // checks a new processor over the same state directory counts every event
 // exactly once.
 func TestProcessorResumesFromState(t *testing.T) {
-	brokers := newCluster(t, 2, "sales")
+	brokers := kafkatest.NewCluster(t, 2, "sales")
 	dir := t.TempDir()
 	cfg := testConfig(brokers)
 	var first []kafka.Message
@@ -343,36 +333,38 @@ func TestProcessorResumesFromState(t *testing.T) {
 	}
 }
 
-func TestConfigDefaultsAndErrors(t *testing.T) {
-	if _, err := New(Config{}, nil); err == nil {
-		t.Error("New without brokers succeeded")
-	}
-	for name, cfg := range map[string]Config{
-		"same topics":    {Connection: Connection{Brokers: []string{"x"}}, OutputTopic: "sales"},
-		"bad policy":     {Connection: Connection{Brokers: []string{"x"}}, LatePolicy: "keep"},
-		"bad model":      {Connection: Connection{Brokers: []string{"x"}}, Forecasting: Forecasting{Published: "prophet"}},
-		"missing p90":    {Connection: Connection{Brokers: []string{"x"}}, Forecasting: Forecasting{Model: modelLevels(0.1, 0.5)}},
-		"bad start":      {Connection: Connection{Brokers: []string{"x"}}, StartOffset: "middle"},
-		"negative dedup": {Connection: Connection{Brokers: []string{"x"}}, DedupHorizon: -time.Hour},
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+		edit       func(*Config)
+	}{
+		{"no brokers", "Brokers is required", func(c *Config) { c.Brokers = nil }},
+		{"same topics", "must differ", func(c *Config) { c.OutputTopic = "sales" }},
+		{"no group", "must be set", func(c *Config) { c.Group = "" }},
+		{"bad policy", "LatePolicy", func(c *Config) { c.LatePolicy = "keep" }},
+		{"bad model", "unknown forecaster", func(c *Config) { c.Published = "prophet" }},
+		{"missing p90", "required level 0.9", func(c *Config) { c.Model.Levels = []float64{0.1, 0.5} }},
+		{"bad start", "StartOffset", func(c *Config) { c.StartOffset = "middle" }},
+		{"negative dedup", "DedupHorizon", func(c *Config) { c.DedupHorizon = -time.Hour }},
+		{"zero batch", "BatchSize", func(c *Config) { c.BatchSize = 0 }},
+		{"zero checkpoint cadence", "CheckpointEvery", func(c *Config) { c.CheckpointEvery = 0 }},
+		{"standby without changelog", "Standby needs the changelog", func(c *Config) { c.Standby, c.NoChangelog = true, true }},
+		{"negative lateness", "Lateness", func(c *Config) { c.Window.Lateness = -time.Second }},
 	} {
-		if err := cfg.setDefaults(); err == nil {
-			t.Errorf("%s: setDefaults succeeded", name)
+		cfg := DefaultConfig()
+		cfg.Brokers = []string{"x"}
+		tc.edit(&cfg)
+		if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: validate = %v, want an error containing %q", tc.name, err, tc.want)
 		}
 	}
-	cfg := Config{Connection: Connection{Brokers: []string{"x"}}}
-	if err := cfg.setDefaults(); err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Group != "trendstream" || cfg.InputTopic != "sales" || cfg.OutputTopic != "forecasts" ||
-		cfg.DLQTopic != "sales.dlq" || cfg.Window.Width != window.Day || cfg.Window.Lateness != time.Hour || cfg.Model.Horizon != 28 {
-		t.Errorf("defaults not applied: %+v", cfg)
-	}
-	if _, err := New(cfg, nil); err == nil || !errors.Is(err, err) {
-		t.Error("New without a DB succeeded")
+	cfg := DefaultConfig()
+	cfg.Brokers = []string{"x"}
+	cfg.Window.Lateness, cfg.MaxSeries, cfg.DedupHorizon = 0, 0, 0 // zero means zero
+	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "state DB") {
+		t.Errorf("New without a DB = %v", err)
 	}
 }
-
-func modelLevels(levels ...float64) model.Config { return model.Config{Levels: levels} }
 
 // TestLSTMCheckpointSurvivesRestart publishes LSTM forecasts, restarts the
 // processor over the same state and checks the model continues from its
@@ -386,11 +378,11 @@ func TestLSTMCheckpointSurvivesRestart(t *testing.T) {
 }
 
 func testCheckpointSurvivesRestart(t *testing.T, every int) {
-	brokers := newCluster(t, 1, "sales")
+	brokers := kafkatest.NewCluster(t, 1, "sales")
 	dir := t.TempDir()
 	cfg := testConfig(brokers)
-	cfg.Forecasting = Forecasting{Published: model.NameLSTM, Model: model.Config{Horizon: 7},
-		Learner: model.LearnerConfig{Layers: 1, Hidden: 8, Window: 14, MiniBatch: 4}, CheckpointEvery: every}
+	smallLSTM(&cfg)
+	cfg.CheckpointEvery = every
 	var msgs []kafka.Message
 	for day := range 30 {
 		for _, sku := range []string{"a", "b", "c"} {
@@ -405,7 +397,7 @@ func testCheckpointSurvivesRestart(t *testing.T, every int) {
 	steps := func(msgs []kafka.Message) int {
 		most := 0
 		for _, m := range msgs {
-			var f ForecastRecord
+			var f pipeline.ForecastRecord
 			json.Unmarshal(m.Value, &f)
 			var layers, hidden, n int
 			fmt.Sscanf(f.ModelVersion, "%dx%d/steps=%d", &layers, &hidden, &n)
@@ -424,7 +416,7 @@ func testCheckpointSurvivesRestart(t *testing.T, every int) {
 	rp.stop(t)
 	var after []kafka.Message
 	for _, m := range all {
-		var f ForecastRecord
+		var f pipeline.ForecastRecord
 		json.Unmarshal(m.Value, &f)
 		if f.Origin.After(base.AddDate(0, 0, 18)) {
 			after = append(after, m)
@@ -458,10 +450,9 @@ func testCheckpointSurvivesRestart(t *testing.T, every int) {
 // whose local state fell behind restores the newer one. Every event is
 // counted exactly once throughout.
 func TestChangelogRestore(t *testing.T) {
-	brokers := newCluster(t, 2, "sales")
+	brokers := kafkatest.NewCluster(t, 2, "sales")
 	cfg := testConfig(brokers)
-	cfg.Forecasting = Forecasting{Published: model.NameLSTM, Model: model.Config{Horizon: 7},
-		Learner: model.LearnerConfig{Layers: 1, Hidden: 8, Window: 14, MiniBatch: 4}}
+	smallLSTM(&cfg)
 	day := func(d int) []kafka.Message {
 		var msgs []kafka.Message
 		for _, sku := range []string{"a", "b", "c", "d"} {
@@ -534,9 +525,9 @@ func testutilCounter(c prometheus.Counter) float64 {
 // first leaves, taking its partition over needs no full restore, and every
 // event still counts once.
 func TestStandby(t *testing.T) {
-	brokers := newCluster(t, 2, "sales")
+	brokers := kafkatest.NewCluster(t, 2, "sales")
 	cfg := testConfig(brokers)
-	cfg.Forecasting = Forecasting{Published: "tsb"}
+	cfg.Published = "tsb"
 	skus := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"} // over both partitions
 	days := func(from, to int) []kafka.Message {
 		var msgs []kafka.Message
@@ -577,11 +568,11 @@ func TestStandby(t *testing.T) {
 	aPart := a.p.Partitions()[0]
 	produce(t, brokers, "sales", days(10, 20)...)
 	waitFor(t, 30*time.Second, "the standby to follow the other partition", func() bool {
-		want, err := localOffset(a.db, aPart)
+		want, err := pipeline.LocalOffset(a.db, aPart)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := localOffset(b.db, aPart)
+		got, err := pipeline.LocalOffset(b.db, aPart)
 		return err == nil && got == want && got > 0 && gaugeValue(b.p.m.standbyParts) == 1
 	})
 	full := testutilCounter(b.p.m.restores.WithLabelValues("full"))

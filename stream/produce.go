@@ -10,7 +10,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/trendstream/trendstream/stream/source"
+	"github.com/trendstream/trendstream/source"
 )
 
 // ProduceConfig configures Produce. The zero value of each field but
@@ -37,17 +37,6 @@ type ProduceConfig struct {
 	Progress func(sent int64, due time.Time)
 	// Logger receives warnings. The default discards them.
 	Logger *slog.Logger
-}
-
-// Partition returns the partition of key among n partitions, as Produce
-// and Java clients (murmur2, kcat's murmur2_random) assign it. Backtests
-// use it to split files into partitions exactly as a topic would.
-func Partition(key []byte, n int) int {
-	parts := make([]int, n)
-	for i := range parts {
-		parts[i] = i
-	}
-	return (&kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: key}, parts...)
 }
 
 // Produce writes every record of src to the topic, keyed for murmur2

@@ -11,31 +11,31 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/trendstream/trendstream/model"
+	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/state"
-	"github.com/trendstream/trendstream/window"
 )
 
 // task owns one assigned input partition for one consumer-group
 // generation: it reads the partition from the offset stored in Badger,
 // runs records through its engine, writes forecasts and dead letters, and
 // commits state and the next offset in one Badger transaction per batch.
-// It implements sink for its engine.
+// It is its engine's pipeline.Sink: forecasts and dead letters become
+// Kafka messages, and each published forecast the series' latest in the
+// commit.
 type task struct {
 	proc      *Processor
 	partition int32
 	label     string
 	log       *slog.Logger
-	eng       *engine
-	enc       *forecastEncoder
+	eng       *pipeline.Engine
+	enc       *pipeline.Encoder
 
-	recs    []Record
+	recs    []pipeline.Record
 	out     []kafka.Message
 	arena   []byte // forecast payloads referenced by out
 	batch   state.Batch
 	clmsgs  []kafka.Message
 	key     []byte
-	meta    forecastMeta
 	next    int64 // next input offset committed to Badger, -1 before any
 	skipped int   // learner steps skipped, as last reported
 }
@@ -48,10 +48,10 @@ func newTask(p *Processor, partition int32, gen int32) (*task, error) {
 		log:       p.cfg.Logger.With("partition", partition, "generation", gen),
 	}
 	var err error
-	if t.eng, err = newEngine(p.cfg.engineConfig(), t); err != nil {
+	if t.eng, err = pipeline.NewEngine(p.cfg.Config, t); err != nil {
 		return nil, err
 	}
-	if t.enc, err = newForecastEncoder(t.eng.part.Spec(), p.cfg.Model.Levels, p.cfg.FlatPct); err != nil {
+	if t.enc, err = pipeline.NewEncoder(t.eng.Spec(), p.cfg.Model.Levels, p.cfg.FlatPct); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -75,7 +75,7 @@ func (t *task) run(ctx context.Context) error {
 		}
 		return err
 	}
-	next, err := t.eng.load(t.proc.db, t.partition)
+	next, err := t.eng.Load(t.proc.db, t.partition)
 	if err != nil {
 		return fmt.Errorf("stream: loading partition %d: %w", t.partition, err)
 	}
@@ -88,7 +88,7 @@ func (t *task) run(ctx context.Context) error {
 			from = kafka.LastOffset
 		}
 	}
-	t.log.Info("partition loaded", "series", t.eng.part.Len(), "dedup_ids", t.eng.dedup.len(),
+	t.log.Info("partition loaded", "series", t.eng.Series(), "dedup_ids", t.eng.DedupIDs(),
 		"offset", next, "seconds", time.Since(start).Seconds())
 
 	cfg := &t.proc.cfg
@@ -125,7 +125,7 @@ func (t *task) run(ctx context.Context) error {
 			m.lag.WithLabelValues(t.label).Set(float64(f.lag()))
 		}
 		if ctx.Err() != nil {
-			if len(t.recs) == 0 && t.eng.models.unsaved() {
+			if len(t.recs) == 0 && t.eng.Unsaved() {
 				// No last batch carried the checkpoint: commit it alone.
 				t.batch.Reset()
 				if err := t.commit(wctx, t.next, t.next, true); err != nil && !errors.Is(err, errAbandoned) {
@@ -161,7 +161,7 @@ func (t *task) restore(ctx context.Context) error {
 	}
 	backoff := newBackoff(200*time.Millisecond, 10*time.Second)
 	for {
-		local, err := localOffset(t.proc.db, t.partition)
+		local, err := pipeline.LocalOffset(t.proc.db, t.partition)
 		if err != nil {
 			return fmt.Errorf("stream: reading partition %d's commit point: %w", t.partition, err)
 		}
@@ -182,15 +182,15 @@ func (t *task) restore(ctx context.Context) error {
 func (t *task) processBatch(wctx context.Context, last bool) error {
 	m := t.proc.m
 	t.batch.Reset()
-	t.eng.beginBatch()
-	closes := t.eng.cnt.closes
+	t.eng.BeginBatch()
+	closes := t.eng.Counters().Closes
 	started := time.Now()
 	for i := range t.recs {
-		if err := t.eng.process(&t.recs[i]); err != nil {
+		if err := t.eng.Process(&t.recs[i]); err != nil {
 			return fmt.Errorf("stream: partition %d offset %d: %w", t.partition, t.recs[i].Offset, err)
 		}
 	}
-	if n := t.eng.cnt.closes - closes; n > 0 {
+	if n := t.eng.Counters().Closes - closes; n > 0 {
 		m.closeSeconds.Observe(time.Since(started).Seconds() / float64(n))
 	}
 	if err := t.writeOutputs(wctx); err != nil {
@@ -205,7 +205,7 @@ func (t *task) processBatch(wctx context.Context, last bool) error {
 // checkpoint. The batch's records start at first.
 func (t *task) commit(wctx context.Context, first, next int64, last bool) error {
 	m := t.proc.m
-	if err := t.eng.appendState(&t.batch, t.partition, first, next, last); err != nil {
+	if err := t.eng.AppendState(&t.batch, t.partition, first, next, last); err != nil {
 		return err
 	}
 	if cl := t.proc.changelog; cl != nil {
@@ -231,18 +231,18 @@ func (t *task) commit(wctx context.Context, first, next int64, last bool) error 
 	t.proc.committed(t.partition, next)
 
 	m.batches.Inc()
-	m.add(&t.eng.cnt)
-	models := t.eng.models
-	if skipped := models.learnAll.Skipped - t.skipped; skipped > 0 {
-		t.log.Warn("the LSTM skipped training steps with a non-finite loss or gradient; the model is unchanged by them",
-			"skipped", skipped, "skipped_total", models.learnAll.Skipped)
+	m.add(t.eng.Counters())
+	skipped := t.eng.Learned().Skipped
+	if n := skipped - t.skipped; n > 0 {
+		t.log.Warn("a learner skipped training steps with a non-finite loss or gradient; the model is unchanged by them",
+			"skipped", n, "skipped_total", skipped)
 	}
-	m.addModels(&models.stats, models.learnAll.Skipped-t.skipped)
-	t.skipped = models.learnAll.Skipped
+	m.addModels(t.eng.ModelStats(), skipped-t.skipped)
+	t.skipped = skipped
 	m.offset.WithLabelValues(t.label).Set(float64(next))
-	m.series.WithLabelValues(t.label).Set(float64(t.eng.part.Len()))
-	m.dedupIDs.WithLabelValues(t.label).Set(float64(t.eng.dedup.len()))
-	if wm, ok := t.eng.part.Watermark(); ok {
+	m.series.WithLabelValues(t.label).Set(float64(t.eng.Series()))
+	m.dedupIDs.WithLabelValues(t.label).Set(float64(t.eng.DedupIDs()))
+	if wm, ok := t.eng.Watermark(); ok {
 		m.watermark.WithLabelValues(t.label).Set(float64(wm.UnixNano()) / 1e9)
 	}
 	return nil
@@ -305,9 +305,9 @@ func writeError(err error) error {
 	return fmt.Errorf("%d of %d messages failed: %w", we.Count(), len(we), errors.Join(distinct...))
 }
 
-// deadLetter implements sink: the original bytes go to the dead-letter
-// topic with the reason and origin in headers.
-func (t *task) deadLetter(rec *Record, reason Reason, detail string) error {
+// DeadLetter implements pipeline.Sink: the original bytes go to the
+// dead-letter topic with the reason and origin in headers.
+func (t *task) DeadLetter(rec *pipeline.Record, reason pipeline.Reason, detail string) error {
 	t.out = append(t.out, kafka.Message{
 		Topic: t.proc.cfg.DLQTopic,
 		Key:   rec.Key,
@@ -321,25 +321,18 @@ func (t *task) deadLetter(rec *Record, reason Reason, detail string) error {
 	return nil
 }
 
-// wants implements sink: live processing publishes every close.
-func (t *task) wants(int64) bool { return true }
+// Wants implements pipeline.Sink: live processing publishes every close.
+func (t *task) Wants(int64) bool { return true }
 
-// closed implements sink: the published forecast goes to the output topic
-// and, as the series' latest, into the state batch.
-func (t *task) closed(bucket int64, s *window.Series, fcs []*model.Forecast, pub int) error {
-	t.meta.bucket = bucket
-	t.meta.generatedAt = t.eng.now
-	t.meta.watermark, _ = t.eng.part.Watermark()
-	t.meta.model, t.meta.modelVersion = t.eng.models.names[pub], t.eng.models.version(pub)
+// Closed implements pipeline.Sink: the published forecast goes to the
+// output topic and, as the series' latest, into the state batch.
+func (t *task) Closed(c *pipeline.Close) error {
 	start := len(t.arena)
-	t.arena = t.enc.append(t.arena, s, fcs[pub], &t.meta)
+	t.arena = t.enc.Append(t.arena, c)
 	value := t.arena[start:len(t.arena):len(t.arena)]
-	t.out = append(t.out, kafka.Message{
-		Topic: t.proc.cfg.OutputTopic,
-		Key:   []byte(s.ID()),
-		Value: value,
-	})
-	t.key = state.Key(t.key[:0], t.partition, state.KindForecast, []byte(s.ID()))
+	id := c.Series.ID()
+	t.out = append(t.out, kafka.Message{Topic: t.proc.cfg.OutputTopic, Key: []byte(id), Value: value})
+	t.key = pipeline.ForecastKey(t.key[:0], t.partition, id)
 	t.batch.Set(t.key, value)
 	return nil
 }

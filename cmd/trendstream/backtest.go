@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"runtime/debug"
@@ -15,10 +16,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
 
+	"github.com/trendstream/trendstream/backtest"
 	"github.com/trendstream/trendstream/model"
+	"github.com/trendstream/trendstream/source"
 	"github.com/trendstream/trendstream/stream"
-	"github.com/trendstream/trendstream/stream/source"
 	"github.com/trendstream/trendstream/window"
 )
 
@@ -55,16 +58,17 @@ writes the published forecasts to a topic.`,
 	fs.String("from", "", "with --topic: replay the records with Kafka timestamps from this date or RFC 3339 time on")
 	fs.String("to", "", "with --topic: replay the records with Kafka timestamps before this date or RFC 3339 time")
 	addKafkaFlags(fs)
-	fs.Int("partitions", 1, "partitions a file source is split into")
+	def := backtest.DefaultConfig()
+	fs.Int("partitions", def.Partitions, "partitions a file source is split into")
 	fs.String("origin", "", "fixed origin date, YYYY-MM-DD or RFC 3339 (default: M5's last training day; for events, the last day minus the horizon)")
-	fs.Int("rolling", 112, "origins of the rolling evaluation, ending at the fixed origin")
+	fs.Int("rolling", def.Rolling, "origins of the rolling evaluation, ending at the fixed origin")
 	fs.String("models", strings.Join(append(slices.Clone(model.Baselines), model.NameLSTM), ","), "comma-separated forecasters to evaluate besides the published one")
 	fs.String("report", "", "write the JSON report to this file")
 	fs.String("plots", "", "write PNG charts to this directory")
 	fs.String("html", "", "write the report with its charts as one self-contained HTML page to this file")
 	fs.String("publish", "", "write the published forecasts to this topic (with --brokers)")
 	fs.Bool("quiet", false, "no progress output")
-	addProcessingFlags(fs)
+	addProcessingFlags(fs, def.Config)
 	return cmd
 }
 
@@ -74,30 +78,9 @@ func runBacktest(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	wcfg, err := windowConfig(v)
+	cfg, err := backtestConfig(v, log)
 	if err != nil {
 		return err
-	}
-	fcfg, err := forecastingConfig(v)
-	if err != nil {
-		return err
-	}
-	fcfg.Also = splitList(v.GetString("models"))
-	mcfg := fcfg.Model
-	cfg := stream.BacktestConfig{
-		Window:      wcfg,
-		Forecasting: fcfg,
-		Partitions:  v.GetInt("partitions"),
-		Rolling:     v.GetInt("rolling"),
-		Logger:      log,
-	}
-	if cfg.Rolling < 1 {
-		return fmt.Errorf("--rolling %d: want at least one origin", cfg.Rolling)
-	}
-	if origin := v.GetString("origin"); origin != "" {
-		if cfg.Origin, err = parseDate(origin); err != nil {
-			return fmt.Errorf("--origin: %w", err)
-		}
 	}
 	conn, err := connection(v)
 	if err != nil {
@@ -114,67 +97,22 @@ func runBacktest(cmd *cobra.Command, _ []string) error {
 
 	stages := map[string]float64{}
 	loadStart := time.Now()
-	m5Dir, eventsPath, topic := v.GetString("m5"), v.GetString("events"), v.GetString("topic")
-	var src source.Source
-	total := int64(-1)
-	sourceName := ""
-	switch {
-	case countSet(m5Dir, eventsPath, topic) != 1:
-		return errors.New("give one of --m5, --events and --topic")
-	case m5Dir != "":
-		m, err := source.ReadM5(m5Dir)
-		if err != nil {
-			return fmt.Errorf("--m5: %w", err)
-		}
-		if cfg.Origin.IsZero() {
-			cfg.Origin = m.Date(m.Train - 1)
-		}
-		if cfg.Calendar == nil && m.Calendar != nil {
-			cfg.Calendar, cfg.CalendarStart = m.Calendar, m.FirstDay
-		}
-		_, total, _, _ = openSource("", m5Dir)
-		src, sourceName = m.Events(), "m5:"+m5Dir
-	case eventsPath != "":
-		if cfg.Origin.IsZero() {
-			if cfg.Origin, err = defaultOrigin(eventsPath, mcfg.Horizon, wcfg); err != nil {
-				return err
-			}
-		}
-		f, err := source.OpenFile(eventsPath)
-		if err != nil {
-			return fmt.Errorf("--events: %w", err)
-		}
-		defer f.Close()
-		src, sourceName = f, "events:"+eventsPath
-	default:
-		if cfg.Origin.IsZero() {
-			return errors.New("--topic needs --origin")
-		}
-		sourceName = "topic:" + topic
+	in, err := openReplay(v, &cfg)
+	if err != nil {
+		return err
 	}
-	var rng stream.TopicRange
-	for _, f := range []struct {
-		name string
-		dst  *time.Time
-	}{{"from", &rng.From}, {"to", &rng.To}} {
-		if val := v.GetString(f.name); val != "" {
-			if topic == "" {
-				return fmt.Errorf("--%s selects records of a --topic", f.name)
-			}
-			if *f.dst, err = parseDate(val); err != nil {
-				return fmt.Errorf("--%s: %w", f.name, err)
-			}
-		}
+	if in.close != nil {
+		defer in.close()
 	}
 	stages["load_seconds"] = time.Since(loadStart).Seconds()
 
-	bar := newProgress(log, "replaying", "events", total, v.GetBool("quiet"))
+	bar := newProgress(log, "replaying", "events", in.total, v.GetBool("quiet"))
 	cfg.Progress = func(n int64, t time.Time) { bar.set(n, "event_time", t.Format(time.DateOnly)) }
-	var res *stream.BacktestResult
-	if topic != "" {
-		res, err = stream.BacktestTopic(cmd.Context(), cfg, conn, topic, rng)
+	var res *backtest.Result
+	if in.topic != "" {
+		res, err = backtest.RunTopic(cmd.Context(), cfg, &conn, in.topic, in.rng)
 	} else {
-		res, err = stream.Backtest(cmd.Context(), cfg, src)
+		res, err = backtest.Run(cmd.Context(), cfg, in.src)
 	}
 	if err != nil {
 		return err
@@ -183,7 +121,7 @@ func runBacktest(cmd *cobra.Command, _ []string) error {
 	stages["replay_seconds"] = res.ReplaySeconds
 	stages["evaluate_seconds"] = res.EvaluateSeconds
 
-	rep := newReport(res, cfg, sourceName, v.GetUint64("lstm-seed"))
+	rep := newReport(res, cfg, in.name)
 	printSummary(os.Stdout, rep)
 	outStart := time.Now()
 	if dir := v.GetString("plots"); dir != "" {
@@ -203,14 +141,111 @@ func runBacktest(cmd *cobra.Command, _ []string) error {
 		log.Info("HTML report written", "path", path)
 	}
 	if path := v.GetString("report"); path != "" {
-		b, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
+		if err := writeReport(path, rep); err != nil {
 			return err
 		}
-		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-			return fmt.Errorf("--report: %w", err)
-		}
 		log.Info("report written", "path", path)
+	}
+	return nil
+}
+
+// backtestConfig reads backtest's flags, but for the source's, into a
+// backtest.Config.
+func backtestConfig(v *viper.Viper, log *slog.Logger) (backtest.Config, error) {
+	cfg := backtest.DefaultConfig()
+	var err error
+	if cfg.Config, err = pipelineConfig(v, cfg.Config); err != nil {
+		return cfg, err
+	}
+	cfg.Also = splitList(v.GetString("models"))
+	cfg.Partitions = v.GetInt("partitions")
+	cfg.Rolling = v.GetInt("rolling")
+	cfg.Logger = log
+	if cfg.Rolling < 1 {
+		return cfg, fmt.Errorf("--rolling %d: want at least one origin", cfg.Rolling)
+	}
+	if origin := v.GetString("origin"); origin != "" {
+		if cfg.Origin, err = parseDate(origin); err != nil {
+			return cfg, fmt.Errorf("--origin: %w", err)
+		}
+	}
+	return cfg, nil
+}
+
+// replayInput is what a backtest replays: a file source or a topic range.
+type replayInput struct {
+	src   source.Source
+	close func() error
+	topic string
+	rng   backtest.TopicRange
+	name  string // for the report: "m5:DIR", "events:FILE" or "topic:NAME"
+	total int64  // records, for progress; -1 when unknown
+}
+
+// openReplay opens the source the flags name and fills in the origin (and
+// for M5 data the calendar) the source implies when the flags do not.
+func openReplay(v *viper.Viper, cfg *backtest.Config) (replayInput, error) {
+	in := replayInput{total: -1}
+	m5Dir, eventsPath, topic := v.GetString("m5"), v.GetString("events"), v.GetString("topic")
+	switch {
+	case countSet(m5Dir, eventsPath, topic) != 1:
+		return in, errors.New("give one of --m5, --events and --topic")
+	case m5Dir != "":
+		m, err := source.ReadM5(m5Dir)
+		if err != nil {
+			return in, fmt.Errorf("--m5: %w", err)
+		}
+		if cfg.Origin.IsZero() {
+			cfg.Origin = m.Date(m.Train - 1)
+		}
+		if cfg.Calendar == nil && m.Calendar != nil {
+			cfg.Calendar = dayFlags(m.Calendar, m.FirstDay)
+		}
+		_, in.total, _, _ = openSource("", m5Dir)
+		in.src, in.name = m.Events(), "m5:"+m5Dir
+	case eventsPath != "":
+		if cfg.Origin.IsZero() {
+			var err error
+			if cfg.Origin, err = defaultOrigin(eventsPath, cfg.Model.Horizon, cfg.Window); err != nil {
+				return in, err
+			}
+		}
+		f, err := source.OpenFile(eventsPath)
+		if err != nil {
+			return in, fmt.Errorf("--events: %w", err)
+		}
+		in.src, in.close, in.name = f, f.Close, "events:"+eventsPath
+	default:
+		if cfg.Origin.IsZero() {
+			return in, errors.New("--topic needs --origin")
+		}
+		in.topic, in.name = topic, "topic:"+topic
+	}
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &in.rng.From}, {"to", &in.rng.To}} {
+		if val := v.GetString(f.name); val != "" {
+			if topic == "" {
+				return in, fmt.Errorf("--%s selects records of a --topic", f.name)
+			}
+			var err error
+			if *f.dst, err = parseDate(val); err != nil {
+				return in, fmt.Errorf("--%s: %w", f.name, err)
+			}
+		}
+	}
+	return in, nil
+}
+
+// writeReport writes the JSON report to path.
+func writeReport(path string, rep *report) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("--report: %w", err)
 	}
 	return nil
 }
@@ -303,7 +338,7 @@ type reportRun struct {
 	Stages      map[string]float64 `json:"stages"`
 }
 
-func newReport(res *stream.BacktestResult, cfg stream.BacktestConfig, src string, seed uint64) *report {
+func newReport(res *backtest.Result, cfg backtest.Config, src string) *report {
 	day := func(t time.Time) string {
 		if cfg.Window.Width.String() == "1h" {
 			return t.Format(time.RFC3339)
@@ -328,8 +363,8 @@ func newReport(res *stream.BacktestResult, cfg stream.BacktestConfig, src string
 		FixedOrigin: res.Fixed,
 		Rolling:     rolling,
 		Input: reportInput{Records: res.Records, Accepted: res.Accepted, Duplicates: res.Duplicates,
-			Late: res.Late, DeadLetters: dl, Partitions: cfg.Partitions, Published: cfg.Published},
-		Run: reportRun{Events: res.Records, Forecasts: res.Forecasts, TrainSteps: res.TrainSteps, Seed: seed, Version: buildVersion()},
+			Late: res.Late, DeadLetters: dl, Partitions: res.Partitions, Published: cfg.Published},
+		Run: reportRun{Events: res.Records, Forecasts: res.Forecasts, TrainSteps: res.TrainSteps, Seed: cfg.Learner.Seed, Version: buildVersion()},
 	}
 }
 
@@ -375,7 +410,7 @@ func summaryTable(w io.Writer, ms map[string]model.Metrics) {
 	}
 	slices.SortFunc(names, func(a, b string) int {
 		rank := func(n string) int {
-			if n == stream.NamePublished {
+			if n == backtest.NamePublished {
 				return 1
 			}
 			return 0
@@ -409,7 +444,7 @@ func summaryTable(w io.Writer, ms map[string]model.Metrics) {
 			mark := " "
 			best := true
 			for _, o := range names {
-				if o != stream.NamePublished && c.best(c.get(ms[o])) < c.best(v) {
+				if o != backtest.NamePublished && c.best(c.get(ms[o])) < c.best(v) {
 					best = false
 				}
 			}

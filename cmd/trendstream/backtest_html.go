@@ -5,19 +5,19 @@ import (
 	"os"
 	"slices"
 
+	"github.com/trendstream/trendstream/backtest"
 	"github.com/trendstream/trendstream/console"
 	"github.com/trendstream/trendstream/model"
-	"github.com/trendstream/trendstream/stream"
 )
 
 // writeHTMLReport writes the backtest as one self-contained HTML page in
 // the console's style: the metrics tables, error by horizon and the same
 // traces as the PNG plots, with every model's forecast.
-func writeHTMLReport(path string, rep *report, res *stream.BacktestResult, cfg stream.BacktestConfig) error {
+func writeHTMLReport(path string, rep *report, res *backtest.Result, cfg backtest.Config) error {
 	names := modelNames(res.Fixed)
 	rows := func(ms map[string]model.Metrics) []console.MetricsRow {
 		var out []console.MetricsRow
-		for _, n := range append(slices.Clone(names), stream.NamePublished) {
+		for _, n := range append(slices.Clone(names), backtest.NamePublished) {
 			m, ok := ms[n]
 			if !ok {
 				continue
@@ -42,7 +42,7 @@ func writeHTMLReport(path string, rep *report, res *stream.BacktestResult, cfg s
 		Title: "trendstream backtest",
 		Summary: fmt.Sprintf("%d series over %d buckets of %s from %s, fixed origin %s, horizon %d; source %s.",
 			rep.Dataset.Series, rep.Dataset.Days, rep.Dataset.Bucket, rep.Dataset.FirstDay, rep.Dataset.Origin, rep.Horizon, rep.Dataset.Source),
-		Published: stream.NamePublished,
+		Published: backtest.NamePublished,
 		Horizon:   rep.Horizon,
 		Tables: []console.MetricsTable{
 			{Title: "Fixed origin", Rows: rows(res.Fixed)},
@@ -56,7 +56,7 @@ func writeHTMLReport(path string, rep *report, res *stream.BacktestResult, cfg s
 	}
 	for _, tr := range pickTraces(res.Traces) {
 		ct := console.Trace{Series: tr.Series, History: tr.History, Actual: tr.Actual}
-		for _, n := range append([]string{stream.NamePublished}, names...) {
+		for _, n := range append([]string{backtest.NamePublished}, names...) {
 			if f := tr.Forecasts[n]; f != nil {
 				ct.Forecasts = append(ct.Forecasts, traceForecast(n, f))
 			}

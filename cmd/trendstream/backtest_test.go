@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/trendstream/trendstream/stream/source"
+	"github.com/trendstream/trendstream/source"
 )
 
 // execute runs the CLI in process with args and returns its standard

@@ -13,6 +13,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/trendstream/trendstream/backtest"
 	"github.com/trendstream/trendstream/stream"
 )
 
@@ -66,7 +67,7 @@ func TestScaleOutChaos(t *testing.T) {
 		defer close(followed)
 		for ctx.Err() == nil {
 			stream.Follow(ctx, stream.Connection{Brokers: brokers}, "forecasts", true, func(m stream.Message) {
-				p := stream.Partition(m.Key, partitions)
+				p := backtest.Partition(m.Key, partitions)
 				amu.Lock()
 				arrivals[p] = append(arrivals[p], time.Now())
 				amu.Unlock()

@@ -61,9 +61,9 @@ func TestForecastingFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := []string{"--model", "lstm", "--candidates", "lstm,ma28", "--fallback", "ma28",
-		"--lstm-layers", "1", "--lstm-hidden", "16", "--lstm-window", "28", "--lstm-lr", "0.01",
-		"--lstm-minibatch", "64", "--lstm-epochs", "2", "--lstm-seed", "9",
-		"--lstm-min-steps", "7", "--lstm-refresh", "3", "--lstm-average", "0.9", "--checkpoint-every", "5", "--horizon", "14"}
+		"--learner-layers", "1", "--learner-hidden", "16", "--learner-window", "28", "--learner-lr", "0.01",
+		"--learner-minibatch", "64", "--learner-epochs", "2", "--learner-seed", "9",
+		"--learner-min-steps", "7", "--learner-refresh", "3", "--learner-average", "0.9", "--checkpoint-every", "5", "--horizon", "14"}
 	if err := cmd.ParseFlags(args); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestForecastingFlags(t *testing.T) {
 	}
 }
 
-// TestLSTMAverageFlag checks that --lstm-average 0 turns averaging off
+// TestLSTMAverageFlag checks that --learner-average 0 turns averaging off
 // (LearnerConfig's zero would be its default) and that values outside
 // [0, 1) are refused.
 func TestLSTMAverageFlag(t *testing.T) {
@@ -113,16 +113,16 @@ func TestLSTMAverageFlag(t *testing.T) {
 	}{
 		{arg: "0.99", want: 0.99},
 		{arg: "0", want: -1},
-		{arg: "1", wantErr: "--lstm-average 1 outside [0, 1)"},
-		{arg: "-0.5", wantErr: "--lstm-average -0.5 outside [0, 1)"},
-		{arg: "NaN", wantErr: "--lstm-average NaN outside [0, 1)"},
+		{arg: "1", wantErr: "--learner-average 1 outside [0, 1)"},
+		{arg: "-0.5", wantErr: "--learner-average -0.5 outside [0, 1)"},
+		{arg: "NaN", wantErr: "--learner-average NaN outside [0, 1)"},
 	} {
 		t.Run(tc.arg, func(t *testing.T) {
 			cmd, _, err := newRoot().Find([]string{"run"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := cmd.ParseFlags([]string{"--lstm-average", tc.arg}); err != nil {
+			if err := cmd.ParseFlags([]string{"--learner-average", tc.arg}); err != nil {
 				t.Fatal(err)
 			}
 			v, err := settings(cmd)
@@ -156,11 +156,11 @@ func TestSettingsTypes(t *testing.T) {
 		file    string
 		wantErr string
 	}{
-		{name: "valid values", env: map[string]string{"TRENDSTREAM_LSTM_AVERAGE": "0.99", "TRENDSTREAM_LSTM_HIDDEN": "16"}, file: "lateness: 2h\nchangelog: false\n"},
-		{name: "float typo", env: map[string]string{"TRENDSTREAM_LSTM_AVERAGE": "0,99"}, wantErr: "--lstm-average from TRENDSTREAM_LSTM_AVERAGE or the config file: 0,99 is not a valid float64"},
-		{name: "word for a float", env: map[string]string{"TRENDSTREAM_LSTM_AVERAGE": "off"}, wantErr: "--lstm-average"},
-		{name: "int", env: map[string]string{"TRENDSTREAM_LSTM_HIDDEN": "12x"}, wantErr: "--lstm-hidden"},
-		{name: "negative uint64", env: map[string]string{"TRENDSTREAM_LSTM_SEED": "-3"}, wantErr: "--lstm-seed"},
+		{name: "valid values", env: map[string]string{"TRENDSTREAM_LEARNER_AVERAGE": "0.99", "TRENDSTREAM_LEARNER_HIDDEN": "16"}, file: "lateness: 2h\nchangelog: false\n"},
+		{name: "float typo", env: map[string]string{"TRENDSTREAM_LEARNER_AVERAGE": "0,99"}, wantErr: "--learner-average from TRENDSTREAM_LEARNER_AVERAGE or the config file: 0,99 is not a valid float64"},
+		{name: "word for a float", env: map[string]string{"TRENDSTREAM_LEARNER_AVERAGE": "off"}, wantErr: "--learner-average"},
+		{name: "int", env: map[string]string{"TRENDSTREAM_LEARNER_HIDDEN": "12x"}, wantErr: "--learner-hidden"},
+		{name: "negative uint64", env: map[string]string{"TRENDSTREAM_LEARNER_SEED": "-3"}, wantErr: "--learner-seed"},
 		{name: "duration in the file", file: "lateness: soon\n", wantErr: "--lateness from TRENDSTREAM_LATENESS or the config file: soon is not a valid duration"},
 		{name: "bool in the file", file: "changelog: maybe\n", wantErr: "--changelog"},
 	} {

@@ -24,6 +24,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/trendstream/trendstream/backtest"
+	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/stream"
 )
 
@@ -346,7 +348,7 @@ func TestConsoleBrowser(t *testing.T) {
 	a := insts[0]
 	var aParts []int
 	ownerOf := func(id string) *instance {
-		if slices.Contains(aParts, stream.Partition([]byte(id), 4)) {
+		if slices.Contains(aParts, backtest.Partition([]byte(id), 4)) {
 			return insts[0]
 		}
 		return insts[1]
@@ -481,7 +483,7 @@ func TestConsoleBrowser(t *testing.T) {
 		if err := json.Unmarshal(body, &api); err != nil {
 			t.Fatal(err)
 		}
-		var fc stream.ForecastRecord
+		var fc pipeline.ForecastRecord
 		if err := json.Unmarshal(api.Forecast, &fc); err != nil {
 			t.Fatalf("the API has no forecast for %s: %v", id, err)
 		}
@@ -558,7 +560,7 @@ func TestConsoleBrowser(t *testing.T) {
 				unknown = id
 			}
 		}
-		part := stream.Partition([]byte(elsewhere), 4)
+		part := backtest.Partition([]byte(elsewhere), 4)
 		if status := b.open("http://" + a.addr + "/series/" + elsewhere); status != 404 ||
 			!strings.Contains(eval[string](b, `document.getElementById('message').textContent`), fmt.Sprintf("partition %d, which another instance", part)) {
 			t.Errorf("%s on the other instance's console: status %d, %q", elsewhere, status, eval[string](b, `document.body.innerText`))

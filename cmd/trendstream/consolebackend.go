@@ -15,7 +15,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/trendstream/trendstream/backtest"
 	"github.com/trendstream/trendstream/console"
+	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/state"
 	"github.com/trendstream/trendstream/stream"
 )
@@ -122,7 +124,7 @@ func (b *consoleBackend) Series(ctx context.Context, store, sku string) (*consol
 	}
 	if !known {
 		if n := b.parts.get(ctx); n > 0 {
-			if p := int32(stream.Partition([]byte(id), n)); !b.proc.Owns(p) {
+			if p := int32(backtest.Partition([]byte(id), n)); !b.proc.Owns(p) {
 				return nil, b.notOwned(id, p)
 			}
 		}
@@ -149,10 +151,7 @@ func (b *consoleBackend) notOwned(id string, part int32) error {
 
 // indexed looks a series' partition up in the state store's index.
 func (b *consoleBackend) indexed(id string) (part int32, found bool, err error) {
-	found, err = b.db.Get(state.IndexKey(nil, []byte(id)), func(v []byte) (err error) {
-		part, err = state.ParsePartition(v)
-		return err
-	})
+	part, found, err = pipeline.SeriesPartition(b.db, []byte(id))
 	if err != nil {
 		return 0, false, fmt.Errorf("looking up series %q: %w", id, err)
 	}
@@ -171,7 +170,7 @@ func consoleSeries(store, sku string, resp *stream.SeriesResponse) (*console.Ser
 	if len(resp.Forecast) == 0 || string(resp.Forecast) == "null" {
 		return s, nil
 	}
-	var f stream.ForecastRecord
+	var f pipeline.ForecastRecord
 	if err := json.Unmarshal(resp.Forecast, &f); err != nil {
 		return nil, fmt.Errorf("decoding the forecast of %q: %w", resp.Series, err)
 	}
@@ -195,22 +194,17 @@ func (b *consoleBackend) Search(ctx context.Context, store, skuPrefix string, li
 	}
 	var refs []console.SeriesRef
 	more := false
-	idx := state.IndexKey(nil, nil)
-	err := b.db.Scan(state.IndexKey(nil, []byte(prefix)), func(key, value []byte) error {
+	err := pipeline.ScanSeries(b.db, []byte(prefix), func(id []byte, part int32) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		st, sku, ok := strings.Cut(string(key[len(idx):]), "/")
+		st, sku, ok := strings.Cut(string(id), "/")
 		if !ok || !strings.HasPrefix(sku, skuPrefix) {
 			return nil
 		}
 		if len(refs) == limit {
 			more = true
 			return errEnough
-		}
-		part, err := state.ParsePartition(value)
-		if err != nil {
-			return err
 		}
 		refs = append(refs, console.SeriesRef{Store: st, SKU: sku, Partition: part, Owned: b.proc.Owns(part)})
 		return nil

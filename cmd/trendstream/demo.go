@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
 
+	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/stream"
 )
 
@@ -37,103 +39,7 @@ While it runs, the topics can be watched with kcat or trendstream tail, and
 the processor's HTTP API answers; the addresses are printed at start.
 --duration 0 runs until interrupted.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, log, err := setup(cmd)
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			if d := v.GetDuration("duration"); d > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, d)
-				defer cancel()
-			}
-
-			broker, err := startBroker(v.GetString("listen"), v.GetInt("partitions"), log)
-			if err != nil && isAddrInUse(err) {
-				log.Warn("broker address in use, picking a free port", "addr", v.GetString("listen"))
-				broker, err = startBroker("127.0.0.1:0", v.GetInt("partitions"), log)
-			}
-			if err != nil {
-				return err
-			}
-			defer broker.Close()
-			brokers := broker.ListenAddrs()
-
-			stateDir := v.GetString("state-dir")
-			if stateDir == "" {
-				if stateDir, err = os.MkdirTemp("", "trendstream-demo-"); err != nil {
-					return err
-				}
-				defer os.RemoveAll(stateDir)
-			}
-			wcfg, err := windowConfig(v)
-			if err != nil {
-				return err
-			}
-			fcfg, err := forecastingConfig(v)
-			if err != nil {
-				return err
-			}
-			cfg := stream.Config{
-				Connection:  stream.Connection{Brokers: brokers},
-				Partitions:  v.GetInt("partitions"),
-				Window:      wcfg,
-				Forecasting: fcfg,
-				// The generator runs ahead of the clock.
-				Limits:         stream.Limits{MaxFuture: -1},
-				CommitInterval: time.Second,
-				Logger:         log,
-			}
-			reg := newRegistry()
-			web, err := readWebConfig(v, v.GetString("http-addr"))
-			if err != nil {
-				return err
-			}
-			svc, err := startService(log, cfg, stateDir, web, reg)
-			if err != nil && isAddrInUse(err) {
-				log.Warn("HTTP address in use, picking a free port", "addr", web.Addr)
-				web.Addr = "127.0.0.1:0"
-				svc, err = startService(log, cfg, stateDir, web, reg)
-			}
-			if err != nil {
-				return err
-			}
-			gen, paceFrom, err := newGenerator(v)
-			if err != nil {
-				return err
-			}
-			cfg = svc.proc.Config()
-
-			view := newLiveView(svc.proc, reg, v.GetInt("rows"))
-			fmt.Fprintf(os.Stderr, `trendstream demo
-  broker (in memory): %[1]s
-  HTTP:               %[2]s/metrics, %[2]s/readyz, %[2]s/v1/series/S01/SKU-0001
-%[4]s  watch forecasts:    kcat -C -b %[1]s -t forecasts -o end    or    go run ./cmd/trendstream tail --brokers %[1]s
-  watch dead letters: kcat -C -b %[1]s -t sales.dlq -f '%%h %%s\n'
-  state:              %[3]s
-`, brokers[0], svc.baseURL(), stateDir, consoleLine(svc))
-
-			g, gctx := errgroup.WithContext(ctx)
-			g.Go(func() error { return svc.run(gctx) })
-			g.Go(func() error {
-				_, err := stream.Produce(gctx, stream.ProduceConfig{Connection: cfg.Connection, Topic: cfg.InputTopic,
-					Partitions: cfg.Partitions, Speed: v.GetFloat64("speed"), PaceFrom: paceFrom, Logger: log}, gen)
-				return err
-			})
-			g.Go(func() error {
-				return followWhenReady(gctx, cfg.Connection, cfg.OutputTopic, view.forecast)
-			})
-			g.Go(func() error {
-				return followWhenReady(gctx, cfg.Connection, cfg.DLQTopic, view.deadLetter)
-			})
-			g.Go(func() error { view.show(gctx, os.Stdout); return nil })
-			err = g.Wait()
-			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-				err = nil
-			}
-			return err
-		},
+		RunE: runDemo,
 	}
 	fs := cmd.Flags()
 	fs.Duration("duration", 0, "stop after this long; 0 runs until interrupted")
@@ -143,9 +49,106 @@ the processor's HTTP API answers; the addresses are printed at start.
 	addHTTPFlags(fs)
 	fs.String("state-dir", "", "state directory; a temporary one, removed at exit, by default")
 	fs.Int("rows", 12, "series shown in the live table")
-	addProcessingFlags(fs)
+	addProcessingFlags(fs, demoConfig().Config)
 	addGeneratorFlags(fs, generatorDefaults{skus: 8, outOfOrder: 0.02, late: 0.002, duplicate: 0.01, malformed: 0.002})
 	return cmd
+}
+
+// demoConfig returns the processor defaults of the demo: the generator
+// runs ahead of the clock, and group offsets are reported every second.
+func demoConfig() stream.Config {
+	cfg := stream.DefaultConfig()
+	cfg.Limits.MaxFuture = -1
+	cfg.CommitInterval = time.Second
+	return cfg
+}
+
+func runDemo(cmd *cobra.Command, _ []string) error {
+	v, log, err := setup(cmd)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	if d := v.GetDuration("duration"); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	broker, err := startBroker(v.GetString("listen"), v.GetInt("partitions"), log)
+	if err != nil && isAddrInUse(err) {
+		log.Warn("broker address in use, picking a free port", "addr", v.GetString("listen"))
+		broker, err = startBroker("127.0.0.1:0", v.GetInt("partitions"), log)
+	}
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	brokers := broker.ListenAddrs()
+
+	stateDir := v.GetString("state-dir")
+	if stateDir == "" {
+		if stateDir, err = os.MkdirTemp("", "trendstream-demo-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(stateDir)
+	}
+	cfg := demoConfig()
+	if cfg.Config, err = pipelineConfig(v, cfg.Config); err != nil {
+		return err
+	}
+	cfg.Connection = stream.Connection{Brokers: brokers}
+	cfg.Partitions = v.GetInt("partitions")
+	cfg.Logger = log
+	reg := newRegistry()
+	web, err := readWebConfig(v, v.GetString("http-addr"))
+	if err != nil {
+		return err
+	}
+	svc, err := startDemoService(log, cfg, stateDir, web, reg)
+	if err != nil {
+		return err
+	}
+	gen, paceFrom, err := newGenerator(v)
+	if err != nil {
+		return err
+	}
+	cfg = svc.proc.Config()
+	view := newLiveView(svc.proc, reg, v.GetInt("rows"))
+	fmt.Fprintf(os.Stderr, `trendstream demo
+  broker (in memory): %[1]s
+  HTTP:               %[2]s/metrics, %[2]s/readyz, %[2]s/v1/series/S01/SKU-0001
+%[4]s  watch forecasts:    kcat -C -b %[1]s -t forecasts -o end    or    go run ./cmd/trendstream tail --brokers %[1]s
+  watch dead letters: kcat -C -b %[1]s -t sales.dlq -f '%%h %%s\n'
+  state:              %[3]s
+`, brokers[0], svc.baseURL(), stateDir, consoleLine(svc))
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return svc.run(gctx) })
+	g.Go(func() error {
+		_, err := stream.Produce(gctx, stream.ProduceConfig{Connection: cfg.Connection, Topic: cfg.InputTopic,
+			Partitions: cfg.Partitions, Speed: v.GetFloat64("speed"), PaceFrom: paceFrom, Logger: log}, gen)
+		return err
+	})
+	g.Go(func() error { return followWhenReady(gctx, cfg.Connection, cfg.OutputTopic, view.forecast) })
+	g.Go(func() error { return followWhenReady(gctx, cfg.Connection, cfg.DLQTopic, view.deadLetter) })
+	g.Go(func() error { view.show(gctx, os.Stdout); return nil })
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		err = nil
+	}
+	return err
+}
+
+// startDemoService starts the processor's service on web.Addr, or on a
+// free port when that is taken.
+func startDemoService(log *slog.Logger, cfg stream.Config, stateDir string, web webConfig, reg *prometheus.Registry) (*service, error) {
+	svc, err := startService(log, cfg, stateDir, web, reg)
+	if err != nil && isAddrInUse(err) {
+		log.Warn("HTTP address in use, picking a free port", "addr", web.Addr)
+		web.Addr = "127.0.0.1:0"
+		svc, err = startService(log, cfg, stateDir, web, reg)
+	}
+	return svc, err
 }
 
 func isAddrInUse(err error) bool {
@@ -175,17 +178,17 @@ type liveView struct {
 	rows int
 
 	mu        sync.Mutex
-	latest    map[string]*stream.ForecastRecord
+	latest    map[string]*pipeline.ForecastRecord
 	forecasts int
 	dlq       map[string]int
 }
 
 func newLiveView(proc *stream.Processor, reg *prometheus.Registry, rows int) *liveView {
-	return &liveView{proc: proc, reg: reg, rows: rows, latest: map[string]*stream.ForecastRecord{}, dlq: map[string]int{}}
+	return &liveView{proc: proc, reg: reg, rows: rows, latest: map[string]*pipeline.ForecastRecord{}, dlq: map[string]int{}}
 }
 
 func (l *liveView) forecast(m stream.Message) {
-	var f stream.ForecastRecord
+	var f pipeline.ForecastRecord
 	if json.Unmarshal(m.Value, &f) != nil {
 		return
 	}
@@ -234,7 +237,7 @@ func (l *liveView) show(ctx context.Context, w *os.File) {
 
 func (l *liveView) render(w io.Writer) {
 	l.mu.Lock()
-	fcs := make([]*stream.ForecastRecord, 0, len(l.latest))
+	fcs := make([]*pipeline.ForecastRecord, 0, len(l.latest))
 	for _, f := range l.latest {
 		fcs = append(fcs, f)
 	}
@@ -245,7 +248,7 @@ func (l *liveView) render(w io.Writer) {
 	}
 	l.mu.Unlock()
 	slices.Sort(dlq)
-	slices.SortFunc(fcs, func(a, b *stream.ForecastRecord) int {
+	slices.SortFunc(fcs, func(a, b *pipeline.ForecastRecord) int {
 		return cmp.Or(cmp.Compare(b.Steps[0].Mean, a.Steps[0].Mean), strings.Compare(a.Series, b.Series))
 	})
 

@@ -26,7 +26,9 @@ func registeredMetrics(t testing.TB) []string {
 	}
 	defer db.Close()
 	reg := prometheus.NewRegistry()
-	if _, err := stream.New(stream.Config{Connection: stream.Connection{Brokers: []string{"x"}}, Registerer: reg}, db); err != nil {
+	cfg := stream.DefaultConfig()
+	cfg.Brokers, cfg.Registerer = []string{"x"}, reg
+	if _, err := stream.New(cfg, db); err != nil {
 		t.Fatal(err)
 	}
 	mfs, err := reg.Gather()

@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/trendstream/trendstream/source"
 	"github.com/trendstream/trendstream/stream"
-	"github.com/trendstream/trendstream/stream/source"
 )
 
 func generateCmd() *cobra.Command {

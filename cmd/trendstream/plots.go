@@ -14,8 +14,8 @@ import (
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 
+	"github.com/trendstream/trendstream/backtest"
 	"github.com/trendstream/trendstream/model"
-	"github.com/trendstream/trendstream/stream"
 )
 
 // writePlots writes the backtest's charts to dir as PNG files: error by
@@ -23,7 +23,7 @@ import (
 // and forecast against actual with the 10-90% band for the highest-volume
 // series and the three highest-volume intermittent ones. It returns the
 // files written.
-func writePlots(dir string, res *stream.BacktestResult, cfg stream.BacktestConfig) ([]string, error) {
+func writePlots(dir string, res *backtest.Result, cfg backtest.Config) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -87,7 +87,7 @@ func writePlots(dir string, res *stream.BacktestResult, cfg stream.BacktestConfi
 	}
 
 	for _, tr := range pickTraces(res.Traces) {
-		p, err := tracePlot(tr, stream.NamePublished)
+		p, err := tracePlot(tr, backtest.NamePublished)
 		if err != nil {
 			return nil, err
 		}
@@ -102,7 +102,7 @@ func writePlots(dir string, res *stream.BacktestResult, cfg stream.BacktestConfi
 func modelNames(ms map[string]model.Metrics) []string {
 	var names []string
 	for n := range ms {
-		if n != stream.NamePublished {
+		if n != backtest.NamePublished {
 			names = append(names, n)
 		}
 	}
@@ -126,8 +126,8 @@ func addLine(p *plot.Plot, name string, pts plotter.XYs, i int) error {
 
 // pickTraces returns the highest-volume series and the three highest-volume
 // intermittent ones (at least half their history zero).
-func pickTraces(traces []stream.Trace) []stream.Trace {
-	volume := func(tr stream.Trace) float64 {
+func pickTraces(traces []backtest.Trace) []backtest.Trace {
+	volume := func(tr backtest.Trace) float64 {
 		var v float64
 		for _, y := range tr.History {
 			v += y
@@ -135,8 +135,8 @@ func pickTraces(traces []stream.Trace) []stream.Trace {
 		return v
 	}
 	sorted := slices.Clone(traces)
-	slices.SortStableFunc(sorted, func(a, b stream.Trace) int { return cmp.Compare(volume(b), volume(a)) })
-	var out []stream.Trace
+	slices.SortStableFunc(sorted, func(a, b backtest.Trace) int { return cmp.Compare(volume(b), volume(a)) })
+	var out []backtest.Trace
 	if len(sorted) > 0 {
 		out = append(out, sorted[0])
 	}
@@ -156,7 +156,7 @@ func pickTraces(traces []stream.Trace) []stream.Trace {
 
 // tracePlot draws a series' history, the actuals after the origin and the
 // published forecast with its 10-90% band.
-func tracePlot(tr stream.Trace, published string) (*plot.Plot, error) {
+func tracePlot(tr backtest.Trace, published string) (*plot.Plot, error) {
 	f := tr.Forecasts[published]
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("%s: %s forecast at the fixed origin (step 0)", tr.Series, published)

@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/trendstream/trendstream/source"
 	"github.com/trendstream/trendstream/stream"
-	"github.com/trendstream/trendstream/stream/source"
 )
 
 func produceCmd() *cobra.Command {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,11 +19,9 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/trendstream/trendstream/console"
-	"github.com/trendstream/trendstream/model"
+	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/state"
 	"github.com/trendstream/trendstream/stream"
-	"github.com/trendstream/trendstream/stream/source"
-	"github.com/trendstream/trendstream/window"
 )
 
 func runCmd() *cobra.Command {
@@ -65,34 +61,35 @@ over TLS, --http-token-file requires a bearer token (or a console sign-in).`,
 			return svc.run(cmd.Context())
 		},
 	}
+	def := stream.DefaultConfig()
 	fs := cmd.Flags()
 	addKafkaFlags(fs)
-	fs.String("group", "trendstream", "consumer group id")
-	fs.String("input-topic", "sales", "topic of sales events")
-	fs.String("output-topic", "forecasts", "topic forecasts are published to")
-	fs.String("dlq-topic", "sales.dlq", "topic rejected records are sent to")
-	fs.Int("partitions", 8, "partitions of the input topic if run creates it")
-	fs.Bool("create-topics", true, "create missing input, output, dead-letter and changelog topics at start-up")
-	fs.Bool("changelog", true, "mirror every partition's state to a compacted changelog topic and restore moved partitions from it")
-	fs.String("changelog-topic", "", "changelog topic (default: the group id followed by .changelog)")
-	fs.Bool("standby", false, "keep the partitions other instances own warm from the changelog, so taking one over restores only its latest records")
-	fs.Duration("standby-interval", 5*time.Second, "how often standby partitions catch up with the changelog")
+	fs.String("group", def.Group, "consumer group id")
+	fs.String("input-topic", def.InputTopic, "topic of sales events")
+	fs.String("output-topic", def.OutputTopic, "topic forecasts are published to")
+	fs.String("dlq-topic", def.DLQTopic, "topic rejected records are sent to")
+	fs.Int("partitions", def.Partitions, "partitions of the input topic if run creates it")
+	fs.Bool("create-topics", !def.NoCreateTopics, "create missing input, output, dead-letter and changelog topics at start-up")
+	fs.Bool("changelog", !def.NoChangelog, "mirror every partition's state to a compacted changelog topic and restore moved partitions from it")
+	fs.String("changelog-topic", def.ChangelogTopic, "changelog topic (default: the group id followed by .changelog)")
+	fs.Bool("standby", def.Standby, "keep the partitions other instances own warm from the changelog, so taking one over restores only its latest records")
+	fs.Duration("standby-interval", def.StandbyInterval, "how often standby partitions catch up with the changelog")
 	fs.String("state-dir", "./data", "directory of the Badger state store")
 	fs.String("http-addr", "127.0.0.1:8080", "address of the HTTP API, health checks and metrics")
 	addHTTPFlags(fs)
-	addProcessingFlags(fs)
-	fs.String("late-policy", "dlq", "what happens to events behind the watermark: dlq or drop (both counted)")
-	fs.Duration("dedup-horizon", 48*time.Hour, "event time during which a repeated event_id is dropped as a duplicate")
-	fs.Float64("min-qty", 0, "smallest accepted quantity (negative accepts returns)")
-	fs.Float64("max-qty", 1e6, "largest accepted quantity")
-	fs.Duration("max-future", 24*time.Hour, "how far past the wall clock an event time may be (negative disables)")
-	fs.Int("max-bytes", 4096, "largest accepted event payload in bytes")
-	fs.String("start-offset", "earliest", "where a partition without local state starts: earliest or latest")
-	fs.Int("checkpoint-every", 1, "bucket closes between checkpoints of the LSTM into a partition's state commit (revocation and shutdown always checkpoint)")
-	fs.Int("max-series", 100000, "series kept in memory per partition; the least recently updated beyond it are evicted to the state store until their next event (0: no cap)")
-	fs.Int("batch-size", 50000, "most records processed per state commit")
-	fs.Duration("batch-wait", 100*time.Millisecond, "how long a batch waits for more records once it has one")
-	fs.Duration("session-timeout", 10*time.Second, "consumer group session timeout: how soon a crashed member's partitions move")
+	addProcessingFlags(fs, def.Config)
+	fs.String("late-policy", string(def.LatePolicy), "what happens to events behind the watermark: dlq or drop (both counted)")
+	fs.Duration("dedup-horizon", def.DedupHorizon, "event time during which a repeated event_id is dropped as a duplicate")
+	fs.Float64("min-qty", def.Limits.MinQty, "smallest accepted quantity (negative accepts returns)")
+	fs.Float64("max-qty", def.Limits.MaxQty, "largest accepted quantity")
+	fs.Duration("max-future", def.Limits.MaxFuture, "how far past the wall clock an event time may be (negative disables)")
+	fs.Int("max-bytes", def.Limits.MaxBytes, "largest accepted event payload in bytes")
+	fs.String("start-offset", string(def.StartOffset), "where a partition without local state starts: earliest or latest")
+	fs.Int("checkpoint-every", def.CheckpointEvery, "bucket closes between checkpoints of the learners into a partition's state commit (revocation and shutdown always checkpoint)")
+	fs.Int("max-series", def.MaxSeries, "series kept in memory per partition; the least recently updated beyond it are evicted to the state store until their next event (0: no cap)")
+	fs.Int("batch-size", def.BatchSize, "most records processed per state commit")
+	fs.Duration("batch-wait", def.BatchWait, "how long a batch waits for more records once it has one")
+	fs.Duration("session-timeout", def.SessionTimeout, "consumer group session timeout: how soon a crashed member's partitions move")
 	fs.Bool("pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address")
 	return cmd
 }
@@ -142,156 +139,40 @@ func connection(v *viper.Viper) (stream.Connection, error) {
 	return stream.Connection{Brokers: brokers, TLS: tc, SASL: mech}, nil
 }
 
-// addProcessingFlags adds the windowing and forecasting flags shared by
-// run, demo and backtest.
-func addProcessingFlags(fs *pflag.FlagSet) {
-	fs.String("bucket", "1d", "bucket width: 1h, 1d or 1w")
-	fs.String("timezone", "UTC", "IANA time zone buckets align to")
-	fs.Duration("lateness", time.Hour, "allowed lateness: the watermark trails the newest event time by this much")
-	fs.Int("history", 0, "closed buckets kept per series, at least 28; 0 keeps what the forecasters need (84, or 112 with the LSTM)")
-	fs.Int("horizon", 28, "buckets forecast")
-	fs.String("quantiles", "0.1,0.5,0.9", "comma-separated quantile levels; must include 0.1, 0.5 and 0.9")
-	fs.String("model", stream.NameAuto, "published forecaster: auto (per series, the candidates' means weighted by recent accuracy and the best recent quantiles), lstm, naive, seasonal_naive, ma28, ets or tsb")
-	fs.String("candidates", "lstm,tsb,ma28", "comma-separated forecasters auto combines")
-	fs.String("fallback", model.NameTSB, "candidate auto publishes alone until the candidates have been scored")
-	fs.Int("lstm-layers", 2, "LSTM layers (1 or 2)")
-	fs.Int("lstm-hidden", 32, "LSTM hidden units per layer")
-	fs.Int("lstm-window", 56, "LSTM input window in buckets")
-	fs.Float64("lstm-lr", 3e-3, "LSTM Adam learning rate")
-	fs.Int("lstm-minibatch", 512, "LSTM examples per optimizer step")
-	fs.Int("lstm-epochs", 1, "LSTM passes over the examples of each bucket close")
-	fs.Uint64("lstm-seed", 1, "LSTM initialization and shuffling seed")
-	fs.Int64("lstm-min-steps", 50, "optimizer steps the LSTM takes before auto may use it")
-	fs.Float64("lstm-average", 0.995, "decay per optimizer step of the moving average of the LSTM's weights that forecasts use, in [0, 1) (0: the latest weights)")
-	fs.Int("lstm-refresh", 7, "buckets between full runs of a series' LSTM window; in between a forecast steps the carried state (1: always full)")
-	fs.String("calendar", "", "M5-format calendar.csv whose event and SNAP flags the LSTM sees")
-}
-
-// windowConfig reads the bucketing flags.
-func windowConfig(v *viper.Viper) (window.Config, error) {
-	w, err := window.ParseWidth(v.GetString("bucket"))
-	if err != nil {
-		return window.Config{}, fmt.Errorf("--bucket: %w", err)
-	}
-	loc, err := time.LoadLocation(v.GetString("timezone"))
-	if err != nil {
-		return window.Config{}, fmt.Errorf("--timezone: %w", err)
-	}
-	lateness := v.GetDuration("lateness")
-	if lateness == 0 {
-		// Zero means the default to window.Config; a literal zero lateness
-		// is a nanosecond here.
-		lateness = time.Nanosecond
-	}
-	return window.Config{Width: w, Location: loc, Lateness: lateness, History: v.GetInt("history")}, nil
-}
-
-// forecastingConfig reads the forecasting flags.
-func forecastingConfig(v *viper.Viper) (stream.Forecasting, error) {
-	mcfg, err := modelConfig(v)
-	if err != nil {
-		return stream.Forecasting{}, err
-	}
-	avg := v.GetFloat64("lstm-average")
-	switch {
-	case !(avg >= 0 && avg < 1):
-		return stream.Forecasting{}, fmt.Errorf("--lstm-average %v outside [0, 1)", avg)
-	case avg == 0:
-		avg = -1 // LearnerConfig's zero is the default
-	}
-	f := stream.Forecasting{
-		Model:           mcfg,
-		Published:       v.GetString("model"),
-		Candidates:      splitList(v.GetString("candidates")),
-		Fallback:        v.GetString("fallback"),
-		LearnerMinSteps: v.GetInt64("lstm-min-steps"),
-		Learner: model.LearnerConfig{
-			Layers:        v.GetInt("lstm-layers"),
-			Hidden:        v.GetInt("lstm-hidden"),
-			Window:        v.GetInt("lstm-window"),
-			LearningRate:  v.GetFloat64("lstm-lr"),
-			MiniBatch:     v.GetInt("lstm-minibatch"),
-			StepsPerClose: v.GetInt("lstm-epochs"),
-			Refresh:       v.GetInt("lstm-refresh"),
-			Average:       avg,
-			Seed:          v.GetUint64("lstm-seed"),
-		},
-	}
-	if path := v.GetString("calendar"); path != "" {
-		cal, first, err := source.ReadM5Calendar(path)
-		if err != nil {
-			return f, fmt.Errorf("--calendar: %w", err)
-		}
-		f.Calendar, f.CalendarStart = cal, first
-	}
-	return f, nil
-}
-
-// modelConfig reads the horizon and quantile flags.
-func modelConfig(v *viper.Viper) (model.Config, error) {
-	var levels []float64
-	for _, s := range splitList(v.GetString("quantiles")) {
-		q, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return model.Config{}, fmt.Errorf("--quantiles: %w", err)
-		}
-		levels = append(levels, q)
-	}
-	cfg := model.Config{Horizon: v.GetInt("horizon"), Levels: levels}
-	if cfg.Horizon < 1 {
-		return cfg, fmt.Errorf("--horizon %d is below 1", cfg.Horizon)
-	}
-	return cfg, cfg.Validate()
-}
-
 // processorConfig reads run's flags into a stream.Config.
 func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
-	wcfg, err := windowConfig(v)
-	if err != nil {
-		return stream.Config{}, err
+	cfg := stream.DefaultConfig()
+	var err error
+	if cfg.Config, err = pipelineConfig(v, cfg.Config); err != nil {
+		return cfg, err
 	}
-	fcfg, err := forecastingConfig(v)
-	if err != nil {
-		return stream.Config{}, err
+	if cfg.Connection, err = connection(v); err != nil {
+		return cfg, err
 	}
-	fcfg.CheckpointEvery = v.GetInt("checkpoint-every")
-	conn, err := connection(v)
-	if err != nil {
-		return stream.Config{}, err
-	}
-	maxFuture := v.GetDuration("max-future")
-	if maxFuture == 0 {
-		maxFuture = time.Nanosecond
-	}
-	return stream.Config{
-		Connection:      conn,
-		Group:           v.GetString("group"),
-		InputTopic:      v.GetString("input-topic"),
-		OutputTopic:     v.GetString("output-topic"),
-		DLQTopic:        v.GetString("dlq-topic"),
-		Partitions:      v.GetInt("partitions"),
-		NoCreateTopics:  !v.GetBool("create-topics"),
-		NoChangelog:     !v.GetBool("changelog"),
-		ChangelogTopic:  v.GetString("changelog-topic"),
-		Standby:         v.GetBool("standby"),
-		StandbyInterval: v.GetDuration("standby-interval"),
-		Window:          wcfg,
-		Forecasting:     fcfg,
-		Limits: stream.Limits{
-			MaxBytes:  v.GetInt("max-bytes"),
-			MinQty:    v.GetFloat64("min-qty"),
-			MaxQty:    v.GetFloat64("max-qty"),
-			MaxFuture: maxFuture,
-		},
-		LatePolicy:     stream.LatePolicy(v.GetString("late-policy")),
-		DedupHorizon:   v.GetDuration("dedup-horizon"),
-		StartOffset:    stream.StartOffset(v.GetString("start-offset")),
-		BatchSize:      v.GetInt("batch-size"),
-		BatchWait:      v.GetDuration("batch-wait"),
-		MaxSeries:      cmp.Or(v.GetInt("max-series"), -1),
-		SessionTimeout: v.GetDuration("session-timeout"),
-		Logger:         log,
-	}, nil
+	cfg.CheckpointEvery = v.GetInt("checkpoint-every")
+	cfg.Group = v.GetString("group")
+	cfg.InputTopic = v.GetString("input-topic")
+	cfg.OutputTopic = v.GetString("output-topic")
+	cfg.DLQTopic = v.GetString("dlq-topic")
+	cfg.Partitions = v.GetInt("partitions")
+	cfg.NoCreateTopics = !v.GetBool("create-topics")
+	cfg.NoChangelog = !v.GetBool("changelog")
+	cfg.ChangelogTopic = v.GetString("changelog-topic")
+	cfg.Standby = v.GetBool("standby")
+	cfg.StandbyInterval = v.GetDuration("standby-interval")
+	cfg.Limits.MaxBytes = v.GetInt("max-bytes")
+	cfg.Limits.MinQty = v.GetFloat64("min-qty")
+	cfg.Limits.MaxQty = v.GetFloat64("max-qty")
+	cfg.Limits.MaxFuture = v.GetDuration("max-future")
+	cfg.LatePolicy = pipeline.LatePolicy(v.GetString("late-policy"))
+	cfg.DedupHorizon = v.GetDuration("dedup-horizon")
+	cfg.StartOffset = stream.StartOffset(v.GetString("start-offset"))
+	cfg.BatchSize = v.GetInt("batch-size")
+	cfg.BatchWait = v.GetDuration("batch-wait")
+	cfg.MaxSeries = v.GetInt("max-series")
+	cfg.SessionTimeout = v.GetDuration("session-timeout")
+	cfg.Logger = log
+	return cfg, nil
 }
 
 // service is a processor with its state store and HTTP server.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/stream"
 )
 
@@ -55,7 +56,7 @@ func printRecord(w io.Writer, m stream.Message, raw bool) {
 		fmt.Fprintf(w, "%s\n", m.Value)
 		return
 	}
-	var f stream.ForecastRecord
+	var f pipeline.ForecastRecord
 	if json.Unmarshal(m.Value, &f) == nil && len(f.Steps) > 0 {
 		fmt.Fprintln(w, forecastLine(&f))
 		return
@@ -69,7 +70,7 @@ func printRecord(w io.Writer, m stream.Message, raw bool) {
 
 // forecastLine summarizes a forecast: the next seven buckets' mean per
 // bucket with the average 10%-90% band, and the trend.
-func forecastLine(f *stream.ForecastRecord) string {
+func forecastLine(f *pipeline.ForecastRecord) string {
 	n := min(7, len(f.Steps))
 	var mean, p10, p90 float64
 	for _, s := range f.Steps[:n] {
@@ -81,7 +82,7 @@ func forecastLine(f *stream.ForecastRecord) string {
 		f.Series, f.Origin.Format("2006-01-02 15:04"), n, mean, f.Bucket, p10, p90, trendText(f), f.Model)
 }
 
-func trendText(f *stream.ForecastRecord) string {
+func trendText(f *pipeline.ForecastRecord) string {
 	arrow := map[string]string{"up": "↑", "down": "↓", "flat": "→"}[string(f.Trend.Direction)]
 	if f.Trend.ChangePct == nil {
 		return arrow + "    n/a"

@@ -23,7 +23,6 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/trendstream/trendstream/stream"
-	"github.com/trendstream/trendstream/window"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key to dir and
@@ -64,10 +63,11 @@ func selfSigned(t testing.TB, dir string) (certFile, keyFile string, pool *x509.
 func startTestService(t testing.TB, web webConfig) *service {
 	t.Helper()
 	brokers := devCluster(t, 2)
-	cfg := stream.Config{Connection: stream.Connection{Brokers: brokers}, Group: "web-test",
-		Window: window.Config{Width: window.Day, Lateness: time.Hour}, Forecasting: stream.Forecasting{Published: "tsb"},
-		BatchWait: 5 * time.Millisecond, FetchMaxWait: 100 * time.Millisecond, CommitInterval: 100 * time.Millisecond,
-		SessionTimeout: 6 * time.Second, Limits: stream.Limits{MaxFuture: -1}, Logger: slog.New(slog.DiscardHandler)}
+	cfg := stream.DefaultConfig()
+	cfg.Connection = stream.Connection{Brokers: brokers}
+	cfg.Group, cfg.Partitions, cfg.Published = "web-test", 2, "tsb"
+	cfg.BatchWait, cfg.FetchMaxWait, cfg.CommitInterval = 5*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+	cfg.SessionTimeout, cfg.Logger = 6*time.Second, slog.New(slog.DiscardHandler)
 	svc, err := startService(cfg.Logger, cfg, t.TempDir(), web, newRegistry())
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // ReadTopic reads every partition of topic from its first record, each
@@ -55,4 +56,22 @@ func ReadTopic(t testing.TB, brokers []string, topic string, n int, idle, within
 	}
 	wg.Wait()
 	return out
+}
+
+// NewCluster starts an in-process kfake broker, closed when the test ends,
+// whose topics have partitions partitions, auto-created or seeded from
+// topics, and returns its address.
+func NewCluster(t testing.TB, partitions int32, topics ...string) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(int(partitions)),
+		kfake.SeedTopics(partitions, topics...),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
 }

@@ -1,4 +1,4 @@
-package stream
+package pipeline
 
 import (
 	"errors"
@@ -8,141 +8,17 @@ import (
 	"time"
 
 	"github.com/trendstream/trendstream/model"
-	"github.com/trendstream/trendstream/state"
-	"github.com/trendstream/trendstream/stream/source"
 	"github.com/trendstream/trendstream/window"
 )
-
-// NameAuto is the published forecaster that combines, per series,
-// candidate forecasters by their recent accuracy (see model.Ensemble).
-const NameAuto = "auto"
-
-// Forecasting configures the forecasters of every partition. The zero
-// value of each field means its default.
-type Forecasting struct {
-	// Model sets the horizon and quantile levels, which must include 0.1,
-	// 0.5 and 0.9.
-	Model model.Config
-	// Published is the forecaster whose forecasts are published: a
-	// baseline (see model.Baselines), "lstm", or "auto", which publishes
-	// per series the candidates' means weighted by their recent accuracy
-	// and the quantiles of the candidate with the best recent ones. The
-	// default is "auto".
-	Published string
-	// Candidates are auto's parts. The default is lstm, tsb and ma28.
-	Candidates []string
-	// Fallback is the candidate auto publishes alone until the candidates
-	// have been scored. The default is tsb.
-	Fallback string
-	// Also lists further forecasters to run, for backtests to evaluate.
-	Also []string
-	// Learner configures the learners that run (see model.Learners).
-	Learner model.LearnerConfig
-	// LearnerMinSteps is how many optimizer steps a learner must have
-	// taken before auto may use it. The default is 50.
-	LearnerMinSteps int64
-	// CheckpointEvery is how many bucket closes pass between checkpoints
-	// of a learned model's state into the partition's commit; revocation
-	// and shutdown commit the last batch with a checkpoint too. The
-	// default is 1, every close.
-	CheckpointEvery int
-	// Calendar, when set, adds its event and SNAP flags, from
-	// CalendarStart on, to the LSTM's calendar covariates.
-	Calendar      *source.M5Calendar
-	CalendarStart time.Time
-}
-
-func (f *Forecasting) setDefaults() error {
-	if f.Published == "" {
-		f.Published = NameAuto
-	}
-	if len(f.Candidates) == 0 {
-		f.Candidates = []string{model.NameLSTM, model.NameTSB, model.NameMA28}
-	}
-	if f.Fallback == "" {
-		f.Fallback = model.NameTSB
-	}
-	if f.LearnerMinSteps == 0 {
-		f.LearnerMinSteps = 50
-	}
-	if f.CheckpointEvery == 0 {
-		f.CheckpointEvery = 1
-	}
-	if err := f.Model.Validate(); err != nil {
-		return err
-	}
-	for _, q := range requiredLevels {
-		if !slices.Contains(f.Model.Levels, q) {
-			return fmt.Errorf("stream: quantile levels %v lack the required level %v", f.Model.Levels, q)
-		}
-	}
-	if f.Published == NameAuto && !slices.Contains(f.Candidates, f.Fallback) {
-		return fmt.Errorf("stream: fallback %q is not among the candidates %v", f.Fallback, f.Candidates)
-	}
-	if f.LearnerMinSteps < 0 {
-		return fmt.Errorf("stream: LearnerMinSteps %d is negative", f.LearnerMinSteps)
-	}
-	if f.CheckpointEvery < 1 {
-		return fmt.Errorf("stream: CheckpointEvery %d is negative", f.CheckpointEvery)
-	}
-	for _, n := range f.names() {
-		if !slices.Contains(model.Baselines, n) && !model.IsLearner(n) {
-			return fmt.Errorf("stream: unknown forecaster %q (have %v, %v and %s)", n, model.Baselines, model.Learners, NameAuto)
-		}
-	}
-	return nil
-}
-
-// names returns the forecasters to run, baselines in their report order,
-// then the learners in theirs.
-func (f *Forecasting) names() []string {
-	want := slices.Clone(f.Also)
-	if f.Published == NameAuto {
-		want = append(want, f.Candidates...)
-	} else {
-		want = append(want, f.Published)
-	}
-	var out []string
-	for _, n := range slices.Concat(model.Baselines, model.Learners) {
-		if slices.Contains(want, n) {
-			out = append(out, n)
-		}
-	}
-	for _, n := range want {
-		if !slices.Contains(out, n) {
-			out = append(out, n) // unknown: setDefaults reports it
-		}
-	}
-	return out
-}
-
-// history returns the closed buckets the forecasters need per series.
-func (f *Forecasting) history() int {
-	h := baseWindow
-	if slices.ContainsFunc(f.names(), model.IsLearner) {
-		h = max(h, f.learnerWindow()+f.Model.Horizon+28)
-	}
-	return h
-}
-
-func (f *Forecasting) learnerWindow() int {
-	if f.Learner.Window > 0 {
-		return f.Learner.Window
-	}
-	return 56
-}
-
-// baseWindow is the number of recent buckets the classical forecasters see.
-const baseWindow = 84
 
 // closeChunk bounds the series whose inputs are built at once at a close.
 const closeChunk = 4096
 
-// models runs a partition's forecasters at each bucket close: global
-// learners train on every closing series, then every forecaster forecasts
-// every series and the published forecast is made per series. It belongs
-// to its partition's goroutine.
-type models struct {
+// roster runs a partition's forecasters at each bucket close: learners
+// train on every closing series, then every forecaster forecasts every
+// series and the published forecast is made per series. It belongs to its
+// partition's goroutine.
+type roster struct {
 	cfg      *Forecasting
 	names    []string           // of the rows, then "auto" when it runs
 	series   []model.Forecaster // rows 0..len(series)-1
@@ -157,7 +33,7 @@ type models struct {
 	auto     *model.Forecast
 	autoMix  model.Mix
 	weights  []float64
-	stats    modelStats // since the task last reported them
+	stats    ModelStats // since they were last taken
 	closes   int        // closes since the last checkpoint
 	trained  bool
 	period   int
@@ -176,10 +52,10 @@ type models struct {
 	recent []float64
 }
 
-func newModels(cfg *Forecasting, spec window.Spec) (*models, error) {
-	m := &models{cfg: cfg, states: map[*window.Series]*model.EnsembleState{}, period: spec.Period()}
+func newRoster(cfg *Forecasting, spec window.Spec) (*roster, error) {
+	m := &roster{cfg: cfg, states: map[*window.Series]*model.EnsembleState{}, period: spec.Period()}
 	var learners []string
-	for _, n := range cfg.names() {
+	for _, n := range cfg.Names() {
 		if model.IsLearner(n) {
 			learners = append(learners, n)
 			continue
@@ -194,7 +70,7 @@ func newModels(cfg *Forecasting, spec window.Spec) (*models, error) {
 	}
 	for _, n := range learners {
 		lc := cfg.Learner
-		lc.Calendar = newCalendar(spec, cfg.Calendar, cfg.CalendarStart)
+		lc.Calendar = newCalendar(spec, cfg.Calendar)
 		l, err := model.NewLearner(n, lc, cfg.Model)
 		if err != nil {
 			return nil, err
@@ -230,7 +106,7 @@ func newModels(cfg *Forecasting, spec window.Spec) (*models, error) {
 
 // version returns the model version of a row for the series last
 // published: a forecaster's version, or auto's mix.
-func (m *models) version(row int) string {
+func (m *roster) version(row int) string {
 	if m.ens != nil && row == m.fixed {
 		return m.autoMix.Describe(m.candName)
 	}
@@ -239,7 +115,7 @@ func (m *models) version(row int) string {
 
 // learner returns the learner of a row, or nil for a per-series
 // forecaster's row.
-func (m *models) learner(row int) model.Learner {
+func (m *roster) learner(row int) model.Learner {
 	if row < len(m.series) {
 		return nil
 	}
@@ -250,7 +126,7 @@ func (m *models) learner(row int) model.Learner {
 // always train; when want is set every forecaster forecasts every series
 // and emit gets each series' forecasts with the row to publish, otherwise
 // emit gets nil and -1.
-func (m *models) close(bucket int64, closed []*window.Series, want bool, emit func(*window.Series, []*model.Forecast, int) error) error {
+func (m *roster) close(bucket int64, closed []*window.Series, want bool, emit func(*window.Series, []*model.Forecast, int) error) error {
 	if len(m.learners) > 0 {
 		started := time.Now()
 		var loss float64
@@ -318,7 +194,7 @@ func (m *models) close(bucket int64, closed []*window.Series, want bool, emit fu
 
 // publish returns the row to publish for a series at a close, making
 // auto's forecast first when it runs.
-func (m *models) publish(bucket int64, s *window.Series) int {
+func (m *roster) publish(bucket int64, s *window.Series) int {
 	if m.ens == nil {
 		return m.fixed
 	}
@@ -349,28 +225,40 @@ func (m *models) publish(bucket int64, s *window.Series) int {
 	return m.fixed
 }
 
-// modelStats collect what the models did between two reports to the
-// metrics.
-type modelStats struct {
-	learnSeconds []float64 // one per close that trained
-	steps        int
-	loss         float64 // summed over steps
-	weekAbs      map[string]float64
-	weekN        map[string]int
+// ModelStats are what a partition's forecasters did since they were last
+// reset, for metrics.
+type ModelStats struct {
+	// LearnSeconds holds the training time of each close that trained.
+	LearnSeconds []float64
+	// Steps is the number of optimizer steps taken and Loss their summed
+	// training loss.
+	Steps int
+	Loss  float64
+	// WeekAbs sums, per model, the absolute errors of next-week totals
+	// scored by auto, and WeekN counts them.
+	WeekAbs map[string]float64
+	WeekN   map[string]int
 }
 
-func (s *modelStats) learn(d time.Duration, steps int, loss float64) {
-	s.learnSeconds = append(s.learnSeconds, d.Seconds())
-	s.steps += steps
-	s.loss += loss
+// Reset empties the statistics, keeping their storage.
+func (s *ModelStats) Reset() {
+	s.LearnSeconds, s.Steps, s.Loss = s.LearnSeconds[:0], 0, 0
+	clear(s.WeekAbs)
+	clear(s.WeekN)
 }
 
-func (s *modelStats) scored(name string, absErr float64) {
-	if s.weekAbs == nil {
-		s.weekAbs, s.weekN = map[string]float64{}, map[string]int{}
+func (s *ModelStats) learn(d time.Duration, steps int, loss float64) {
+	s.LearnSeconds = append(s.LearnSeconds, d.Seconds())
+	s.Steps += steps
+	s.Loss += loss
+}
+
+func (s *ModelStats) scored(name string, absErr float64) {
+	if s.WeekAbs == nil {
+		s.WeekAbs, s.WeekN = map[string]float64{}, map[string]int{}
 	}
-	s.weekAbs[name] += absErr
-	s.weekN[name]++
+	s.WeekAbs[name] += absErr
+	s.WeekN[name]++
 }
 
 // inputs builds the forecaster inputs of a chunk of series: as many recent
@@ -378,7 +266,7 @@ func (s *modelStats) scored(name string, absErr float64) {
 // series' serial number (a series loaded again gets a new key, so the
 // LSTM runs its window in full). The slices are set after the appends,
 // which may move the arrays.
-func (m *models) inputs(chunk []*window.Series) {
+func (m *roster) inputs(chunk []*window.Series) {
 	m.in, m.qty, m.price, m.promo = m.in[:0], m.qty[:0], m.price[:0], m.promo[:0]
 	for _, s := range chunk {
 		for i := range s.Len() {
@@ -399,23 +287,23 @@ func (m *models) inputs(chunk []*window.Series) {
 }
 
 // unsaved reports whether a learner has trained since its last checkpoint.
-func (m *models) unsaved() bool { return m.trained }
+func (m *roster) unsaved() bool { return m.trained }
 
 // checkpointKey is the key of a learner's checkpoint in partition p.
 func checkpointKey(dst []byte, p int32, name string) []byte {
-	return state.Key(dst, p, state.KindModel, []byte(name))
+	return key(dst, p, kindModel, []byte(name))
 }
 
 // appendState adds the models' state to a commit: the ensemble states of
 // the dirty series as ordinary writes and, every CheckpointEvery closes (or
 // when force is set) after training, each learner's checkpoint as a final
 // write, with the partition's offset.
-func (m *models) appendState(b *state.Batch, p int32, dirty []*window.Series, force bool) error {
-	var key, val []byte
+func (m *roster) appendState(b Writes, p int32, dirty []*window.Series, force bool) error {
+	var k, val []byte
 	for _, s := range dirty {
 		if st := m.states[s]; st != nil {
 			val, _ = st.AppendBinary(val[:0])
-			b.Set(state.Key(key[:0], p, state.KindSelect, []byte(s.ID())), val)
+			b.Set(key(k[:0], p, kindSelect, []byte(s.ID())), val)
 		}
 	}
 	if !m.trained || (m.closes < m.cfg.CheckpointEvery && !force) {
@@ -428,9 +316,9 @@ func (m *models) appendState(b *state.Batch, p int32, dirty []*window.Series, fo
 		}
 		cp, err := bm.MarshalBinary()
 		if err != nil {
-			return fmt.Errorf("stream: checkpointing %s: %w", m.names[len(m.series)+i], err)
+			return fmt.Errorf("pipeline: checkpointing %s: %w", m.names[len(m.series)+i], err)
 		}
-		b.SetFinal(checkpointKey(key[:0], p, m.names[len(m.series)+i]), cp, 0)
+		b.SetFinal(checkpointKey(k[:0], p, m.names[len(m.series)+i]), cp, 0)
 	}
 	m.closes, m.trained = 0, false
 	return nil
@@ -438,7 +326,7 @@ func (m *models) appendState(b *state.Batch, p int32, dirty []*window.Series, fo
 
 // load restores the learners' checkpoints of partition p. A checkpoint
 // the configured model cannot read is an error, never a silent reset.
-func (m *models) load(db *state.DB, p int32) error {
+func (m *roster) load(db Store, p int32) error {
 	for i, l := range m.learners {
 		name := m.names[len(m.series)+i]
 		bu, ok := l.(model.Checkpointer)
@@ -447,18 +335,18 @@ func (m *models) load(db *state.DB, p int32) error {
 		}
 		_, err := db.Get(checkpointKey(nil, p, name), func(v []byte) error { return bu.UnmarshalBinary(v) })
 		if err != nil {
-			return fmt.Errorf("stream: partition %d's %s checkpoint does not fit the configured model (delete the state directory or restore the configuration): %w", p, name, err)
+			return fmt.Errorf("pipeline: partition %d's %s checkpoint does not fit the configured model (delete the state directory or restore the configuration): %w", p, name, err)
 		}
 	}
 	return nil
 }
 
 // loadSeries restores the ensemble state of series s of partition p.
-func (m *models) loadSeries(db *state.DB, p int32, s *window.Series) error {
+func (m *roster) loadSeries(db Store, p int32, s *window.Series) error {
 	if m.ens == nil {
 		return nil
 	}
-	_, err := db.Get(state.Key(nil, p, state.KindSelect, []byte(s.ID())), func(v []byte) error {
+	_, err := db.Get(key(nil, p, kindSelect, []byte(s.ID())), func(v []byte) error {
 		st, err := m.ens.DecodeState(v)
 		if errors.Is(err, model.ErrEnsembleState) {
 			// The candidates changed: the series starts selecting afresh.
@@ -473,7 +361,7 @@ func (m *models) loadSeries(db *state.DB, p int32, s *window.Series) error {
 }
 
 // forget drops what the models keep for a series evicted from memory.
-func (m *models) forget(s *window.Series) {
+func (m *roster) forget(s *window.Series) {
 	delete(m.states, s)
 	for _, l := range m.learners {
 		if c, ok := l.(model.Carrier); ok {

@@ -1,4 +1,4 @@
-package stream
+package pipeline
 
 import (
 	"math"
@@ -6,20 +6,18 @@ import (
 	"time"
 
 	"github.com/trendstream/trendstream/model"
-	"github.com/trendstream/trendstream/stream/source"
 	"github.com/trendstream/trendstream/window"
 )
 
 // calendar supplies a model's known-in-advance covariates per bucket: sin
 // and cos of the position in the week and in the year for daily and
 // weekly buckets (in the day and in the week for hourly ones), plus, when
-// an M5-format calendar is given, its event and SNAP flags. Values are
-// cached per bucket. A calendar belongs to one model's goroutine.
+// day flags are given, their event and SNAP flags. Values are cached per
+// bucket. A calendar belongs to one model's goroutine.
 type calendar struct {
 	spec  window.Spec
-	days  *source.M5Calendar
-	first time.Time // date of the calendar's first day
-	snaps []string  // SNAP states, sorted
+	days  *DayFlags
+	snaps []string // SNAP states, sorted
 	width int
 	base  int64     // bucket index of cache[0:width]
 	cache []float32 // width values per bucket from base
@@ -28,8 +26,8 @@ type calendar struct {
 
 var _ model.Calendar = (*calendar)(nil)
 
-func newCalendar(spec window.Spec, days *source.M5Calendar, first time.Time) *calendar {
-	c := &calendar{spec: spec, days: days, first: first, width: 4}
+func newCalendar(spec window.Spec, days *DayFlags) *calendar {
+	c := &calendar{spec: spec, days: days, width: 4}
 	if days != nil {
 		for s := range days.SNAP {
 			c.snaps = append(c.snaps, s)
@@ -84,7 +82,7 @@ func (c *calendar) compute(bucket int64, dst []float32) {
 		return
 	}
 	y, m, d := t.Date()
-	day := int(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Sub(c.first) / (24 * time.Hour))
+	day := int(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Sub(c.days.First) / (24 * time.Hour))
 	clear(dst[4:])
 	if day < 0 || day >= len(c.days.Event) {
 		return

@@ -1,4 +1,4 @@
-package stream
+package pipeline
 
 import (
 	"fmt"
@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trendstream/trendstream/model"
 	"github.com/trendstream/trendstream/window"
 )
 
@@ -30,32 +29,20 @@ func BenchmarkClose(b *testing.B) {
 	for range b.N {
 		b.StopTimer()
 		s := &benchSink{}
-		e := newTestEngine(b, s)
-		cfg := Config{Connection: Connection{Brokers: []string{"x"}}}
-		if err := cfg.setDefaults(); err != nil {
-			b.Fatal(err)
-		}
-		var err error
-		if e.part, err = window.NewPartition(cfg.Window); err != nil {
+		cfg := DefaultConfig()
+		e, err := NewEngine(cfg, s)
+		if err != nil {
 			b.Fatal(err)
 		}
 		// Warm up with TSB alone: the LSTM would train at every close.
-		warm := Forecasting{Published: "tsb", Model: cfg.Model}
-		if err := warm.setDefaults(); err != nil {
+		full := e.roster
+		warm := testConfig().Forecasting
+		if e.roster, err = newRoster(&warm, e.part.Spec()); err != nil {
 			b.Fatal(err)
 		}
-		if e.models, err = newModels(&warm, e.part.Spec()); err != nil {
+		if s.enc, err = NewEncoder(e.part.Spec(), cfg.Model.Levels, cfg.FlatPct); err != nil {
 			b.Fatal(err)
 		}
-		full, err := newModels(&cfg.Forecasting, e.part.Spec())
-		if err != nil {
-			b.Fatal(err)
-		}
-		enc, err := newForecastEncoder(e.part.Spec(), cfg.Model.Levels, cfg.FlatPct)
-		if err != nil {
-			b.Fatal(err)
-		}
-		s.enc, s.names = enc, full.names
 		r := rand.New(rand.NewPCG(1, 2))
 		day0 := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
 		ids := make([][]byte, n)
@@ -74,7 +61,7 @@ func BenchmarkClose(b *testing.B) {
 				if d >= 112 && i == 0 {
 					// The first event of day 112 closes day 111: that
 					// close is the one measured; day 113's closes the next.
-					e.models = full
+					e.roster = full
 					s.want = true
 					if d == 112 {
 						b.StartTimer()
@@ -92,7 +79,7 @@ func BenchmarkClose(b *testing.B) {
 				}
 				if d == 112 && i == 0 {
 					b.StopTimer()
-					steps = e.models.learnAll.Steps
+					steps = e.roster.learnAll.Steps
 				}
 				if d == 113 && i == 0 {
 					nextClose = time.Since(next)
@@ -113,20 +100,17 @@ func BenchmarkClose(b *testing.B) {
 type benchSink struct {
 	want      bool
 	forecasts int
-	enc       *forecastEncoder
-	names     []string
+	enc       *Encoder
 	buf       []byte
-	meta      forecastMeta
 }
 
-func (s *benchSink) deadLetter(*Record, Reason, string) error { return nil }
-func (s *benchSink) wants(int64) bool                         { return s.want }
-func (s *benchSink) closed(bucket int64, ser *window.Series, fcs []*model.Forecast, pub int) error {
-	if fcs == nil {
+func (s *benchSink) DeadLetter(*Record, Reason, string) error { return nil }
+func (s *benchSink) Wants(int64) bool                         { return s.want }
+func (s *benchSink) Closed(c *Close) error {
+	if c.Forecasts == nil {
 		return nil
 	}
 	s.forecasts++
-	s.meta.bucket, s.meta.model = bucket, s.names[pub]
-	s.buf = s.enc.append(s.buf[:0], ser, fcs[pub], &s.meta)
+	s.buf = s.enc.Append(s.buf[:0], c)
 	return nil
 }

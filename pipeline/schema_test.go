@@ -1,42 +1,10 @@
-package stream
+package pipeline
 
 import (
-	"bytes"
-	"path/filepath"
-	"sync"
 	"testing"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/trendstream/trendstream/internal/schematest"
 )
-
-// schemas compiles the repository's JSON Schemas once.
-var schemas = sync.OnceValues(func() (map[string]*jsonschema.Schema, error) {
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	out := make(map[string]*jsonschema.Schema)
-	for _, name := range []string{"sales-event", "forecast"} {
-		s, err := c.Compile(filepath.Join("..", "schema", name+".schema.json"))
-		if err != nil {
-			return nil, err
-		}
-		out[name] = s
-	}
-	return out, nil
-})
-
-// validate checks doc against one of the repository's schemas.
-func validate(t testing.TB, schema string, doc []byte) error {
-	t.Helper()
-	all, err := schemas()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
-	if err != nil {
-		return err
-	}
-	return all[schema].Validate(v)
-}
 
 // TestEventSchemaMatchesDecoder checks that schema/sales-event.schema.json
 // and the decoder accept and reject the same payloads.
@@ -64,7 +32,7 @@ func TestEventSchemaMatchesDecoder(t *testing.T) {
 		var ev Event
 		key := []byte("s/k")
 		decErr := d.Decode(key, []byte(tc.value), testNow, &ev)
-		schemaErr := validate(t, "sales-event", []byte(tc.value))
+		schemaErr := schematest.Validate(t, "sales-event", []byte(tc.value))
 		if (decErr == nil) != tc.ok || (schemaErr == nil) != tc.ok {
 			t.Errorf("%s: decoder %v, schema %v; want ok=%v", tc.value, decErr, schemaErr, tc.ok)
 		}

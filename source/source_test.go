@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trendstream/trendstream/stream"
-	"github.com/trendstream/trendstream/stream/source"
+	"github.com/trendstream/trendstream/pipeline"
+	"github.com/trendstream/trendstream/source"
 )
 
 // drain reads a source to the end, copying records.
@@ -31,9 +31,11 @@ func drain(t testing.TB, s source.Source) []source.Record {
 	}
 }
 
-func decoder(t testing.TB) *stream.Decoder {
+func decoder(t testing.TB) *pipeline.Decoder {
 	t.Helper()
-	d, err := stream.NewDecoder(stream.Limits{MaxFuture: -1})
+	limits := pipeline.DefaultLimits()
+	limits.MaxFuture = -1
+	d, err := pipeline.NewDecoder(limits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +90,7 @@ func TestM5(t *testing.T) {
 	d := decoder(t)
 	var got []string
 	for _, r := range drain(t, m.Events()) {
-		var ev stream.Event
+		var ev pipeline.Event
 		if err := d.Decode(r.Key, r.Value, time.Now(), &ev); err != nil {
 			t.Fatalf("%s: %v", r.Value, err)
 		}
@@ -166,15 +168,15 @@ func TestFiles(t *testing.T) {
 		t.Fatalf("%d records", len(recs))
 	}
 	d := decoder(t)
-	var ev stream.Event
+	var ev pipeline.Event
 	if err := d.Decode(recs[0].Key, recs[0].Value, time.Now(), &ev); err != nil || ev.Qty != 2 || ev.Price != 1.5 || !ev.Promo {
 		t.Errorf("row 1: %v %+v", err, ev)
 	}
 	if err := d.Decode(recs[1].Key, recs[1].Value, time.Now(), &ev); err != nil || !math.IsNaN(ev.Price) || ev.Promo {
 		t.Errorf("row 2: %v %+v", err, ev)
 	}
-	var inv *stream.InvalidError
-	if err := d.Decode(recs[2].Key, recs[2].Value, time.Now(), &ev); !errors.As(err, &inv) || inv.Reason != stream.ReasonInvalidField {
+	var inv *pipeline.InvalidError
+	if err := d.Decode(recs[2].Key, recs[2].Value, time.Now(), &ev); !errors.As(err, &inv) || inv.Reason != pipeline.ReasonInvalidField {
 		t.Errorf("a bad row must still become a record the processor dead-letters: %v", err)
 	}
 
@@ -226,7 +228,7 @@ func TestSyntheticDeterministicAndValid(t *testing.T) {
 		if !r.Time.IsZero() {
 			last = r.Time
 		}
-		var ev stream.Event
+		var ev pipeline.Event
 		if err := d.Decode(r.Key, r.Value, time.Now(), &ev); err != nil {
 			malformed++
 			continue

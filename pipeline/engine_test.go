@@ -1,4 +1,4 @@
-package stream
+package pipeline
 
 import (
 	"bytes"
@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trendstream/trendstream/model"
 	"github.com/trendstream/trendstream/state"
-	"github.com/trendstream/trendstream/window"
 )
 
 // countingSink counts what an engine produces.
@@ -18,29 +16,34 @@ type countingSink struct {
 	want                    bool
 }
 
-var _ sink = (*countingSink)(nil)
+var _ Sink = (*countingSink)(nil)
 
-func (c *countingSink) deadLetter(*Record, Reason, string) error { c.dead++; return nil }
-func (c *countingSink) wants(int64) bool                         { return c.want }
-func (c *countingSink) closed(_ int64, _ *window.Series, fcs []*model.Forecast, _ int) error {
+func (c *countingSink) DeadLetter(*Record, Reason, string) error { c.dead++; return nil }
+func (c *countingSink) Wants(int64) bool                         { return c.want }
+func (c *countingSink) Closed(cl *Close) error {
 	c.closes++
-	if fcs != nil {
+	if cl.Forecasts != nil {
 		c.forecasts++
 	}
 	return nil
 }
 
-func newTestEngine(t testing.TB, s sink) *engine {
+// testConfig returns the defaults with TSB published and no future-time
+// check.
+func testConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Limits.MaxFuture = -1
+	cfg.Published = "tsb"
+	return cfg
+}
+
+func newTestEngine(t testing.TB, s Sink) *Engine {
 	t.Helper()
-	cfg := Config{Connection: Connection{Brokers: []string{"x"}}, Limits: Limits{MaxFuture: -1}, Forecasting: Forecasting{Published: "tsb"}}
-	if err := cfg.setDefaults(); err != nil {
-		t.Fatal(err)
-	}
-	e, err := newEngine(cfg.engineConfig(), s)
+	e, err := NewEngine(testConfig(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.beginBatch()
+	e.BeginBatch()
 	return e
 }
 
@@ -63,14 +66,14 @@ func BenchmarkEngineProcess(b *testing.B) {
 	}
 	// Warm up: create the series and size the dedup set.
 	for i := range recs {
-		e.process(&recs[i])
+		e.Process(&recs[i])
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
 		rec := &recs[i%len(recs)]
 		rec.Offset = int64(len(recs) + i) // copies of seen ids: dedup path
-		if err := e.process(rec); err != nil {
+		if err := e.Process(rec); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -93,7 +96,7 @@ func TestEngineCountsEveryRecord(t *testing.T) {
 	e := newTestEngine(t, &s)
 	feed := func(off int64, key, value string) {
 		t.Helper()
-		if err := e.process(&Record{Offset: off, Key: []byte(key), Value: []byte(value)}); err != nil {
+		if err := e.Process(&Record{Offset: off, Key: []byte(key), Value: []byte(value)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -106,14 +109,14 @@ func TestEngineCountsEveryRecord(t *testing.T) {
 	feed(3, "s/k", ev("b", 2, 12)) // closes May 1
 	feed(4, "s/k", ev("c", 1, 23)) // late
 	c := e.cnt
-	if c.records != 5 || c.accepted != 2 || c.dupes != 1 || c.late != 1 || c.dlq[ReasonInvalidJSON] != 1 || c.dlq[ReasonLate] != 1 {
+	if c.Records != 5 || c.Accepted != 2 || c.Dupes != 1 || c.Late != 1 || c.DeadLetters[ReasonInvalidJSON] != 1 || c.DeadLetters[ReasonLate] != 1 {
 		t.Errorf("counters %+v", c)
 	}
 	if s.dead != 2 || s.closes != 1 || s.forecasts != 1 {
 		t.Errorf("sink saw %d dead letters, %d closes, %d forecasts", s.dead, s.closes, s.forecasts)
 	}
-	if got := c.accepted + c.dupes + c.late + c.dlq[ReasonInvalidJSON]; got != c.records {
-		t.Errorf("outcomes add up to %d of %d records", got, c.records)
+	if got := c.Accepted + c.Dupes + c.Late + c.DeadLetters[ReasonInvalidJSON]; got != c.Records {
+		t.Errorf("outcomes add up to %d of %d records", got, c.Records)
 	}
 }
 
@@ -145,10 +148,14 @@ func TestEngineEvictsIdleSeries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	capped := func() *engine {
-		e := newTestEngine(t, &countingSink{})
-		e.cfg.maxSeries = maxSeries
-		if _, err := e.load(db, 0); err != nil {
+	capped := func() *Engine {
+		cfg := testConfig()
+		cfg.MaxSeries = maxSeries
+		e, err := NewEngine(cfg, &countingSink{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Load(db, 0); err != nil {
 			t.Fatal(err)
 		}
 		return e
@@ -160,17 +167,17 @@ func TestEngineEvictsIdleSeries(t *testing.T) {
 			e = capped() // restart: load evicts down to the cap
 		}
 		hi := min(lo+100, len(recs))
-		e.beginBatch()
+		e.BeginBatch()
 		for i := lo; i < hi; i++ {
-			if err := e.process(&recs[i]); err != nil {
+			if err := e.Process(&recs[i]); err != nil {
 				t.Fatal(err)
 			}
-			if err := ref.process(&recs[i]); err != nil {
+			if err := ref.Process(&recs[i]); err != nil {
 				t.Fatal(err)
 			}
 		}
 		b.Reset()
-		if err := e.appendState(&b, 0, int64(lo), int64(hi), false); err != nil {
+		if err := e.AppendState(&b, 0, int64(lo), int64(hi), false); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := db.Commit(&b); err != nil {
@@ -180,8 +187,8 @@ func TestEngineEvictsIdleSeries(t *testing.T) {
 			t.Fatalf("after offset %d the capped engine holds %d series", hi, n)
 		}
 	}
-	if e.cnt.evicted == 0 || e.cnt.revived == 0 {
-		t.Fatalf("evicted %d, revived %d series: the test does not exercise eviction", e.cnt.evicted, e.cnt.revived)
+	if e.cnt.Evicted == 0 || e.cnt.Revived == 0 {
+		t.Fatalf("evicted %d, revived %d series: the test does not exercise eviction", e.cnt.Evicted, e.cnt.Revived)
 	}
 
 	// A record the state already holds (as after a split commit) of an
@@ -193,14 +200,14 @@ func TestEngineEvictsIdleSeries(t *testing.T) {
 			break
 		}
 	}
-	accepted, replayed := e.cnt.accepted, e.cnt.replayed
+	accepted, replayed := e.cnt.Accepted, e.cnt.Replayed
 	last := start.Add((days - 1) * 24 * time.Hour).Format(time.RFC3339)
-	if err := e.process(&Record{Offset: 0, Key: []byte(victim),
+	if err := e.Process(&Record{Offset: 0, Key: []byte(victim),
 		Value: fmt.Appendf(nil, `{"event_id":"fresh","store":"s","sku":"%s","ts":"%s","qty":1}`, victim[2:], last)}); err != nil {
 		t.Fatal(err)
 	}
-	if e.cnt.accepted != accepted || e.cnt.replayed != replayed+1 {
-		t.Errorf("replayed record of evicted %s: accepted %d->%d, replayed %d->%d", victim, accepted, e.cnt.accepted, replayed, e.cnt.replayed)
+	if e.cnt.Accepted != accepted || e.cnt.Replayed != replayed+1 {
+		t.Errorf("replayed record of evicted %s: accepted %d->%d, replayed %d->%d", victim, accepted, e.cnt.Accepted, replayed, e.cnt.Replayed)
 	}
 
 	end := start.Add((days + 1) * 24 * time.Hour)
@@ -210,10 +217,10 @@ func TestEngineEvictsIdleSeries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := e.flush(end); err != nil {
+	if err := e.Flush(end); err != nil {
 		t.Fatal(err)
 	}
-	if err := ref.flush(end); err != nil {
+	if err := ref.Flush(end); err != nil {
 		t.Fatal(err)
 	}
 	for i := range series {

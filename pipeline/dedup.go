@@ -1,4 +1,4 @@
-package stream
+package pipeline
 
 import (
 	"encoding/binary"
@@ -133,12 +133,12 @@ func (d *dedupSet) load(rec dedupRecord, value []byte, watermark time.Time, know
 	}
 	for len(value) > 0 {
 		if len(value) < 17 {
-			return fmt.Errorf("stream: dedup record %d/%d is truncated", rec.slot, rec.seq)
+			return fmt.Errorf("pipeline: dedup record %d/%d is truncated", rec.slot, rec.seq)
 		}
 		h := idHash{binary.LittleEndian.Uint64(value), binary.LittleEndian.Uint64(value[8:])}
 		slot, n := binary.Varint(value[16:])
 		if n <= 0 {
-			return fmt.Errorf("stream: dedup record %d/%d is corrupt", rec.slot, rec.seq)
+			return fmt.Errorf("pipeline: dedup record %d/%d is corrupt", rec.slot, rec.seq)
 		}
 		value = value[16+n:]
 		if slot >= cutoff {

@@ -1,4 +1,8 @@
-package stream
+// Package kafkaconn holds what trendstream's Kafka drivers (stream's
+// processor and tools, backtest's topic replay) share about reaching the
+// brokers: addresses, TLS and SASL, and the kafka-go dialers, transports,
+// writers and readers built from them. package stream re-exports its types.
+package kafkaconn
 
 import (
 	"context"
@@ -28,20 +32,20 @@ type Connection struct {
 	SASL sasl.Mechanism
 }
 
-// dialer returns a kafka-go Dialer for readers, consumer groups and
+// Dialer returns a kafka-go Dialer for readers, consumer groups and
 // direct connections.
-func (c *Connection) dialer() *kafka.Dialer {
+func (c *Connection) Dialer() *kafka.Dialer {
 	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: c.TLS, SASLMechanism: c.SASL}
 }
 
-// transport returns a kafka-go Transport for writers and clients.
-func (c *Connection) transport() *kafka.Transport {
+// Transport returns a kafka-go Transport for writers and clients.
+func (c *Connection) Transport() *kafka.Transport {
 	return &kafka.Transport{DialTimeout: 10 * time.Second, TLS: c.TLS, SASL: c.SASL}
 }
 
-// client returns a kafka-go Client for admin and metadata requests.
-func (c *Connection) client() *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 10 * time.Second, Transport: c.transport()}
+// Client returns a kafka-go Client for admin and metadata requests.
+func (c *Connection) Client() *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 10 * time.Second, Transport: c.Transport()}
 }
 
 // maxBatchBytes bounds a produce batch below Kafka's default
@@ -56,7 +60,7 @@ const maxBatchBytes = 900 << 10
 func (c *Connection) Writer(topic string) *kafka.Writer {
 	return &kafka.Writer{
 		Addr:         kafka.TCP(c.Brokers...),
-		Transport:    c.transport(),
+		Transport:    c.Transport(),
 		Topic:        topic,
 		Balancer:     &kafka.Murmur2Balancer{},
 		BatchSize:    1000,
@@ -66,17 +70,64 @@ func (c *Connection) Writer(topic string) *kafka.Writer {
 	}
 }
 
-// dial connects to the first reachable broker.
-func (c *Connection) dial(ctx context.Context) (*kafka.Conn, error) {
+// Dial connects to the first broker that answers.
+func (c *Connection) Dial(ctx context.Context) (*kafka.Conn, error) {
 	var errs []error
 	for _, b := range c.Brokers {
-		conn, err := c.dialer().DialContext(ctx, "tcp", b)
+		conn, err := c.Dialer().DialContext(ctx, "tcp", b)
 		if err == nil {
 			return conn, nil
 		}
 		errs = append(errs, err)
 	}
-	return nil, fmt.Errorf("stream: connecting to %v: %w", c.Brokers, errors.Join(errs...))
+	return nil, fmt.Errorf("kafkaconn: connecting to %v: %w", c.Brokers, errors.Join(errs...))
+}
+
+// DialLeader connects to the leader of a partition of topic, looking it
+// up through the first broker that answers.
+func (c *Connection) DialLeader(ctx context.Context, topic string, partition int) (*kafka.Conn, error) {
+	var errs []error
+	for _, b := range c.Brokers {
+		conn, err := c.Dialer().DialLeader(ctx, "tcp", b, topic, partition)
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("kafkaconn: connecting to the leader of %s/%d: %w", topic, partition, errors.Join(errs...))
+}
+
+// Partitions returns the number of partitions of topic.
+func (c *Connection) Partitions(ctx context.Context, topic string) (int, error) {
+	meta, err := c.Client().Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return 0, fmt.Errorf("kafkaconn: reading metadata of %s: %w", topic, err)
+	}
+	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
+		return 0, fmt.Errorf("kafkaconn: topic %s is missing", topic)
+	}
+	return len(meta.Topics[0].Partitions), nil
+}
+
+// ReaderConfig returns the configuration of a reader of one partition of
+// topic, fetching up to 8 MiB at a time.
+func (c *Connection) ReaderConfig(topic string, partition int) kafka.ReaderConfig {
+	return kafka.ReaderConfig{Brokers: c.Brokers, Dialer: c.Dialer(), Topic: topic, Partition: partition,
+		MaxBytes: 8 << 20, MaxWait: 500 * time.Millisecond}
+}
+
+// TransactionMarker reports whether m is a transaction marker (a commit
+// or abort control record) rather than data. kafka-go hands them out as
+// messages (segmentio/kafka-go#1332): a 4-byte key (version 0, type 0 or
+// 1) and a 6-byte value (version 0, coordinator epoch), no headers. No
+// sales event looks like that: its key holds a '/'.
+func TransactionMarker(m *kafka.Message) bool {
+	k, v := m.Key, m.Value
+	return len(k) == 4 && k[0] == 0 && k[1] == 0 && k[2] == 0 && k[3] <= 1 &&
+		len(v) == 6 && v[0] == 0 && v[1] == 0 && len(m.Headers) == 0
 }
 
 // SecurityConfig describes TLS and SASL settings as files and names, the
@@ -110,20 +161,20 @@ func (s SecurityConfig) Build() (*tls.Config, sasl.Mechanism, error) {
 		if s.CAFile != "" {
 			pem, err := os.ReadFile(s.CAFile)
 			if err != nil {
-				return nil, nil, fmt.Errorf("stream: reading TLS CA file: %w", err)
+				return nil, nil, fmt.Errorf("kafkaconn: reading TLS CA file: %w", err)
 			}
 			tc.RootCAs = x509.NewCertPool()
 			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, nil, fmt.Errorf("stream: TLS CA file %s holds no PEM certificate", s.CAFile)
+				return nil, nil, fmt.Errorf("kafkaconn: TLS CA file %s holds no PEM certificate", s.CAFile)
 			}
 		}
 		if (s.CertFile == "") != (s.KeyFile == "") {
-			return nil, nil, errors.New("stream: a TLS client certificate needs both a certificate and a key file")
+			return nil, nil, errors.New("kafkaconn: a TLS client certificate needs both a certificate and a key file")
 		}
 		if s.CertFile != "" {
 			cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
 			if err != nil {
-				return nil, nil, fmt.Errorf("stream: loading TLS client certificate: %w", err)
+				return nil, nil, fmt.Errorf("kafkaconn: loading TLS client certificate: %w", err)
 			}
 			tc.Certificates = []tls.Certificate{cert}
 		}
@@ -140,13 +191,13 @@ func (s SecurityConfig) Build() (*tls.Config, sasl.Mechanism, error) {
 		}
 		var err error
 		if mech, err = scram.Mechanism(algo, s.Username, s.Password); err != nil {
-			return nil, nil, fmt.Errorf("stream: SASL %s: %w", m, err)
+			return nil, nil, fmt.Errorf("kafkaconn: SASL %s: %w", m, err)
 		}
 	default:
-		return nil, nil, fmt.Errorf("stream: SASL mechanism %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.SASLMechanism)
+		return nil, nil, fmt.Errorf("kafkaconn: SASL mechanism %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.SASLMechanism)
 	}
 	if mech != nil && s.Username == "" {
-		return nil, nil, errors.New("stream: SASL needs a username")
+		return nil, nil, errors.New("kafkaconn: SASL needs a username")
 	}
 	return tc, mech, nil
 }

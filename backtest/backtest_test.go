@@ -1,4 +1,4 @@
-package stream
+package backtest
 
 import (
 	"context"
@@ -15,7 +15,9 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/trendstream/trendstream/internal/kafkatest"
-	"github.com/trendstream/trendstream/stream/source"
+	"github.com/trendstream/trendstream/internal/schematest"
+	"github.com/trendstream/trendstream/source"
+	"github.com/trendstream/trendstream/stream"
 )
 
 // writeM5 writes a synthetic M5-format directory: series items of store
@@ -69,9 +71,11 @@ func readM5(t testing.TB, dir string) *source.M5 {
 	return m
 }
 
-func backtestM5(t testing.TB, m *source.M5, partitions int) *BacktestResult {
+func backtestM5(t testing.TB, m *source.M5, partitions int) *Result {
 	t.Helper()
-	res, err := Backtest(context.Background(), BacktestConfig{Origin: m.Date(m.Train - 1), Partitions: partitions, Rolling: 30}, m.Events())
+	cfg := DefaultConfig()
+	cfg.Origin, cfg.Partitions, cfg.Rolling = m.Date(m.Train-1), partitions, 30
+	res, err := Run(context.Background(), cfg, m.Events())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,19 +109,21 @@ func TestBacktestSourcesAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	cfg := BacktestConfig{Origin: m.Date(m.Train - 1), Partitions: partitions, Rolling: 30}
-	fromEvents, err := Backtest(context.Background(), cfg, f)
+	cfg := DefaultConfig()
+	cfg.Origin, cfg.Partitions, cfg.Rolling = m.Date(m.Train-1), partitions, 30
+	fromEvents, err := Run(context.Background(), cfg, f)
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	brokers := newCluster(t, partitions)
+	brokers := kafkatest.NewCluster(t, partitions)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := Produce(ctx, ProduceConfig{Connection: Connection{Brokers: brokers}, Topic: "history", Partitions: partitions}, m.Events()); err != nil {
+	conn := &stream.Connection{Brokers: brokers}
+	if _, err := stream.Produce(ctx, stream.ProduceConfig{Connection: *conn, Topic: "history", Partitions: partitions}, m.Events()); err != nil {
 		t.Fatal(err)
 	}
-	fromTopic, err := BacktestTopic(ctx, cfg, Connection{Brokers: brokers}, "history", TopicRange{})
+	fromTopic, err := RunTopic(ctx, cfg, conn, "history", TopicRange{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +131,7 @@ func TestBacktestSourcesAgree(t *testing.T) {
 	if fromM5.Records == 0 || fromM5.Fixed["tsb"].SeriesScored == 0 {
 		t.Fatalf("nothing scored: %+v", fromM5.Fixed["tsb"])
 	}
-	for name, res := range map[string]*BacktestResult{"events": fromEvents, "topic": fromTopic} {
+	for name, res := range map[string]*Result{"events": fromEvents, "topic": fromTopic} {
 		if !reflect.DeepEqual(res.Fixed, fromM5.Fixed) || !reflect.DeepEqual(res.Rolling, fromM5.Rolling) {
 			t.Errorf("%s source scores differ from the M5 source:\n%+v\n%+v", name, res.Fixed["tsb"], fromM5.Fixed["tsb"])
 		}
@@ -212,12 +218,13 @@ func TestBacktestPublish(t *testing.T) {
 	dir := t.TempDir()
 	writeM5(t, dir, 4, 40, 0, 1)
 	m := readM5(t, dir)
-	brokers := newCluster(t, 2, "bt.forecasts")
+	brokers := kafkatest.NewCluster(t, 2, "bt.forecasts")
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: "bt.forecasts", Balancer: &kafka.Murmur2Balancer{},
 		BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
-	res, err := Backtest(context.Background(), BacktestConfig{Origin: m.Date(m.Train - 1), Rolling: 5,
-		PublishTo: w}, m.Events())
+	cfg := DefaultConfig()
+	cfg.Origin, cfg.Rolling, cfg.PublishTo = m.Date(m.Train-1), 5, w
+	res, err := Run(context.Background(), cfg, m.Events())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +236,7 @@ func TestBacktestPublish(t *testing.T) {
 		t.Fatalf("%d forecasts published, %d made", len(got), res.Forecasts)
 	}
 	for _, msg := range got[:10] {
-		if err := validate(t, "forecast", msg.Value); err != nil {
+		if err := schematest.Validate(t, "forecast", msg.Value); err != nil {
 			t.Fatalf("published forecast breaks the schema: %v", err)
 		}
 	}
@@ -239,10 +246,10 @@ func TestBacktestPublish(t *testing.T) {
 // replays the topic whole, from the second run's start and up to it: each
 // range must see exactly its records.
 func TestBacktestTopicRange(t *testing.T) {
-	brokers := newCluster(t, 2)
+	brokers := kafkatest.NewCluster(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn := Connection{Brokers: brokers}
+	conn := &stream.Connection{Brokers: brokers}
 	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	produce := func(seed uint64, from time.Time) int64 {
 		t.Helper()
@@ -250,7 +257,7 @@ func TestBacktestTopicRange(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n, err := Produce(ctx, ProduceConfig{Connection: conn, Topic: "history", Partitions: 2}, gen)
+		n, err := stream.Produce(ctx, stream.ProduceConfig{Connection: *conn, Topic: "history", Partitions: 2}, gen)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -262,8 +269,8 @@ func TestBacktestTopicRange(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	second := produce(2, start.AddDate(0, 0, 10))
 
-	cfg := BacktestConfig{Origin: start.AddDate(0, 0, 14), Partitions: 2, Rolling: 3,
-		Forecasting: Forecasting{Published: "tsb"}}
+	cfg := DefaultConfig()
+	cfg.Origin, cfg.Partitions, cfg.Rolling, cfg.Published = start.AddDate(0, 0, 14), 2, 3, "tsb"
 	for _, tc := range []struct {
 		name string
 		rng  TopicRange
@@ -276,7 +283,7 @@ func TestBacktestTopicRange(t *testing.T) {
 		{"after the end", TopicRange{From: time.Now().Add(time.Hour)}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := BacktestTopic(ctx, cfg, conn, "history", tc.rng)
+			res, err := RunTopic(ctx, cfg, conn, "history", tc.rng)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -285,7 +292,7 @@ func TestBacktestTopicRange(t *testing.T) {
 			}
 		})
 	}
-	if _, err := BacktestTopic(ctx, cfg, conn, "history", TopicRange{From: between, To: between}); err == nil {
+	if _, err := RunTopic(ctx, cfg, conn, "history", TopicRange{From: between, To: between}); err == nil {
 		t.Error("an empty range was accepted")
 	}
 }

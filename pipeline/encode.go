@@ -1,4 +1,4 @@
-package stream
+package pipeline
 
 import (
 	"fmt"
@@ -55,10 +55,10 @@ type ForecastStep struct {
 	Quantiles map[string]float64 `json:"quantiles,omitempty"`
 }
 
-// forecastEncoder writes forecast records as JSON without reflection or
+// Encoder writes forecast records as JSON without reflection or
 // allocation. Values are rounded to four decimals, which keeps records small
-// and cannot reorder quantiles.
-type forecastEncoder struct {
+// and cannot reorder quantiles. An Encoder is not safe for concurrent use.
+type Encoder struct {
 	spec     window.Spec
 	bucket   string
 	flatPct  float64
@@ -89,16 +89,16 @@ func (c *cachedTime) get(t time.Time) []byte {
 	return c.buf
 }
 
-// requiredLevels are the quantile levels every forecast record carries.
-var requiredLevels = []float64{0.1, 0.5, 0.9}
-
-func newForecastEncoder(spec window.Spec, levels []float64, flatPct float64) (*forecastEncoder, error) {
-	e := &forecastEncoder{spec: spec, bucket: spec.Width().String(), flatPct: flatPct, cacheBucket: math.MinInt64}
+// NewEncoder returns an encoder of the forecasts of a partition with the
+// given bucket layout and quantile levels, which must include the
+// required 0.1, 0.5 and 0.9; flatPct is the trend summary's flat band.
+func NewEncoder(spec window.Spec, levels []float64, flatPct float64) (*Encoder, error) {
+	e := &Encoder{spec: spec, bucket: spec.Width().String(), flatPct: flatPct, cacheBucket: math.MinInt64}
 	idx := make([]int, len(requiredLevels))
 	for i, q := range requiredLevels {
 		idx[i] = slices.Index(levels, q)
 		if idx[i] < 0 {
-			return nil, fmt.Errorf("stream: quantile levels %v lack the required level %v", levels, q)
+			return nil, fmt.Errorf("pipeline: quantile levels %v lack the required level %v", levels, q)
 		}
 	}
 	e.p10, e.p50, e.p90 = idx[0], idx[1], idx[2]
@@ -111,17 +111,9 @@ func newForecastEncoder(spec window.Spec, levels []float64, flatPct float64) (*f
 	return e, nil
 }
 
-// forecastMeta is what a record says besides the forecast itself.
-type forecastMeta struct {
-	bucket       int64
-	generatedAt  time.Time
-	watermark    time.Time
-	model        string
-	modelVersion string
-}
-
-// append appends the JSON record of forecast f for series s to dst.
-func (e *forecastEncoder) append(dst []byte, s *window.Series, f *model.Forecast, m *forecastMeta) []byte {
+// Append appends the JSON record of c's published forecast to dst.
+func (e *Encoder) Append(dst []byte, c *Close) []byte {
+	s, f := c.Series, c.Forecasts[c.Published]
 	id := s.ID()
 	slash := strings.IndexByte(id, '/')
 	dst = append(dst, `{"series":`...)
@@ -132,17 +124,17 @@ func (e *forecastEncoder) append(dst []byte, s *window.Series, f *model.Forecast
 	dst = strconv.AppendQuote(dst, id[slash+1:])
 	dst = append(dst, `,"bucket":"`...)
 	dst = append(dst, e.bucket...)
-	starts := e.stepStarts(m.bucket, len(f.Mean))
+	starts := e.stepStarts(c.Bucket, len(f.Mean))
 	dst = append(dst, `","origin":`...)
 	dst = append(dst, starts[0]...)
 	dst = append(dst, `,"generated_at":`...)
-	dst = append(dst, e.clock.get(m.generatedAt)...)
+	dst = append(dst, e.clock.get(c.GeneratedAt)...)
 	dst = append(dst, `,"watermark":`...)
-	dst = append(dst, e.wm.get(m.watermark.In(e.spec.Location()))...)
+	dst = append(dst, e.wm.get(c.Watermark.In(e.spec.Location()))...)
 	dst = append(dst, `,"model":`...)
-	dst = strconv.AppendQuote(dst, m.model)
+	dst = strconv.AppendQuote(dst, c.Model)
 	dst = append(dst, `,"model_version":`...)
-	dst = strconv.AppendQuote(dst, m.modelVersion)
+	dst = strconv.AppendQuote(dst, c.Version)
 	dst = append(dst, `,"steps":[`...)
 	nq := len(f.Levels)
 	for h := range f.Mean {
@@ -190,7 +182,7 @@ func (e *forecastEncoder) append(dst []byte, s *window.Series, f *model.Forecast
 
 // stepStarts returns the quoted start times of bucket (the origin) and of
 // the h buckets after it.
-func (e *forecastEncoder) stepStarts(bucket int64, h int) [][]byte {
+func (e *Encoder) stepStarts(bucket int64, h int) [][]byte {
 	if bucket != e.cacheBucket || len(e.starts) != h+1 {
 		e.cacheBucket = bucket
 		e.starts = e.starts[:0]

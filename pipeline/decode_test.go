@@ -1,4 +1,4 @@
-package stream
+package pipeline
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ var testNow = time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
 
 func newTestDecoder(t testing.TB) *Decoder {
 	t.Helper()
-	d, err := NewDecoder(Limits{})
+	d, err := NewDecoder(DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,13 +117,24 @@ func TestDecodeInvalid(t *testing.T) {
 }
 
 func TestDecodeLimits(t *testing.T) {
-	if _, err := NewDecoder(Limits{MinQty: 5, MaxQty: 1}); err == nil {
-		t.Error("empty quantity range accepted")
+	for _, tc := range []struct {
+		name string
+		edit func(*Limits)
+	}{
+		{"empty quantity range", func(l *Limits) { l.MinQty, l.MaxQty = 5, 1 }},
+		{"tiny MaxBytes", func(l *Limits) { l.MaxBytes = 10 }},
+		{"zero MaxIDBytes", func(l *Limits) { l.MaxIDBytes = 0 }},
+		{"NaN quantity bound", func(l *Limits) { l.MaxQty = math.NaN() }},
+	} {
+		l := DefaultLimits()
+		tc.edit(&l)
+		if _, err := NewDecoder(l); err == nil {
+			t.Errorf("%s accepted", tc.name)
+		}
 	}
-	if _, err := NewDecoder(Limits{MaxBytes: 10}); err == nil {
-		t.Error("tiny MaxBytes accepted")
-	}
-	d, err := NewDecoder(Limits{MinQty: -10, MaxFuture: -1})
+	l := DefaultLimits()
+	l.MinQty, l.MaxFuture = -10, -1
+	d, err := NewDecoder(l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +161,7 @@ func TestDecodeAllocs(t *testing.T) {
 }
 
 func BenchmarkDecode(b *testing.B) {
-	d, _ := NewDecoder(Limits{})
+	d, _ := NewDecoder(DefaultLimits())
 	key := []byte("TX_3/FOODS_3_001")
 	value := []byte(`{"event_id":"7f9c0e4e-2d7b-4a55-9c1a-3b0f3c2e9a11","store":"TX_3","sku":"FOODS_3_001","ts":"2024-05-02T12:30:00Z","qty":3,"price":2.49,"promo":false}`)
 	var ev Event
@@ -261,7 +272,9 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte("s/k"), []byte(v))
 		f.Add([]byte("TX_3/FOODS_3_001"), []byte(v))
 	}
-	d, _ := NewDecoder(Limits{MaxFuture: -1})
+	limits := DefaultLimits()
+	limits.MaxFuture = -1
+	d, _ := NewDecoder(limits)
 	f.Fuzz(func(t *testing.T, key, value []byte) {
 		var ev Event
 		err := d.Decode(key, value, testNow, &ev)
@@ -269,7 +282,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil && !errors.As(err, &inv) {
 			t.Fatalf("Decode returned %T %v, want *InvalidError", err, err)
 		}
-		want, ok := referenceDecode(key, value, d.Limits())
+		want, ok := referenceDecode(key, value, limits)
 		if ok != (err == nil) {
 			t.Fatalf("Decode(%q, %q) = %v, reference accepts: %v", key, value, err, ok)
 		}

@@ -1,0 +1,42 @@
+// Package pipeline is trendstream's pure partition core: everything a
+// partition does with its records that is neither Kafka nor Badger.
+//
+// # Overview
+//
+// An Engine owns one partition. Drivers feed it records (Process): the
+// live Kafka task in package stream and the backtests in package backtest
+// drive the same engine, so a backtest measures what production does. For
+// each record the engine decodes and validates the sales event (decode.go,
+// with its own allocation-free JSON tokenizer and RFC 3339 parser),
+// drops copies of event ids it has seen (dedup.go), counts the sale in its
+// series' event-time bucket (package window) and, at every bucket close,
+// runs the forecaster roster (roster.go): learners train on the closing
+// series, every forecaster forecasts them, and the published forecast is
+// chosen per series, by the auto ensemble when it runs. The engine hands
+// dead letters and closes to its Sink; Encoder turns a close into the
+// forecast topic's JSON record.
+//
+// The engine's state reaches a store only through the small interfaces
+// declared here: Writes collects a commit (*state.Batch implements it) and
+// Store reads one back (*state.DB). Every key layout lives in keys.go,
+// with the commit point that makes a commit atomic; drivers use the
+// exported helpers (CommitPointKey, ApplyRestored, ReadSeries, ...) rather
+// than laying out keys themselves. DefaultConfig is the one source of the
+// defaults of run and backtests.
+//
+// The package never imports kafka-go (a test enforces it) and starts no
+// goroutines.
+//
+// # Concurrency
+//
+// An Engine, its Decoder and Encoder belong to one goroutine: the record
+// path takes no locks. Different engines share nothing.
+//
+// # Invariants
+//
+// A commit written by AppendState never stores a series state whose
+// buckets are missing, even when a store splits it over several
+// transactions; the commit point (next offset, window state, dedup
+// records) is always written last and atomically. A record whose series
+// state already holds it (Series.Seq) is never counted twice.
+package pipeline

@@ -1,0 +1,121 @@
+package pipeline
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Every key trendstream stores is laid out in this file. A partition's
+// keys start with 'p' and the big-endian partition number, so partitions
+// iterate in order and one prefix deletion removes a partition; then comes
+// a kind byte naming the family of the key. Global index entries start
+// with 'i'.
+//
+//	p | partition | 'm'                          commit point: next offset, window state
+//	p | partition | 's' | series id              series state
+//	p | partition | 'b' | series id | 0 | index  a closed bucket of a series
+//	p | partition | 'f' | series id              latest published forecast record
+//	p | partition | 'c' | series id              ensemble state of a series
+//	p | partition | 'd' | slot | sequence        a batch of deduplication ids
+//	p | partition | 'x' | learner name           a learner's checkpoint
+//	p | partition | 'l'                          restore position in the changelog
+//	i | series id                                partition holding the series
+type kind byte
+
+const (
+	kindMeta      kind = 'm'
+	kindSeries    kind = 's'
+	kindBucket    kind = 'b'
+	kindForecast  kind = 'f'
+	kindSelect    kind = 'c'
+	kindDedup     kind = 'd'
+	kindModel     kind = 'x'
+	kindChangelog kind = 'l'
+)
+
+const (
+	partitionTag = 'p'
+	indexTag     = 'i'
+	// partitionKeyLen is the length of a partition's key prefix before
+	// the kind byte.
+	partitionKeyLen = 5
+)
+
+// PartitionPrefix appends the prefix of every key of partition p to dst.
+func PartitionPrefix(dst []byte, p int32) []byte {
+	dst = append(dst, partitionTag)
+	return binary.BigEndian.AppendUint32(dst, uint32(p))
+}
+
+// KeyPartition returns the partition whose keyspace holds key, or false
+// for a global index entry.
+func KeyPartition(key []byte) (int32, bool) {
+	if len(key) < partitionKeyLen || key[0] != partitionTag {
+		return 0, false
+	}
+	return int32(binary.BigEndian.Uint32(key[1:partitionKeyLen])), true
+}
+
+// keyKind returns the kind of a partition key, or 0.
+func keyKind(key []byte) kind {
+	if len(key) <= partitionKeyLen || key[0] != partitionTag {
+		return 0
+	}
+	return kind(key[partitionKeyLen])
+}
+
+func kindPrefix(dst []byte, p int32, k kind) []byte {
+	return append(PartitionPrefix(dst, p), byte(k))
+}
+
+func key(dst []byte, p int32, k kind, name []byte) []byte {
+	return append(kindPrefix(dst, p, k), name...)
+}
+
+// slotKey appends a key under kind k in partition p named by a slot number
+// and a sequence number, both big-endian so keys iterate in numeric order.
+func slotKey(dst []byte, p int32, k kind, slot int64, seq uint64) []byte {
+	dst = kindPrefix(dst, p, k)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(slot)^(1<<63))
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+func parseSlotKey(key []byte) (slot int64, seq uint64, err error) {
+	if len(key) != partitionKeyLen+1+16 {
+		return 0, 0, fmt.Errorf("pipeline: slot key %x has %d bytes, want 22", key, len(key))
+	}
+	slot = int64(binary.BigEndian.Uint64(key[6:]) ^ (1 << 63))
+	return slot, binary.BigEndian.Uint64(key[14:]), nil
+}
+
+// bucketKey appends the key of a series' bucket in partition p to dst: the
+// series name, a zero byte and the big-endian bucket index, so a series'
+// buckets iterate in index order. The name must not contain a zero byte.
+func bucketKey(dst []byte, p int32, name []byte, idx int64) []byte {
+	dst = append(key(dst, p, kindBucket, name), 0)
+	return binary.BigEndian.AppendUint64(dst, uint64(idx)^(1<<63))
+}
+
+// parseBucketKey returns the bucket index of a key built by bucketKey.
+func parseBucketKey(key []byte) (idx int64, err error) {
+	if len(key) < partitionKeyLen+1+9 || key[len(key)-9] != 0 {
+		return 0, fmt.Errorf("pipeline: %x is not a bucket key", key)
+	}
+	return int64(binary.BigEndian.Uint64(key[len(key)-8:]) ^ (1 << 63)), nil
+}
+
+// indexKey appends the key of the global index entry of a series to dst.
+func indexKey(dst []byte, name []byte) []byte {
+	return append(append(dst, indexTag), name...)
+}
+
+func appendPartition(dst []byte, p int32) []byte {
+	return binary.BigEndian.AppendUint32(dst, uint32(p))
+}
+
+func parsePartition(b []byte) (int32, error) {
+	if len(b) != 4 {
+		return 0, fmt.Errorf("pipeline: index value %x has %d bytes, want 4", b, len(b))
+	}
+	return int32(binary.BigEndian.Uint32(b)), nil
+}
