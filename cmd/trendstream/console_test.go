@@ -611,6 +611,7 @@ func TestConsoleBrowser(t *testing.T) {
 		if n := eval[int](b, `[...document.querySelectorAll('svg')].filter(s => s.getBoundingClientRect().width > 0).length`); n < 3 {
 			t.Errorf("%d charts visible in the report", n)
 		}
+		fitsPhone(t, b)
 		b.bothWidths("report")
 	})
 	t.Logf("browser test took %v", time.Since(started).Round(time.Millisecond))
@@ -642,6 +643,13 @@ func checkAccessible(t *testing.T, b *browser) {
 	if len(problems) > 0 {
 		t.Errorf("accessibility: %v", problems)
 	}
+	fitsPhone(t, b)
+}
+
+// fitsPhone checks that the page needs no horizontal scrolling at phone
+// width (wide tables scroll inside their own box).
+func fitsPhone(t *testing.T, b *browser) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844)); err != nil {
