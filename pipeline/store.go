@@ -115,6 +115,21 @@ func SeriesPartition(st Store, id []byte) (p int32, found bool, err error) {
 	return p, found, err
 }
 
+// ScanSeries calls fn, in id order, with every series id in the global
+// index that starts with prefix and the partition holding it, until fn
+// returns an error, which ScanSeries returns. The id is valid only during
+// fn. The web console's series search uses it.
+func ScanSeries(st Store, prefix []byte, fn func(id []byte, p int32) error) error {
+	skip := len(indexKey(nil, nil))
+	return st.Scan(indexKey(nil, prefix), func(k, v []byte) error {
+		p, err := parsePartition(v)
+		if err != nil {
+			return err
+		}
+		return fn(k[skip:], p)
+	})
+}
+
 // ReadSeries decodes series id of partition p, with its closed buckets,
 // from st into part.
 func ReadSeries(st Store, p int32, part *window.Partition, id []byte) (s *window.Series, found bool, err error) {

@@ -45,7 +45,8 @@ or state directory, so live consumers are untouched). File
 sources are split into --partitions partitions with the partitioner
 produce uses, so each partition's models see what they would see live.
 
---report writes the JSON report; --plots writes PNG charts; --publish
+--report writes the JSON report; --plots writes PNG charts; --html writes
+the report with its charts as one self-contained HTML page; --publish
 writes the published forecasts to a topic.`,
 		Args: cobra.NoArgs,
 		RunE: runBacktest,
@@ -64,6 +65,7 @@ writes the published forecasts to a topic.`,
 	fs.String("models", strings.Join(append(slices.Clone(model.Baselines), model.NameLSTM), ","), "comma-separated forecasters to evaluate besides the published one")
 	fs.String("report", "", "write the JSON report to this file")
 	fs.String("plots", "", "write PNG charts to this directory")
+	fs.String("html", "", "write the report with its charts as one self-contained HTML page to this file")
 	fs.String("publish", "", "write the published forecasts to this topic (with --brokers)")
 	fs.Bool("quiet", false, "no progress output")
 	addProcessingFlags(fs, def.Config)
@@ -132,6 +134,12 @@ func runBacktest(cmd *cobra.Command, _ []string) error {
 	stages["plots_seconds"] = time.Since(outStart).Seconds()
 	rep.Run.Stages = stages
 	rep.Run.WallSeconds = time.Since(started).Seconds()
+	if path := v.GetString("html"); path != "" {
+		if err := writeHTMLReport(path, rep, res, cfg); err != nil {
+			return err
+		}
+		log.Info("HTML report written", "path", path)
+	}
 	if path := v.GetString("report"); path != "" {
 		if err := writeReport(path, rep); err != nil {
 			return err

@@ -46,6 +46,7 @@ the processor's HTTP API answers; the addresses are printed at start.
 	fs.String("listen", "127.0.0.1:9092", "address of the embedded broker (a free port if taken)")
 	fs.Int("partitions", 4, "partitions of the demo topics")
 	fs.String("http-addr", "127.0.0.1:8080", "address of the HTTP API (a free port if taken)")
+	addHTTPFlags(fs)
 	fs.String("state-dir", "", "state directory; a temporary one, removed at exit, by default")
 	fs.Int("rows", 12, "series shown in the live table")
 	addProcessingFlags(fs, demoConfig().Config)
@@ -99,7 +100,11 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 	cfg.Partitions = v.GetInt("partitions")
 	cfg.Logger = log
 	reg := newRegistry()
-	svc, err := startDemoService(log, cfg, stateDir, v.GetString("http-addr"), reg)
+	web, err := readWebConfig(v, v.GetString("http-addr"))
+	if err != nil {
+		return err
+	}
+	svc, err := startDemoService(log, cfg, stateDir, web, reg)
 	if err != nil {
 		return err
 	}
@@ -111,11 +116,11 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 	view := newLiveView(svc.proc, reg, v.GetInt("rows"))
 	fmt.Fprintf(os.Stderr, `trendstream demo
   broker (in memory): %[1]s
-  HTTP:               http://%[2]s/metrics, http://%[2]s/readyz, http://%[2]s/v1/series/S01/SKU-0001
-  watch forecasts:    kcat -C -b %[1]s -t forecasts -o end    or    go run ./cmd/trendstream tail --brokers %[1]s
+  HTTP:               %[2]s/metrics, %[2]s/readyz, %[2]s/v1/series/S01/SKU-0001
+%[4]s  watch forecasts:    kcat -C -b %[1]s -t forecasts -o end    or    go run ./cmd/trendstream tail --brokers %[1]s
   watch dead letters: kcat -C -b %[1]s -t sales.dlq -f '%%h %%s\n'
   state:              %[3]s
-`, brokers[0], svc.addr, stateDir)
+`, brokers[0], svc.baseURL(), stateDir, consoleLine(svc))
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return svc.run(gctx) })
@@ -134,13 +139,14 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 	return err
 }
 
-// startDemoService starts the processor's service on httpAddr, or on a
+// startDemoService starts the processor's service on web.Addr, or on a
 // free port when that is taken.
-func startDemoService(log *slog.Logger, cfg stream.Config, stateDir, httpAddr string, reg *prometheus.Registry) (*service, error) {
-	svc, err := startService(log, cfg, stateDir, httpAddr, reg)
+func startDemoService(log *slog.Logger, cfg stream.Config, stateDir string, web webConfig, reg *prometheus.Registry) (*service, error) {
+	svc, err := startService(log, cfg, stateDir, web, reg)
 	if err != nil && isAddrInUse(err) {
-		log.Warn("HTTP address in use, picking a free port", "addr", httpAddr)
-		svc, err = startService(log, cfg, stateDir, "127.0.0.1:0", reg)
+		log.Warn("HTTP address in use, picking a free port", "addr", web.Addr)
+		web.Addr = "127.0.0.1:0"
+		svc, err = startService(log, cfg, stateDir, web, reg)
 	}
 	return svc, err
 }

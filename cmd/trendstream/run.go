@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/trendstream/trendstream/console"
 	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/state"
 	"github.com/trendstream/trendstream/stream"
@@ -33,8 +34,9 @@ input offsets are committed together to Badger in --state-dir, so each event
 is counted exactly once across crashes and restarts; forecasts and dead
 letters are delivered at least once.
 
-HTTP on --http-addr: /healthz, /readyz, /metrics and
-GET /v1/series/{store}/{sku}.`,
+HTTP on --http-addr: the web console at /, /healthz, /readyz, /metrics and
+GET /v1/series/{store}/{sku}; --http-tls-cert and --http-tls-key serve it
+over TLS, --http-token-file requires a bearer token (or a console sign-in).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v, log, err := setup(cmd)
@@ -45,7 +47,11 @@ GET /v1/series/{store}/{sku}.`,
 			if err != nil {
 				return err
 			}
-			svc, err := startService(log, cfg, v.GetString("state-dir"), v.GetString("http-addr"), newRegistry())
+			web, err := readWebConfig(v, v.GetString("http-addr"))
+			if err != nil {
+				return err
+			}
+			svc, err := startService(log, cfg, v.GetString("state-dir"), web, newRegistry())
 			if err != nil {
 				return err
 			}
@@ -70,6 +76,7 @@ GET /v1/series/{store}/{sku}.`,
 	fs.Duration("standby-interval", def.StandbyInterval, "how often standby partitions catch up with the changelog")
 	fs.String("state-dir", "./data", "directory of the Badger state store")
 	fs.String("http-addr", "127.0.0.1:8080", "address of the HTTP API, health checks and metrics")
+	addHTTPFlags(fs)
 	addProcessingFlags(fs, def.Config)
 	fs.String("late-policy", string(def.LatePolicy), "what happens to events behind the watermark: dlq or drop (both counted)")
 	fs.Duration("dedup-horizon", def.DedupHorizon, "event time during which a repeated event_id is dropped as a duplicate")
@@ -170,19 +177,20 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 
 // service is a processor with its state store and HTTP server.
 type service struct {
-	log    *slog.Logger
-	db     *state.DB
-	proc   *stream.Processor
-	mux    *http.ServeMux
-	srv    *http.Server
-	addr   string
-	served chan error
+	log     *slog.Logger
+	db      *state.DB
+	proc    *stream.Processor
+	mux     *http.ServeMux
+	srv     *http.Server
+	console *console.Server // nil without the console
+	addr    string
+	served  chan error
 }
 
 // startService opens the state store, builds the processor and starts
-// serving HTTP; run then processes until its context ends. reg receives
-// the metrics.
-func startService(log *slog.Logger, cfg stream.Config, stateDir, httpAddr string, reg *prometheus.Registry) (*service, error) {
+// serving HTTP as web says; run then processes until its context ends. reg
+// receives the metrics.
+func startService(log *slog.Logger, cfg stream.Config, stateDir string, web webConfig, reg *prometheus.Registry) (*service, error) {
 	db, err := state.Open(state.Config{Dir: stateDir, Logger: log})
 	if err != nil {
 		return nil, err
@@ -193,18 +201,30 @@ func startService(log *slog.Logger, cfg stream.Config, stateDir, httpAddr string
 		db.Close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", httpAddr)
+	tc, err := web.tlsConfig()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", web.Addr)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("--http-addr: %w", err)
 	}
 	s := &service{log: log, db: db, proc: proc, addr: ln.Addr().String(), served: make(chan error, 1), mux: http.NewServeMux()}
 	s.mux.Handle("/", proc.Handler(reg))
-	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { s.served <- s.srv.Serve(ln) }()
+	handler, err := s.webHandler(web, reg)
+	if err != nil {
+		ln.Close()
+		db.Close()
+		return nil, err
+	}
+	s.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, TLSConfig: tc}
+	go func() { s.served <- s.serve(ln) }()
 	cfg = proc.Config()
 	log.Info("processing", "brokers", cfg.Brokers, "group", cfg.Group, "input", cfg.InputTopic,
-		"output", cfg.OutputTopic, "dlq", cfg.DLQTopic, "state_dir", stateDir, "http", s.addr,
+		"output", cfg.OutputTopic, "dlq", cfg.DLQTopic, "state_dir", stateDir, "http", s.baseURL(),
+		"console", s.console != nil, "http_token", web.Token != "",
 		"bucket", cfg.Window.Width, "model", cfg.Published)
 	return s, nil
 }
@@ -219,10 +239,13 @@ func (s *service) enablePprof() {
 }
 
 // run processes until ctx ends, then shuts down in order: the processor
-// leaves the group after committing its partitions, the HTTP server stops,
-// the state store closes.
+// leaves the group after committing its partitions, the console's live
+// streams end (they would hold the HTTP server's shutdown up), the HTTP
+// server stops, the state store closes.
 func (s *service) run(ctx context.Context) error {
+	stopConsole := s.startConsole(ctx)
 	runErr := s.proc.Run(ctx)
+	stopConsole()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.srv.Shutdown(sctx); err != nil {
