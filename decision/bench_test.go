@@ -45,3 +45,42 @@ func BenchmarkRankingAdd(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkUpdate measures a series' replenishment plan at a close, for
+// each method, with a calibrated partition and a small and a large
+// expected demand.
+func BenchmarkUpdate(b *testing.B) {
+	for _, method := range []decision.Method{decision.Conformal, decision.NegBinom, decision.Independent} {
+		for _, mean := range []float64{0.5, 40} {
+			b.Run(fmt.Sprintf("%v/mean=%g", method, mean), func(b *testing.B) {
+				r := newReplenisher(b, decision.ReplenishConfig{Method: method, MinWeight: 10})
+				f := flatForecast(mean, 0.5*mean, mean, 2*mean)
+				y := make([]float64, 84)
+				for i := range y {
+					y[i] = float64(rand.N(int(2*mean) + 1))
+				}
+				states := make([]decision.ReplenishState, 100)
+				var p decision.Plan
+				stock := &decision.Stock{OnHand: mean}
+				// Calibrate on 30 closes of 100 series.
+				for bucket := range int64(30) {
+					for i := range states {
+						if err := r.Update(&states[i], bucket, y, f, decision.Policy{}, stock, &p); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				bucket, i := int64(30), 0
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := r.Update(&states[i], bucket, y, f, decision.Policy{}, stock, &p); err != nil {
+						b.Fatal(err)
+					}
+					if i++; i == len(states) {
+						i, bucket = 0, bucket+1
+					}
+				}
+			})
+		}
+	}
+}

@@ -1,5 +1,6 @@
 // Package decision turns the forecasts of a partition's series into
-// decisions at every bucket close: which products are trending.
+// decisions at every bucket close: which products are trending, and how
+// much of each to reorder.
 //
 // # Overview
 //
@@ -11,18 +12,36 @@
 // Merge combines the rankings of several partitions, as the trends topic's
 // consumers and the HTTP API will.
 //
+// Replenisher plans a periodic-review (R, S) policy per series (Policy:
+// lead time, review period, target cycle service level, pack size): the
+// distribution of demand over the lead time and over the cycle (lead time
+// plus review period), the reorder point, safety stock, order-up-to level
+// and, when the stock position is known, the order quantity. The demand
+// over several buckets is the hard part, since per-step quantiles do not
+// add up; Method says how each method treats the correlation between
+// steps. The default, Conformal, calibrates each series' forecast totals
+// on the totals that came, pooled over the partition (ReplenishState per
+// series; the Replenisher keeps the pooled calibration).
+//
 // At a close a driver calls, for every series that closed the bucket and
-// has a published forecast, Trends.Classify and Ranking.Add (after a
-// Ranking.Reset at the first). The package is pure: no I/O and no
-// goroutines.
+// has a published forecast: Trends.Classify and Ranking.Add (after a
+// Ranking.Reset at the first), then Replenisher.Update; once the close is
+// done, it publishes the Ranking's lists per store. The package is pure:
+// no I/O and no goroutines.
 //
 // # Concurrency
 //
-// A Trends or Ranking belongs to one goroutine, like the
+// A Trends, Ranking or Replenisher belongs to one goroutine, like the
 // partition it serves; a state belongs to its series' partition.
 //
 // # Invariants
 //
-// The per-series paths (Classify, Ranking.Add) do not allocate in the
-// steady state. Rankings are deterministic: ties order by series id.
+// States encode to versioned bytes (AppendBinary) and decode only from
+// their own version, otherwise failing with an error wrapping ErrState that
+// names what is wrong. The per-series paths (Classify, Ranking.Add,
+// Update) do not allocate in the steady state. Rankings are deterministic:
+// ties order by series id.
+// Replenishment quantiles never decrease with the level and are never
+// negative. All series of a close see the calibration as it was after the
+// close before, whatever their order.
 package decision
