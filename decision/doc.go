@@ -10,7 +10,7 @@
 // and its own noise level (TrendState). Ranking keeps the best-scored
 // series of each class per store for the close, in bounded memory, and
 // Merge combines the rankings of several partitions, as the trends topic's
-// consumers and the HTTP API will.
+// consumers and the HTTP API do. TrendsRecord is the trends topic's JSON.
 //
 // Replenisher plans a periodic-review (R, S) policy per series (Policy:
 // lead time, review period, target cycle service level, pack size): the
@@ -21,13 +21,14 @@
 // add up; Method says how each method treats the correlation between
 // steps. The default, Conformal, calibrates each series' forecast totals
 // on the totals that came, pooled over the partition (ReplenishState per
-// series; the Replenisher keeps the pooled calibration).
+// series; the Replenisher keeps the pooled calibration). PlanRecord is the
+// replenishment topic's JSON.
 //
 // At a close a driver calls, for every series that closed the bucket and
 // has a published forecast: Trends.Classify and Ranking.Add (after a
-// Ranking.Reset at the first), then Replenisher.Update; once the close is
-// done, it publishes the Ranking's lists per store. The package is pure:
-// no I/O and no goroutines.
+// Ranking.Reset at the first), then Replenisher.Update and encodes the
+// plan's PlanRecord; once the close is done, it encodes a TrendsRecord per
+// store of the Ranking. The package is pure: no I/O and no goroutines.
 //
 // # Concurrency
 //
@@ -39,8 +40,8 @@
 // States encode to versioned bytes (AppendBinary) and decode only from
 // their own version, otherwise failing with an error wrapping ErrState that
 // names what is wrong. The per-series paths (Classify, Ranking.Add,
-// Update) do not allocate in the steady state. Rankings are deterministic:
-// ties order by series id.
+// Update) and the record encoders do not allocate in the steady state.
+// Rankings are deterministic: ties order by series id.
 // Replenishment quantiles never decrease with the level and are never
 // negative. All series of a close see the calibration as it was after the
 // close before, whatever their order.
