@@ -32,8 +32,10 @@
 //
 // # Concurrency
 //
-// A Trends, Ranking or Replenisher belongs to one goroutine, like the
-// partition it serves; a state belongs to its series' partition.
+// A Ranking or Replenisher belongs to one goroutine, like the partition
+// it serves, and a state to its series' partition; a Trends is safe for
+// concurrent use. Ranking.Top returns copies, which may be handed to
+// other goroutines (the HTTP API's).
 //
 // # Invariants
 //

@@ -150,7 +150,7 @@ func measureCSL(t *testing.T, src source.Source, origin time.Time, rolling, warm
 	return cells
 }
 
-// cslTable formats the cells as the README's table: per forecaster and
+// cslTable formats the cells as a Markdown table: per forecaster and
 // method, the achieved cycle service level at each target, the lead-time
 // one, and the mean safety stock, also as a share of the mean cycle
 // demand.

@@ -199,9 +199,10 @@ type TrendState struct {
 // Comparing the last window with the forecast of the next one alone, as
 // model.Trend does, is no trend detector with forecasters that smooth a
 // level: they lag a rise, so a rising series' forecast is below its last
-// week and reads as falling (see the README's measurements). A Trends is
-// stateless apart from its configuration and scratch space: it belongs to
-// one goroutine.
+// week and reads as falling (TestTrendingOnSynthetic measures it).
+//
+// A Trends holds only its configuration and is safe for concurrent use;
+// a TrendState belongs to its series' partition.
 type Trends struct {
 	cfg TrendConfig
 }
