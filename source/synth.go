@@ -35,10 +35,12 @@ type SynthConfig struct {
 
 // Synthetic generates a realistic, deterministic stream of retail sales:
 // fast, medium and slow (intermittent) items with weekly seasonality,
-// trends, price changes that move demand, promotions that lift it, product
-// launches and discontinuations, and an intraday profile. Records come in
-// event-time order, hour by simulated hour, apart from the configured
-// alterations.
+// trends and changes of trend, price changes that move demand, promotions
+// that lift it, product launches that ramp up, discontinuations that run
+// down, and an intraday profile. Records come in event-time order, hour by
+// simulated hour, apart from the configured alterations. Truth returns
+// what drives each item's demand, so that what a processor detects can be
+// measured against it.
 type Synthetic struct {
 	cfg   SynthConfig
 	r     *rand.Rand
@@ -55,17 +57,60 @@ type Synthetic struct {
 }
 
 type item struct {
-	store, sku string
-	rate       float64 // mean units per day at base price, before seasonality
+	ItemTruth
 	weekly     [7]float64
-	trend      float64 // daily log growth
 	basePrice  float64
 	price      float64
 	units      int // most units per transaction
-	launch     int // first selling day
-	stop       int // last selling day, or -1
 	promoUntil int // promotion runs through this day
 	promoLift  float64
+}
+
+// ItemTruth is what drives one synthetic item's demand: its rate, trend,
+// launch and discontinuation, and its change of trend. Days count UTC
+// calendar days from the generator's Start (day 0 holds Start).
+type ItemTruth struct {
+	// Store and SKU identify the item's series.
+	Store, SKU string
+	// Rate is the mean units per day at the base price, before weekly
+	// seasonality, trend, ramps and promotions.
+	Rate float64
+	// Trend is the daily log growth of demand from Launch on.
+	Trend float64
+	// Launch is the first selling day, 0 for an item on sale from the
+	// start. A launched item's demand ramps up linearly over its first
+	// Ramp days.
+	Launch, Ramp int
+	// Stop is the last selling day, or -1 for an item never discontinued.
+	// A discontinued item's demand runs down linearly to zero over the
+	// Fade days up to Stop.
+	Stop, Fade int
+	// Shift is a change of trend: from day ShiftStart to day ShiftEnd the
+	// daily log growth is Trend + Shift, and afterwards demand keeps the
+	// level it reached. 0 for items without one.
+	Shift                float64
+	ShiftStart, ShiftEnd int
+}
+
+// Level returns the item's expected units on day d at its base price,
+// without weekly seasonality and promotions: zero before Launch and after
+// Stop. The generator draws each day's sales around it.
+func (t *ItemTruth) Level(d int) float64 {
+	if d < t.Launch || (t.Stop >= 0 && d > t.Stop) {
+		return 0
+	}
+	growth := t.Trend * float64(d-t.Launch)
+	if from := max(t.ShiftStart, t.Launch); t.Shift != 0 && d > from && t.ShiftEnd > from {
+		growth += t.Shift * float64(min(d, t.ShiftEnd)-from)
+	}
+	level := t.Rate * math.Exp(growth)
+	if t.Ramp > 0 && d-t.Launch < t.Ramp {
+		level *= float64(d-t.Launch+1) / float64(t.Ramp+1)
+	}
+	if t.Stop >= 0 && t.Stop-d < t.Fade {
+		level *= float64(t.Stop-d+1) / float64(t.Fade+1)
+	}
+	return level
 }
 
 // hourShare is the share of a day's sales in each hour: closed at night,
@@ -113,26 +158,35 @@ func NewSynthetic(cfg SynthConfig) (*Synthetic, error) {
 		return nil, fmt.Errorf("source: Lateness %v is below a minute", cfg.Lateness)
 	}
 	g := &Synthetic{cfg: cfg, r: rand.New(rand.NewPCG(cfg.Seed, 0x5eed)), hour: cfg.Start.UTC().Truncate(time.Hour)}
+	// Ramps, run-downs, late launches and changes of trend draw from a
+	// stream of their own, so the items' other parameters stay those of
+	// generators without them.
+	shape := rand.New(rand.NewPCG(cfg.Seed, 0x7e5d))
 	for s := range cfg.Stores {
 		for k := range cfg.SKUs {
-			g.items = append(g.items, g.newItem(fmt.Sprintf("S%02d", s+1), fmt.Sprintf("SKU-%04d", k+1)))
+			g.items = append(g.items, g.newItem(shape, fmt.Sprintf("S%02d", s+1), fmt.Sprintf("SKU-%04d", k+1)))
 		}
 	}
 	return g, nil
 }
 
-func (g *Synthetic) newItem(store, sku string) item {
+// newItem draws an item: 15% launch in the first 60 days and 8% later
+// (day 60 to 299, never discontinued), each ramping up over 14 to 42
+// days; 10% are discontinued between days 60 and 199, running down over
+// 14 to 35 days; 30% change trend once, between days 30 and 269, for 14
+// to 42 days, by 0.015 to 0.035 a day up or down (11% to 28% a week).
+func (g *Synthetic) newItem(shape *rand.Rand, store, sku string) item {
 	r := g.r
-	it := item{store: store, sku: sku, stop: -1, units: 1}
+	it := item{ItemTruth: ItemTruth{Store: store, SKU: sku, Stop: -1}, units: 1}
 	switch x := r.Float64(); {
 	case x < 0.2: // fast movers
-		it.rate = 20 + 40*r.Float64()
+		it.Rate = 20 + 40*r.Float64()
 		it.units = 3
 	case x < 0.6:
-		it.rate = 3 + 12*r.Float64()
+		it.Rate = 3 + 12*r.Float64()
 		it.units = 2
 	default: // slow, intermittent
-		it.rate = 0.2 + 1.3*r.Float64()
+		it.Rate = 0.2 + 1.3*r.Float64()
 	}
 	weekend := 1.2 + 0.4*r.Float64()
 	for d := range it.weekly {
@@ -140,16 +194,44 @@ func (g *Synthetic) newItem(store, sku string) item {
 	}
 	it.weekly[time.Saturday] *= weekend
 	it.weekly[time.Sunday] *= weekend * 0.9
-	it.trend = r.NormFloat64() * 0.004
+	it.Trend = r.NormFloat64() * 0.004
 	it.basePrice = math.Round((0.5+14.5*r.Float64())*100) / 100
 	it.price = it.basePrice
 	if r.Float64() < 0.15 {
-		it.launch = r.IntN(60)
+		it.Launch = r.IntN(60)
 	}
 	if r.Float64() < 0.1 {
-		it.stop = 60 + r.IntN(140)
+		it.Stop = 60 + r.IntN(140)
+	}
+	if shape.Float64() < 0.08 {
+		it.Launch, it.Stop = 60+shape.IntN(240), -1
+	}
+	ramp, fade := 14+shape.IntN(29), 14+shape.IntN(22)
+	if it.Launch > 0 {
+		it.Ramp = ramp
+	}
+	if it.Stop >= 0 {
+		it.Fade = fade
+	}
+	if shape.Float64() < 0.3 {
+		it.ShiftStart = 30 + shape.IntN(240)
+		it.ShiftEnd = it.ShiftStart + 14 + shape.IntN(29)
+		it.Shift = 0.015 + 0.02*shape.Float64()
+		if shape.IntN(2) == 0 {
+			it.Shift = -it.Shift
+		}
 	}
 	return it
+}
+
+// Truth returns, for every item in series order (stores, then SKUs),
+// what drives its demand. It is fixed by the configuration and the seed.
+func (g *Synthetic) Truth() []ItemTruth {
+	out := make([]ItemTruth, len(g.items))
+	for i := range g.items {
+		out[i] = g.items[i].ItemTruth
+	}
+	return out
 }
 
 // Next implements Source. It returns io.EOF after Days simulated days.
@@ -206,11 +288,11 @@ func (g *Synthetic) generateHour() {
 	}
 	for i := range g.items {
 		it := &g.items[i]
-		if g.day < it.launch || (it.stop >= 0 && g.day > it.stop) {
+		level := it.Level(g.day)
+		if level == 0 {
 			continue
 		}
-		age := float64(g.day - it.launch)
-		demand := it.rate * it.weekly[weekday] * math.Exp(it.trend*age) * math.Pow(it.price/it.basePrice, -1.5)
+		demand := level * it.weekly[weekday] * math.Pow(it.price/it.basePrice, -1.5)
 		promo := g.day <= it.promoUntil
 		price := it.price
 		if promo {
@@ -223,7 +305,7 @@ func (g *Synthetic) generateHour() {
 			g.n++
 			g.queue = append(g.queue, Event{
 				ID:    fmt.Sprintf("syn%d-%d", g.cfg.Seed, g.n),
-				Store: it.store, SKU: it.sku,
+				Store: it.Store, SKU: it.SKU,
 				Time:  g.hour.Add(time.Duration(r.Int64N(int64(time.Hour)))).Truncate(time.Second),
 				Qty:   float64(1 + r.IntN(it.units)),
 				Price: price, Promo: promo,
