@@ -25,8 +25,11 @@ import (
 // Records are written before the state commit, so the changelog is never
 // behind the store that wrote it; a crash in between leaves a commit in the
 // changelog whose input is replayed anyway, which is harmless for the same
-// reason a split commit is (see state.Batch). Values too large for one
-// Kafka record (model checkpoints) are split into chunk records.
+// reason a split commit is (see state.Batch). A commit's last record is its
+// commit point, the commit marker: a restore applies whole commits only,
+// and discards the records after the last marker, which a writer stopped
+// in the middle of a commit left. Values too large for one Kafka record
+// (model checkpoints) are split into chunk records.
 type changelog struct {
 	conn  Connection
 	topic string
@@ -34,6 +37,9 @@ type changelog struct {
 	log   *slog.Logger
 	m     *metrics
 	ttl   time.Duration // of restored dedup records
+	// stageLimit bounds the writes a restore holds until their commit
+	// marker (see restorer); stageLimit by default.
+	stageLimit int
 }
 
 // chunkSize is the largest value written as one changelog record.
@@ -52,7 +58,7 @@ func newChangelog(conn Connection, topic string, dedupTTL time.Duration, log *sl
 	w.MaxAttempts = 3
 	w.Logger = kafkaLogger(log, slog.LevelDebug)
 	w.ErrorLogger = kafkaLogger(log, slog.LevelDebug)
-	return &changelog{conn: conn, topic: topic, w: w, log: log, m: m, ttl: dedupTTL}
+	return &changelog{conn: conn, topic: topic, w: w, log: log, m: m, ttl: dedupTTL, stageLimit: stageLimit}
 }
 
 // keyPartition routes a state key to the partition its keyspace names.
@@ -130,6 +136,10 @@ func (c *changelog) ensure(ctx context.Context, input string) error {
 // the records written since; otherwise it rebuilds the partition from the
 // whole changelog. A standby restore, which keeps a partition this instance
 // does not own warm, logs at debug level and counts its records apart.
+//
+// Only whole commits are applied: the records after the last commit
+// marker belong to a commit whose writer stopped before finishing it, and
+// are discarded.
 func (c *changelog) restore(ctx context.Context, db *state.DB, p int32, local int64, standby bool) (bool, error) {
 	first, end, err := c.offsets(ctx, p)
 	if err != nil || end <= first {
@@ -158,29 +168,22 @@ func (c *changelog) restore(ctx context.Context, db *state.DB, p int32, local in
 	} else if ok && at == local && pos >= first && pos <= end {
 		from, mode = pos, "incremental"
 	}
-	level, records := slog.LevelInfo, c.m.restoreRecords
+	level := slog.LevelInfo
 	if standby {
-		level, records = slog.LevelDebug, c.m.standbyRecords
+		level = slog.LevelDebug
 	}
 	started := time.Now()
-	label := strconv.Itoa(int(p))
 	c.log.Log(ctx, level, "restoring partition from the changelog", "partition", p, "mode", mode,
 		"records", end-from, "local_offset", local)
-	if mode == "full" {
-		if err := db.DeletePrefix(pipeline.PartitionPrefix(nil, p)); err != nil {
-			return false, err
-		}
-	}
-	a := restorer{db: db, p: p, ttl: c.ttl, chunks: map[string][][]byte{}, pos: -1}
-	_, err = c.read(ctx, p, from, end, func(m kafka.Message) error {
-		records.Inc()
-		if !standby {
-			c.m.restoreProgress.WithLabelValues(label).Set(float64(m.Offset-from+1) / float64(end-from))
-		}
-		return a.apply(m)
-	})
-	if err == nil {
-		err = a.finish()
+	a, err := c.replay(ctx, db, p, from, end, mode == "full", standby)
+	if errors.Is(err, errUnconfirmed) {
+		// Writes read after the last commit marker overflowed the staging
+		// bound and reached the store before it was known that no marker
+		// followed them: rebuild the partition up to that marker.
+		c.log.Warn("the changelog ends with a large unfinished commit; rebuilding the partition up to the last whole commit",
+			"partition", p, "records", end-a.pos)
+		mode = "full"
+		_, err = c.replay(ctx, db, p, first, max(a.pos, first), true, standby)
 	}
 	if err != nil {
 		return false, fmt.Errorf("stream: restoring partition %d from %s: %w", p, c.topic, err)
@@ -190,8 +193,41 @@ func (c *changelog) restore(ctx context.Context, db *state.DB, p int32, local in
 		c.m.restoreSeconds.Observe(time.Since(started).Seconds())
 	}
 	c.log.Log(ctx, level, "partition restored", "partition", p, "mode", mode, "records", end-from,
-		"seconds", time.Since(started).Seconds())
+		"discarded", end-a.pos, "seconds", time.Since(started).Seconds())
 	return true, nil
+}
+
+// errUnconfirmed reports a replay that wrote records the changelog turned
+// out to hold no commit marker for.
+var errUnconfirmed = errors.New("stream: writes of an unfinished commit reached the store")
+
+// replay applies changelog partition p's records from offset from to end
+// to db, after deleting the partition from db when full is set, and
+// returns the restorer, whose pos is the offset after the last commit
+// marker applied (from when none was).
+func (c *changelog) replay(ctx context.Context, db *state.DB, p int32, from, end int64, full, standby bool) (*restorer, error) {
+	a := &restorer{db: db, p: p, ttl: c.ttl, limit: c.stageLimit, chunks: map[string][][]byte{}, pos: from, at: -1}
+	if full {
+		if err := db.DeletePrefix(pipeline.PartitionPrefix(nil, p)); err != nil {
+			return a, err
+		}
+	}
+	records := c.m.restoreRecords
+	if standby {
+		records = c.m.standbyRecords
+	}
+	label := strconv.Itoa(int(p))
+	_, err := c.read(ctx, p, from, end, func(m kafka.Message) error {
+		records.Inc()
+		if !standby {
+			c.m.restoreProgress.WithLabelValues(label).Set(float64(m.Offset-from+1) / float64(end-from))
+		}
+		return a.apply(m)
+	})
+	if err == nil {
+		err = a.finish()
+	}
+	return a, err
 }
 
 // positionVersion is the encoding version of a restore position.
@@ -260,17 +296,35 @@ func (c *changelog) read(ctx context.Context, p int32, from, end int64, fn func(
 	return last, nil
 }
 
-// restorer applies changelog records to a partition's keyspace in
-// batches.
+// stageLimit is the default bound on the bytes of writes a restore holds
+// in memory until the commit marker that confirms them is read. Past it
+// they go to the store unconfirmed: a compacted changelog has lost the
+// markers of its older commits, and a commit can be larger than memory
+// should hold.
+const stageLimit = 64 << 20
+
+// flushBytes is the size at which a restore writes the whole commits it
+// has read to the store.
+const flushBytes = 4 << 20
+
+// restorer applies changelog records to a partition's keyspace, whole
+// commits at a time: the writes read since the last commit marker are
+// held back (staged in b after mark) until the next marker confirms them,
+// and dropped if none does.
 type restorer struct {
 	db     *state.DB
 	p      int32
 	ttl    time.Duration
+	limit  int
 	b      state.Batch
+	mark   state.Mark // b's writes after mark await their commit marker
 	chunks map[string][][]byte
 
-	// pos is the changelog offset after the last commit point applied,
-	// whose input offset is at; -1 before one.
+	// unconfirmed is set while writes that no marker has confirmed yet
+	// are in the store, because they overflowed limit.
+	unconfirmed bool
+	// pos is the changelog offset after the last commit marker applied,
+	// whose input offset is at; at is -1 before one.
 	pos, at int64
 }
 
@@ -296,19 +350,31 @@ func (a *restorer) apply(m kafka.Message) error {
 	if err != nil {
 		return fmt.Errorf("record %d: %w", m.Offset, err)
 	}
-	if r.CommitPoint {
+	switch {
+	case r.CommitPoint:
 		a.pos, a.at = m.Offset+1, r.Next
-	}
-	if a.b.Bytes() > 4<<20 {
+		a.unconfirmed = false
+		a.mark = a.b.Mark()
+		if a.b.Bytes() >= flushBytes {
+			return a.flush()
+		}
+	case a.b.Bytes() > a.limit:
+		a.unconfirmed = true
 		return a.flush()
 	}
 	return nil
 }
 
-// finish writes what remains and, when a commit point was applied, the
-// position the next restore can resume from.
+// finish drops the writes no commit marker confirmed and writes the rest
+// with, when a commit point was applied, the position the next restore
+// can resume from. It returns errUnconfirmed when unconfirmed writes
+// already reached the store.
 func (a *restorer) finish() error {
-	if a.pos >= 0 {
+	if a.unconfirmed {
+		return errUnconfirmed
+	}
+	a.b.Rewind(a.mark)
+	if a.at >= 0 {
 		v := binary.AppendVarint([]byte{positionVersion}, a.pos)
 		a.b.SetFinal(pipeline.RestorePositionKey(nil, a.p), binary.AppendVarint(v, a.at), 0)
 	}
@@ -316,10 +382,12 @@ func (a *restorer) finish() error {
 }
 
 func (a *restorer) flush() error {
-	if a.b.Len() == 0 {
-		return nil
+	if a.b.Len() > 0 {
+		if _, err := a.db.Commit(&a.b); err != nil {
+			return err
+		}
 	}
-	_, err := a.db.Commit(&a.b)
 	a.b.Reset()
-	return err
+	a.mark = a.b.Mark()
+	return nil
 }
