@@ -26,7 +26,8 @@ import (
 // behind the store that wrote it; a crash in between leaves a commit in the
 // changelog whose input is replayed anyway, which is harmless for the same
 // reason a split commit is (see state.Batch). A commit's last record is its
-// commit point, the commit marker: a restore applies whole commits only,
+// commit point, the commit marker, written once every other record of the
+// commit is acknowledged (see write): a restore applies whole commits only,
 // and discards the records after the last marker, which a writer stopped
 // in the middle of a commit left. Values too large for one Kafka record
 // (model checkpoints) are split into chunk records.
@@ -34,9 +35,11 @@ type changelog struct {
 	conn  Connection
 	topic string
 	w     *kafka.Writer
-	log   *slog.Logger
-	m     *metrics
-	ttl   time.Duration // of restored dedup records
+	// client writes commit markers, one request each.
+	client *kafka.Client
+	log    *slog.Logger
+	m      *metrics
+	ttl    time.Duration // of restored dedup records
 	// stageLimit bounds the writes a restore holds until their commit
 	// marker (see restorer); stageLimit by default.
 	stageLimit int
@@ -58,7 +61,15 @@ func newChangelog(conn Connection, topic string, dedupTTL time.Duration, log *sl
 	w.MaxAttempts = 3
 	w.Logger = kafkaLogger(log, slog.LevelDebug)
 	w.ErrorLogger = kafkaLogger(log, slog.LevelDebug)
-	return &changelog{conn: conn, topic: topic, w: w, log: log, m: m, ttl: dedupTTL, stageLimit: stageLimit}
+	return &changelog{conn: conn, topic: topic, w: w, client: conn.Client(), log: log, m: m, ttl: dedupTTL, stageLimit: stageLimit}
+}
+
+// close closes the writer and the marker client's idle connections.
+func (c *changelog) close() error {
+	if t, ok := c.client.Transport.(*kafka.Transport); ok {
+		t.CloseIdleConnections()
+	}
+	return c.w.Close()
 }
 
 // keyPartition routes a state key to the partition its keyspace names.
@@ -69,12 +80,18 @@ func keyPartition(msg kafka.Message, partitions ...int) int {
 	return partitions[0]
 }
 
-// messages appends the changelog records of a commit batch to dst. The
-// records alias the batch's buffers.
-func (c *changelog) messages(dst []kafka.Message, b *state.Batch) []kafka.Message {
+// messages appends the changelog records of partition p's commit batch to
+// dst, but for its commit point, which it returns as the commit marker.
+// The records alias the batch's buffers.
+func (c *changelog) messages(dst []kafka.Message, p int32, b *state.Batch) (records []kafka.Message, marker kafka.Message) {
+	point := pipeline.CommitPointKey(nil, p)
 	b.Each(func(key, value []byte, _ time.Duration) {
 		if _, ok := pipeline.KeyPartition(key); !ok {
 			return // global index entries are rebuilt on restore
+		}
+		if bytes.Equal(key, point) {
+			marker = kafka.Message{Key: key, Value: value}
+			return
 		}
 		if len(value) <= chunkSize {
 			dst = append(dst, kafka.Message{Key: key, Value: value})
@@ -89,7 +106,31 @@ func (c *changelog) messages(dst []kafka.Message, b *state.Batch) []kafka.Messag
 		count := []byte(strconv.Itoa(n))
 		dst = append(dst, kafka.Message{Key: key, Value: count, Headers: []kafka.Header{{Key: chunkHeader, Value: count}}})
 	})
-	return dst
+	return dst, marker
+}
+
+// write writes a commit of partition p to the changelog: its records, and
+// only once every one is acknowledged, in a request of its own, its commit
+// marker, whose offset it returns. kafka-go's writer splits records into
+// batches and gives up on a failed batch while still writing later ones,
+// so a marker written with them could land while records of its commit
+// are missing. On error, records may have been written; a retry writes
+// them all again.
+func (c *changelog) write(ctx context.Context, p int32, records []kafka.Message, marker kafka.Message) (int64, error) {
+	if err := c.w.WriteMessages(ctx, records...); err != nil {
+		return 0, err
+	}
+	resp, err := c.client.Produce(ctx, &kafka.ProduceRequest{
+		Topic: c.topic, Partition: int(p), RequiredAcks: kafka.RequireAll,
+		Records: kafka.NewRecordReader(kafka.Record{Key: kafka.NewBytes(marker.Key), Value: kafka.NewBytes(marker.Value), Headers: marker.Headers}),
+	})
+	if err == nil {
+		err = resp.Error
+	}
+	if err != nil {
+		return 0, fmt.Errorf("stream: writing the commit marker of %s/%d: %w", c.topic, p, err)
+	}
+	return resp.BaseOffset, nil
 }
 
 // ensure creates the changelog topic, compacted and with as many

@@ -1,7 +1,9 @@
 package stream
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -9,6 +11,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/trendstream/trendstream/internal/kafkatest"
 	"github.com/trendstream/trendstream/pipeline"
@@ -105,11 +110,15 @@ func TestRestoreAppliesWholeCommits(t *testing.T) {
 	brokers := kafkatest.NewCluster(t, 1)
 	commits := engineCommits(t, 4)
 	cl := newChangelog(Connection{Brokers: brokers}, "", time.Hour, slog.New(slog.DiscardHandler), newMetrics(nil))
+	messages := func(b *state.Batch) []kafka.Message {
+		records, marker := cl.messages(nil, 0, b)
+		return append(records, marker)
+	}
 	var prefix []kafka.Message
 	for _, b := range commits[:len(commits)-1] {
-		prefix = append(prefix, cl.messages(nil, b)...)
+		prefix = append(prefix, messages(b)...)
 	}
-	last := cl.messages(nil, commits[len(commits)-1])
+	last := messages(commits[len(commits)-1])
 
 	refs := make([]map[string]string, 2)
 	ref := memDB(t)
@@ -166,5 +175,118 @@ func TestRestoreAppliesWholeCommits(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// produces reports whether req is a produce request to topic carrying a
+// record with the given key. It decodes uncompressed batches only, as
+// kafka-go writes them by default.
+func produces(req kmsg.Request, topic string, key []byte) bool {
+	pr, ok := req.(*kmsg.ProduceRequest)
+	if !ok {
+		return false
+	}
+	for _, t := range pr.Topics {
+		if t.Topic != topic {
+			continue
+		}
+		for _, p := range t.Partitions {
+			var batch kmsg.RecordBatch
+			if batch.ReadFrom(p.Records) != nil {
+				continue
+			}
+			recs := batch.Records
+			for range batch.NumRecords {
+				rec := kmsg.NewRecord()
+				if rec.ReadFrom(recs) != nil {
+					break
+				}
+				if bytes.Equal(rec.Key, key) {
+					return true
+				}
+				n, size := binary.Varint(recs)
+				recs = recs[n+int64(size):]
+			}
+		}
+	}
+	return false
+}
+
+// TestMarkerFollowsAckedRecords makes the broker refuse, for good, every
+// changelog produce request that does not carry a commit point while a
+// commit is written: kafka-go's writer gives up on the refused batch and
+// still writes the later ones. A restore must then hold the last whole
+// commit, never the commit point with records of its commit missing; once
+// the broker accepts again, the commit completes.
+func TestMarkerFollowsAckedRecords(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1),
+		kfake.SeedTopics(1, "sales"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	cfg := testConfig(brokers)
+	cfg.Published = "tsb"
+	days := func(from, to int) []kafka.Message {
+		var msgs []kafka.Message
+		for d := from; d < to; d++ {
+			for _, sku := range []string{"a", "b", "c", "d"} {
+				msgs = append(msgs, testEvent{ID: fmt.Sprintf("%s%d", sku, d), Store: "s", SKU: sku, TS: ts(d, 12), Qty: 1}.message())
+			}
+		}
+		return msgs
+	}
+	db, err := state.Open(state.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(cfg, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.changelog.w.BatchSize = 5 // a commit spans several produce requests
+	ctx, cancel := context.WithCancel(context.Background())
+	rp := &runningProcessor{p: p, db: db, cancel: cancel, done: make(chan error, 1)}
+	go func() { rp.done <- p.Run(ctx) }()
+	defer rp.stop(t)
+
+	committed := func(next int64) func() bool {
+		return func() bool {
+			got, err := pipeline.LocalOffset(db, 0)
+			return err == nil && got == next
+		}
+	}
+	restored := func() map[string]string {
+		t.Helper()
+		into := memDB(t)
+		c := newChangelog(Connection{Brokers: brokers}, "test.changelog", time.Hour, slog.New(slog.DiscardHandler), newMetrics(nil))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := c.restore(ctx, into, 0, -1, false); err != nil {
+			t.Fatal(err)
+		}
+		return partitionState(t, into, 0)
+	}
+	produce(t, brokers, "sales", days(0, 10)...)
+	waitFor(t, 30*time.Second, "days 0-9 committed", committed(40))
+
+	marker := pipeline.CommitPointKey(nil, 0)
+	fault := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "test.changelog", Count: -1, Err: kerr.InvalidRecord,
+		When: func(req kmsg.Request) bool { return !produces(req, "test.changelog", marker) }})
+	produce(t, brokers, "sales", days(10, 11)...)
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer wcancel()
+	if err := fault.Wait(wctx, 4); err != nil { // the commit's write, then its retry, were refused
+		t.Fatal(err)
+	}
+	if got, want := restored(), partitionState(t, db, 0); !maps.Equal(got, want) {
+		t.Errorf("with a commit's records refused, a restore holds %d keys differing from the last whole commit's %d", len(got), len(want))
+	}
+
+	fault.Remove()
+	waitFor(t, 30*time.Second, "day 10 committed", committed(44))
+	if got, want := restored(), partitionState(t, db, 0); !maps.Equal(got, want) {
+		t.Errorf("after the broker accepted the commit, a restore holds %d keys differing from the store's %d", len(got), len(want))
 	}
 }

@@ -143,7 +143,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		p.cfg.Logger.Warn("closing writer", "err", err)
 	}
 	if p.changelog != nil {
-		if err := p.changelog.w.Close(); err != nil {
+		if err := p.changelog.close(); err != nil {
 			p.cfg.Logger.Warn("closing changelog writer", "err", err)
 		}
 	}

@@ -209,9 +209,11 @@ func (t *task) commit(wctx context.Context, first, next int64, last bool) error 
 		return err
 	}
 	if cl := t.proc.changelog; cl != nil {
-		t.clmsgs = cl.messages(t.clmsgs[:0], &t.batch)
-		err := t.retry(wctx, "writing the changelog", len(t.clmsgs), func(ctx context.Context) error {
-			return cl.w.WriteMessages(ctx, t.clmsgs...)
+		var marker kafka.Message
+		t.clmsgs, marker = cl.messages(t.clmsgs[:0], t.partition, &t.batch)
+		err := t.retry(wctx, "writing the changelog", len(t.clmsgs)+1, func(ctx context.Context) error {
+			_, err := cl.write(ctx, t.partition, t.clmsgs, marker)
+			return err
 		})
 		clear(t.clmsgs)
 		if err != nil {
