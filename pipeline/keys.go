@@ -19,6 +19,7 @@ import (
 //	p | partition | 'd' | slot | sequence        a batch of deduplication ids
 //	p | partition | 'x' | learner name           a learner's checkpoint
 //	p | partition | 'l'                          restore position in the changelog
+//	p | partition | 'g'                          changelog fence: a new owner's generation
 //	i | series id                                partition holding the series
 type kind byte
 
@@ -31,6 +32,7 @@ const (
 	kindDedup     kind = 'd'
 	kindModel     kind = 'x'
 	kindChangelog kind = 'l'
+	kindFence     kind = 'g'
 )
 
 const (

@@ -71,10 +71,14 @@ func firstByte(b []byte) int {
 // how far a restore of partition p has read the changelog.
 func RestorePositionKey(dst []byte, p int32) []byte { return key(dst, p, kindChangelog, nil) }
 
+// FenceKey appends the key of the changelog record with which a new owner
+// of partition p announces its generation. It is never stored.
+func FenceKey(dst []byte, p int32) []byte { return key(dst, p, kindFence, nil) }
+
 // Restored is what ApplyRestored learned from a record.
 type Restored struct {
 	// CommitPoint is set when the record was a commit point; Next is then
-	// the input offset it commits.
+	// the input offset it commits, -1 when it deleted the commit point.
 	CommitPoint bool
 	Next        int64
 }
@@ -93,7 +97,7 @@ func ApplyRestored(w Writes, p int32, k, value []byte, dedupTTL time.Duration) (
 	switch {
 	case len(value) == 0 && final:
 		w.DeleteFinal(k)
-		return Restored{}, nil
+		return Restored{CommitPoint: kd == kindMeta, Next: -1}, nil
 	case len(value) == 0:
 		w.Delete(k)
 		return Restored{}, nil

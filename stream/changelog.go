@@ -31,11 +31,22 @@ import (
 // and discards the records after the last marker, which a writer stopped
 // in the middle of a commit left. Values too large for one Kafka record
 // (model checkpoints) are split into chunk records.
+//
+// Every record carries its writer's fencing token in a header (see
+// genHeader): the consumer-group generation the writer owned the partition
+// in. A new owner writes a fence record with its token before restoring,
+// and a restore ignores the records of a lower token that follow a higher
+// one: those of an owner that was paused past its session timeout and
+// wrote after the partition had moved on (see task.commit for how rarely
+// that can happen). The new owner then rewrites, after its fence, the
+// current value of every key the unfinished commit of its predecessor
+// touched (see repair), so the records of that commit are overwritten in
+// the log, for restores and compaction alike.
 type changelog struct {
 	conn  Connection
 	topic string
 	w     *kafka.Writer
-	// client writes commit markers, one request each.
+	// client writes commit markers and fences, one request each.
 	client *kafka.Client
 	log    *slog.Logger
 	m      *metrics
@@ -54,6 +65,12 @@ const chunkSize = 512 << 10
 const chunkHeader = "trendstream-chunks"
 
 var chunkSuffix = []byte("\xff\xffchunk")
+
+// genHeader is the header holding a record's fencing token, in decimal:
+// the consumer-group generation in which its writer took the partition
+// over, raised above every token in the changelog when the group's
+// generations started over (a group deleted and created again).
+const genHeader = "trendstream-generation"
 
 func newChangelog(conn Connection, topic string, dedupTTL time.Duration, log *slog.Logger, m *metrics) *changelog {
 	w := conn.Writer(topic)
@@ -80,31 +97,49 @@ func keyPartition(msg kafka.Message, partitions ...int) int {
 	return partitions[0]
 }
 
+// tokenHeaders returns the headers stamping a record with token.
+func tokenHeaders(token int64) []kafka.Header {
+	return []kafka.Header{{Key: genHeader, Value: strconv.AppendInt(nil, token, 10)}}
+}
+
+// recordToken returns the fencing token of a record, 0 for records
+// written before records carried one.
+func recordToken(m *kafka.Message) int64 {
+	for _, h := range m.Headers {
+		if h.Key == genHeader {
+			n, _ := strconv.ParseInt(string(h.Value), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
 // messages appends the changelog records of partition p's commit batch to
-// dst, but for its commit point, which it returns as the commit marker.
-// The records alias the batch's buffers.
-func (c *changelog) messages(dst []kafka.Message, p int32, b *state.Batch) (records []kafka.Message, marker kafka.Message) {
+// dst, stamped with token, but for its commit point, which it returns as
+// the commit marker. The records alias the batch's buffers.
+func (c *changelog) messages(dst []kafka.Message, p int32, b *state.Batch, token int64) (records []kafka.Message, marker kafka.Message) {
 	point := pipeline.CommitPointKey(nil, p)
+	stamp := tokenHeaders(token)
 	b.Each(func(key, value []byte, _ time.Duration) {
 		if _, ok := pipeline.KeyPartition(key); !ok {
 			return // global index entries are rebuilt on restore
 		}
 		if bytes.Equal(key, point) {
-			marker = kafka.Message{Key: key, Value: value}
+			marker = kafka.Message{Key: key, Value: value, Headers: stamp}
 			return
 		}
 		if len(value) <= chunkSize {
-			dst = append(dst, kafka.Message{Key: key, Value: value})
+			dst = append(dst, kafka.Message{Key: key, Value: value, Headers: stamp})
 			return
 		}
 		n := (len(value) + chunkSize - 1) / chunkSize
 		for i := range n {
 			ck := append(append(append([]byte(nil), key...), chunkSuffix...), 0, 0, 0, 0)
 			binary.BigEndian.PutUint32(ck[len(ck)-4:], uint32(i))
-			dst = append(dst, kafka.Message{Key: ck, Value: value[i*chunkSize : min((i+1)*chunkSize, len(value))]})
+			dst = append(dst, kafka.Message{Key: ck, Value: value[i*chunkSize : min((i+1)*chunkSize, len(value))], Headers: stamp})
 		}
 		count := []byte(strconv.Itoa(n))
-		dst = append(dst, kafka.Message{Key: key, Value: count, Headers: []kafka.Header{{Key: chunkHeader, Value: count}}})
+		dst = append(dst, kafka.Message{Key: key, Value: count, Headers: append(tokenHeaders(token), kafka.Header{Key: chunkHeader, Value: count})})
 	})
 	return dst, marker
 }
@@ -120,17 +155,69 @@ func (c *changelog) write(ctx context.Context, p int32, records []kafka.Message,
 	if err := c.w.WriteMessages(ctx, records...); err != nil {
 		return 0, err
 	}
+	return c.produce(ctx, p, marker)
+}
+
+// produce writes one record to partition p and returns its offset.
+func (c *changelog) produce(ctx context.Context, p int32, m kafka.Message) (int64, error) {
 	resp, err := c.client.Produce(ctx, &kafka.ProduceRequest{
 		Topic: c.topic, Partition: int(p), RequiredAcks: kafka.RequireAll,
-		Records: kafka.NewRecordReader(kafka.Record{Key: kafka.NewBytes(marker.Key), Value: kafka.NewBytes(marker.Value), Headers: marker.Headers}),
+		Records: kafka.NewRecordReader(kafka.Record{Key: kafka.NewBytes(m.Key), Value: kafka.NewBytes(m.Value), Headers: m.Headers}),
 	})
 	if err == nil {
 		err = resp.Error
 	}
 	if err != nil {
-		return 0, fmt.Errorf("stream: writing the commit marker of %s/%d: %w", c.topic, p, err)
+		return 0, fmt.Errorf("stream: writing %x to %s/%d: %w", m.Key, c.topic, p, err)
 	}
 	return resp.BaseOffset, nil
+}
+
+// fence writes partition p's fence record: from it on, a restore ignores
+// the records of tokens below token.
+func (c *changelog) fence(ctx context.Context, p int32, token int64) error {
+	stamp := tokenHeaders(token)
+	_, err := c.produce(ctx, p, kafka.Message{Key: pipeline.FenceKey(nil, p), Value: stamp[0].Value, Headers: stamp})
+	return err
+}
+
+// repair rewrites, stamped with token, the current value in db of each of
+// keys of partition p (a tombstone for a key db lacks) and then db's commit
+// point as a commit marker, and records in db the position after it.
+// keys are those an unfinished commit wrote after the last marker: the
+// restores that read the repair apply those records followed by the
+// repair, so they hold db's state, and compaction drops the unfinished
+// commit's records, each followed by a later record of its key.
+func (c *changelog) repair(ctx context.Context, db *state.DB, p int32, keys [][]byte, local, token int64) error {
+	var sets, b state.Batch
+	for _, k := range keys {
+		found, err := db.Get(k, func(v []byte) error { sets.Set(k, v); return nil })
+		if err != nil {
+			return err
+		}
+		if !found {
+			b.Delete(k) // before the sets: an older chunk key may be written again
+		}
+	}
+	sets.Each(func(k, v []byte, _ time.Duration) { b.Set(k, v) })
+	point := pipeline.CommitPointKey(nil, p)
+	found, err := db.Get(point, func(v []byte) error { b.SetFinal(point, v, 0); return nil })
+	if err != nil {
+		return err
+	}
+	if !found {
+		b.DeleteFinal(point)
+	}
+	records, marker := c.messages(nil, p, &b, token)
+	off, err := c.write(ctx, p, records, marker)
+	if err != nil {
+		return err
+	}
+	c.log.Info("rewrote the keys of an unfinished changelog commit", "partition", p, "keys", len(keys), "offset", off)
+	b.Reset()
+	b.SetFinal(pipeline.RestorePositionKey(nil, p), appendPosition(nil, off+1, local, token), 0)
+	_, err = db.Commit(&b)
+	return err
 }
 
 // ensure creates the changelog topic, compacted and with as many
@@ -170,44 +257,74 @@ func (c *changelog) ensure(ctx context.Context, input string) error {
 	return nil
 }
 
+// restored is what a restore read.
+type restored struct {
+	// token is the highest fencing token read, stale records aside.
+	token int64
+	// pos is the changelog offset after the last commit marker, where
+	// reading resumes, and posToken the highest token before it.
+	pos, posToken int64
+	// end is the offset the restore read to; tail reports whether
+	// records of an unfinished commit lie between pos and end.
+	end  int64
+	tail bool
+}
+
 // restore brings partition p of db up to the changelog when db lacks the
-// partition or holds an older commit of it, and reports whether it did.
-// local is the next input offset db's commit point holds, -1 for none.
-// When db's state is where an earlier restore left it, restore reads only
-// the records written since; otherwise it rebuilds the partition from the
-// whole changelog. A standby restore, which keeps a partition this instance
-// does not own warm, logs at debug level and counts its records apart.
+// partition or holds an older commit of it. local is the next input
+// offset db's commit point holds, -1 for none. When db's state is where
+// an earlier restore or commit left it (its restore position), restore
+// reads only the records written since; otherwise it rebuilds the
+// partition from the whole changelog. A standby restore, which keeps a
+// partition this instance does not own warm, logs at debug level and
+// counts its records apart.
 //
 // Only whole commits are applied: the records after the last commit
 // marker belong to a commit whose writer stopped before finishing it, and
-// are discarded.
-func (c *changelog) restore(ctx context.Context, db *state.DB, p int32, local int64, standby bool) (bool, error) {
+// are discarded. Records of a fenced writer (see changelog) are ignored.
+func (c *changelog) restore(ctx context.Context, db *state.DB, p int32, local int64, standby bool) (restored, error) {
 	first, end, err := c.offsets(ctx, p)
-	if err != nil || end <= first {
-		return false, err
-	}
-	last, err := c.read(ctx, p, end-1, end, nil)
 	if err != nil {
-		return false, err
+		return restored{}, err
 	}
-	if bytes.Equal(last.Key, pipeline.CommitPointKey(nil, p)) {
-		logged, err := pipeline.CommitOffset(p, last.Value)
-		if err != nil {
-			return false, err
-		}
-		switch {
-		case logged == local:
-			return false, nil
-		case local > logged:
-			c.log.Warn("local state is ahead of the changelog; keeping it", "partition", p, "local_offset", local, "changelog_offset", logged)
-			return false, nil
-		}
+	pos, at, token, ok, err := readPosition(db, p)
+	if err != nil {
+		return restored{}, err
+	}
+	if !ok || at != local {
+		pos, token = first, 0
+	}
+	done := restored{token: token, pos: end, posToken: token, end: end}
+	if end <= first {
+		return done, nil
 	}
 	from, mode := first, "full"
-	if pos, at, ok, err := readPosition(db, p); err != nil {
-		return false, err
-	} else if ok && at == local && pos >= first && pos <= end {
+	switch {
+	case ok && at == local && pos >= first && pos <= end:
+		if pos == end {
+			return done, nil
+		}
 		from, mode = pos, "incremental"
+	case local >= 0:
+		// A store whose commits did not go to this changelog (written
+		// without it, or before restore positions existed).
+		last, err := c.read(ctx, p, end-1, end, nil)
+		if err != nil {
+			return restored{}, err
+		}
+		if bytes.Equal(last.Key, pipeline.CommitPointKey(nil, p)) {
+			logged, err := pipeline.CommitOffset(p, last.Value)
+			if err != nil {
+				return restored{}, err
+			}
+			switch {
+			case logged == local:
+				return done, nil
+			case local > logged:
+				c.log.Warn("local state is ahead of the changelog; keeping it", "partition", p, "local_offset", local, "changelog_offset", logged)
+				return done, nil
+			}
+		}
 	}
 	level := slog.LevelInfo
 	if standby {
@@ -216,7 +333,7 @@ func (c *changelog) restore(ctx context.Context, db *state.DB, p int32, local in
 	started := time.Now()
 	c.log.Log(ctx, level, "restoring partition from the changelog", "partition", p, "mode", mode,
 		"records", end-from, "local_offset", local)
-	a, err := c.replay(ctx, db, p, from, end, mode == "full", standby)
+	a, err := c.replay(ctx, db, p, from, end, token, mode == "full", standby)
 	if errors.Is(err, errUnconfirmed) {
 		// Writes read after the last commit marker overflowed the staging
 		// bound and reached the store before it was known that no marker
@@ -224,18 +341,21 @@ func (c *changelog) restore(ctx context.Context, db *state.DB, p int32, local in
 		c.log.Warn("the changelog ends with a large unfinished commit; rebuilding the partition up to the last whole commit",
 			"partition", p, "records", end-a.pos)
 		mode = "full"
-		_, err = c.replay(ctx, db, p, first, max(a.pos, first), true, standby)
+		_, err = c.replay(ctx, db, p, first, max(a.pos, first), 0, true, standby)
 	}
 	if err != nil {
-		return false, fmt.Errorf("stream: restoring partition %d from %s: %w", p, c.topic, err)
+		return restored{}, fmt.Errorf("stream: restoring partition %d from %s: %w", p, c.topic, err)
+	}
+	if a.stale > 0 {
+		c.log.Warn("ignored changelog records a fenced owner wrote after the partition moved on", "partition", p, "records", a.stale)
 	}
 	c.m.restores.WithLabelValues(mode).Inc()
 	if !standby {
 		c.m.restoreSeconds.Observe(time.Since(started).Seconds())
 	}
 	c.log.Log(ctx, level, "partition restored", "partition", p, "mode", mode, "records", end-from,
-		"discarded", end-a.pos, "seconds", time.Since(started).Seconds())
-	return true, nil
+		"unfinished", a.pending, "seconds", time.Since(started).Seconds())
+	return restored{token: a.token, pos: a.pos, posToken: a.posToken, end: end, tail: a.pending > 0}, nil
 }
 
 // errUnconfirmed reports a replay that wrote records the changelog turned
@@ -243,11 +363,13 @@ func (c *changelog) restore(ctx context.Context, db *state.DB, p int32, local in
 var errUnconfirmed = errors.New("stream: writes of an unfinished commit reached the store")
 
 // replay applies changelog partition p's records from offset from to end
-// to db, after deleting the partition from db when full is set, and
+// to db, after deleting the partition from db when full is set, ignoring
+// records of tokens below token and below the tokens read before them. It
 // returns the restorer, whose pos is the offset after the last commit
 // marker applied (from when none was).
-func (c *changelog) replay(ctx context.Context, db *state.DB, p int32, from, end int64, full, standby bool) (*restorer, error) {
-	a := &restorer{db: db, p: p, ttl: c.ttl, limit: c.stageLimit, chunks: map[string][][]byte{}, pos: from, at: -1}
+func (c *changelog) replay(ctx context.Context, db *state.DB, p int32, from, end, token int64, full, standby bool) (*restorer, error) {
+	a := &restorer{db: db, p: p, ttl: c.ttl, limit: c.stageLimit, chunks: map[string][][]byte{},
+		fence: pipeline.FenceKey(nil, p), pos: from, token: token, posToken: token}
 	if full {
 		if err := db.DeletePrefix(pipeline.PartitionPrefix(nil, p)); err != nil {
 			return a, err
@@ -271,29 +393,69 @@ func (c *changelog) replay(ctx context.Context, db *state.DB, p int32, from, end
 	return a, err
 }
 
-// positionVersion is the encoding version of a restore position.
-const positionVersion = 1
-
-// readPosition returns where the last restore of partition p stopped
-// reading the changelog (after the commit point it applied last) and the
-// input offset of that commit point.
-func readPosition(db *state.DB, p int32) (pos, at int64, ok bool, err error) {
-	ok, err = db.Get(pipeline.RestorePositionKey(nil, p), func(v []byte) error {
-		if len(v) < 1 || v[0] != positionVersion {
-			return fmt.Errorf("stream: partition %d restore position has unknown encoding version %v (this build reads %d)", p, v[:min(len(v), 1)], positionVersion)
+// unfinished returns the keys of the records of partition p, from offset
+// from to end, that a restore which stopped at from with token as its
+// highest fencing token would discard as an unfinished commit.
+func (c *changelog) unfinished(ctx context.Context, p int32, from, end, token int64) ([][]byte, error) {
+	seen := map[string]bool{}
+	var keys [][]byte
+	fence := pipeline.FenceKey(nil, p)
+	_, err := c.read(ctx, p, from, end, func(m kafka.Message) error {
+		t := recordToken(&m)
+		if t < token {
+			return nil
 		}
-		var n, m int
-		pos, n = binary.Varint(v[1:])
-		if n > 0 {
-			at, m = binary.Varint(v[1+n:])
-		}
-		if n <= 0 || m <= 0 {
-			return fmt.Errorf("stream: partition %d restore position is corrupt", p)
+		token = t
+		if !bytes.Equal(m.Key, fence) && !seen[string(m.Key)] {
+			seen[string(m.Key)] = true
+			keys = append(keys, m.Key)
 		}
 		return nil
 	})
-	return pos, at, ok, err
+	return keys, err
 }
+
+// positionVersion is the encoding version of a restore position. Version
+// 1 positions, without a token, are read as missing.
+const positionVersion = 2
+
+// appendPosition appends the encoding of a restore position to dst: the
+// changelog offset after the last commit marker applied, the input offset
+// that marker commits and the highest fencing token read before it.
+func appendPosition(dst []byte, pos, at, token int64) []byte {
+	dst = append(dst, positionVersion)
+	dst = binary.AppendVarint(dst, pos)
+	dst = binary.AppendVarint(dst, at)
+	return binary.AppendVarint(dst, token)
+}
+
+// readPosition returns where the last restore or commit of partition p
+// left the changelog (see appendPosition).
+func readPosition(db *state.DB, p int32) (pos, at, token int64, ok bool, err error) {
+	ok, err = db.Get(pipeline.RestorePositionKey(nil, p), func(v []byte) error {
+		if len(v) > 0 && v[0] < positionVersion {
+			return errOldPosition
+		}
+		if len(v) < 1 || v[0] != positionVersion {
+			return fmt.Errorf("stream: partition %d restore position has unknown encoding version %v (this build reads %d)", p, v[:min(len(v), 1)], positionVersion)
+		}
+		v = v[1:]
+		for _, dst := range []*int64{&pos, &at, &token} {
+			n := 0
+			if *dst, n = binary.Varint(v); n <= 0 {
+				return fmt.Errorf("stream: partition %d restore position is corrupt", p)
+			}
+			v = v[n:]
+		}
+		return nil
+	})
+	if errors.Is(err, errOldPosition) {
+		return 0, 0, 0, false, nil
+	}
+	return pos, at, token, ok, err
+}
+
+var errOldPosition = errors.New("stream: restore position of an older version")
 
 // offsets returns the first and end offsets of changelog partition p.
 func (c *changelog) offsets(ctx context.Context, p int32) (first, end int64, err error) {
@@ -351,12 +513,14 @@ const flushBytes = 4 << 20
 // restorer applies changelog records to a partition's keyspace, whole
 // commits at a time: the writes read since the last commit marker are
 // held back (staged in b after mark) until the next marker confirms them,
-// and dropped if none does.
+// and dropped if none does. It ignores records stamped with a lower
+// fencing token than one read before them.
 type restorer struct {
 	db     *state.DB
 	p      int32
 	ttl    time.Duration
 	limit  int
+	fence  []byte
 	b      state.Batch
 	mark   state.Mark // b's writes after mark await their commit marker
 	chunks map[string][][]byte
@@ -364,12 +528,29 @@ type restorer struct {
 	// unconfirmed is set while writes that no marker has confirmed yet
 	// are in the store, because they overflowed limit.
 	unconfirmed bool
+	// pending counts the records read since the last marker, stale ones
+	// aside, and stale the records ignored.
+	pending, stale int
+	// token is the highest fencing token read; posToken was the highest
+	// at the last marker.
+	token, posToken int64
 	// pos is the changelog offset after the last commit marker applied,
-	// whose input offset is at; at is -1 before one.
+	// whose input offset is at; marked reports whether one was.
 	pos, at int64
+	marked  bool
 }
 
 func (a *restorer) apply(m kafka.Message) error {
+	t := recordToken(&m)
+	if t < a.token {
+		a.stale++
+		return nil
+	}
+	a.token = t
+	if bytes.Equal(m.Key, a.fence) {
+		return nil // a fence only raises the token
+	}
+	a.pending++
 	if i := bytes.LastIndex(m.Key, chunkSuffix); i > 0 && len(m.Key) == i+len(chunkSuffix)+4 {
 		base := string(m.Key[:i])
 		a.chunks[base] = append(a.chunks[base], bytes.Clone(m.Value))
@@ -393,7 +574,8 @@ func (a *restorer) apply(m kafka.Message) error {
 	}
 	switch {
 	case r.CommitPoint:
-		a.pos, a.at = m.Offset+1, r.Next
+		a.pos, a.at, a.posToken, a.marked = m.Offset+1, r.Next, a.token, true
+		a.pending = 0
 		a.unconfirmed = false
 		a.mark = a.b.Mark()
 		if a.b.Bytes() >= flushBytes {
@@ -415,9 +597,8 @@ func (a *restorer) finish() error {
 		return errUnconfirmed
 	}
 	a.b.Rewind(a.mark)
-	if a.at >= 0 {
-		v := binary.AppendVarint([]byte{positionVersion}, a.pos)
-		a.b.SetFinal(pipeline.RestorePositionKey(nil, a.p), binary.AppendVarint(v, a.at), 0)
+	if a.marked {
+		a.b.SetFinal(pipeline.RestorePositionKey(nil, a.p), appendPosition(nil, a.pos, a.at, a.posToken), 0)
 	}
 	return a.flush()
 }

@@ -111,7 +111,7 @@ func TestRestoreAppliesWholeCommits(t *testing.T) {
 	commits := engineCommits(t, 4)
 	cl := newChangelog(Connection{Brokers: brokers}, "", time.Hour, slog.New(slog.DiscardHandler), newMetrics(nil))
 	messages := func(b *state.Batch) []kafka.Message {
-		records, marker := cl.messages(nil, 0, b)
+		records, marker := cl.messages(nil, 0, b, 1)
 		return append(records, marker)
 	}
 	var prefix []kafka.Message

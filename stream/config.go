@@ -86,9 +86,6 @@ type Config struct {
 	FetchMaxBytes int
 	// FetchMaxWait is how long a fetch waits for data on the broker.
 	FetchMaxWait time.Duration
-	// CommitInterval is how often consumer-group offsets are committed,
-	// for lag monitoring only: the offsets in Badger are the truth.
-	CommitInterval time.Duration
 	// ShutdownGrace bounds the time a stopping partition spends writing
 	// its last outputs and committing.
 	ShutdownGrace time.Duration
@@ -108,8 +105,8 @@ type Config struct {
 // 8 partitions created if missing with replication factor 1; new
 // partitions read from the earliest offset; batches of up to 50,000
 // records, waiting up to 100ms; fetches of up to 8 MiB waiting up to
-// 500ms; group offsets reported every 5s; a 10s shutdown grace and
-// session timeout; standbys catching up every 5s when enabled.
+// 500ms; a 10s shutdown grace and session timeout; standbys catching up
+// every 5s when enabled.
 func DefaultConfig() Config {
 	return Config{
 		Config:            pipeline.DefaultConfig(),
@@ -125,7 +122,6 @@ func DefaultConfig() Config {
 		BatchWait:         100 * time.Millisecond,
 		FetchMaxBytes:     8 << 20,
 		FetchMaxWait:      500 * time.Millisecond,
-		CommitInterval:    5 * time.Second,
 		ShutdownGrace:     10 * time.Second,
 		SessionTimeout:    10 * time.Second,
 	}
@@ -165,9 +161,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("stream: FetchMaxBytes %d is below 1", c.FetchMaxBytes)
 	case c.BatchWait < 0:
 		return fmt.Errorf("stream: BatchWait %v is negative", c.BatchWait)
-	case c.FetchMaxWait <= 0 || c.CommitInterval <= 0 || c.ShutdownGrace <= 0 || c.SessionTimeout <= 0:
-		return fmt.Errorf("stream: FetchMaxWait %v, CommitInterval %v, ShutdownGrace %v and SessionTimeout %v must be positive",
-			c.FetchMaxWait, c.CommitInterval, c.ShutdownGrace, c.SessionTimeout)
+	case c.FetchMaxWait <= 0 || c.ShutdownGrace <= 0 || c.SessionTimeout <= 0:
+		return fmt.Errorf("stream: FetchMaxWait %v, ShutdownGrace %v and SessionTimeout %v must be positive",
+			c.FetchMaxWait, c.ShutdownGrace, c.SessionTimeout)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -31,11 +31,14 @@ type Processor struct {
 	inGen     bool
 	assigned  map[int32]bool
 	owned     map[int32]bool
-	offsets   map[int32]int64 // next offsets committed to Badger, not yet to the group
 	lastFatal error
 	// locks serialize a partition's task with the standby loop, which
 	// writes the partitions no task of this instance holds.
 	locks map[int32]*sync.Mutex
+
+	// commitHook, when a test sets it, is called by tasks at each stage
+	// of a commit.
+	commitHook func(commitStage, int32)
 }
 
 // New returns a Processor storing state in db, which the caller opens and
@@ -53,7 +56,6 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 		m:        newMetrics(cfg.Registerer),
 		assigned: make(map[int32]bool),
 		owned:    make(map[int32]bool),
-		offsets:  make(map[int32]int64),
 		locks:    make(map[int32]*sync.Mutex),
 	}
 	if !cfg.NoChangelog {
@@ -131,10 +133,10 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 
 	// Shutdown order: closing the group ends the generation, so every task
-	// stops fetching, finishes its batch, writes its outputs, commits state
-	// and offset to Badger and returns; the committer reports the final
-	// offsets to the group, which the member then leaves. Only then is the
-	// writer closed. The caller closes the DB after Run returns.
+	// stops fetching, finishes its batch, writes its outputs, reports its
+	// offset to the group, commits state and offset to Badger and returns;
+	// the member then leaves the group. Only then is the writer closed.
+	// The caller closes the DB after Run returns.
 	p.cfg.Logger.Info("leaving consumer group", "group", p.cfg.Group)
 	group.Close()
 	p.setGeneration(nil)
@@ -153,8 +155,8 @@ func (p *Processor) Run(ctx context.Context) error {
 	return nil
 }
 
-// startGeneration starts a task per assigned partition and the offset
-// committer.
+// startGeneration starts a task per assigned partition. The tasks report
+// their committed offsets to the group themselves (see task.checkOwner).
 func (p *Processor) startGeneration(gen *kafka.Generation, fail context.CancelCauseFunc) {
 	assigned := gen.Assignments[p.cfg.InputTopic]
 	parts := make([]int32, len(assigned))
@@ -163,12 +165,9 @@ func (p *Processor) startGeneration(gen *kafka.Generation, fail context.CancelCa
 	}
 	p.cfg.Logger.Info("generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", parts)
 	p.setGeneration(parts)
-	var tasks sync.WaitGroup
 	for _, part := range parts {
-		tasks.Add(1)
 		gen.Start(func(ctx context.Context) {
-			defer tasks.Done()
-			t, err := newTask(p, part, gen.ID)
+			t, err := newTask(p, part, gen, gen.ID)
 			if err == nil {
 				err = t.run(ctx)
 			}
@@ -178,47 +177,6 @@ func (p *Processor) startGeneration(gen *kafka.Generation, fail context.CancelCa
 				fail(err)
 			}
 		})
-	}
-	gen.Start(func(ctx context.Context) { p.commitLoop(ctx, gen, &tasks) })
-}
-
-// commitLoop reports committed offsets to the group every CommitInterval,
-// and once more when the generation's tasks have stopped.
-func (p *Processor) commitLoop(ctx context.Context, gen *kafka.Generation, tasks *sync.WaitGroup) {
-	tick := time.NewTicker(p.cfg.CommitInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-			p.commitGroupOffsets(gen)
-		case <-ctx.Done():
-			done := make(chan struct{})
-			go func() { tasks.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(p.cfg.ShutdownGrace):
-			}
-			p.commitGroupOffsets(gen)
-			return
-		}
-	}
-}
-
-func (p *Processor) commitGroupOffsets(gen *kafka.Generation) {
-	p.mu.Lock()
-	if len(p.offsets) == 0 {
-		p.mu.Unlock()
-		return
-	}
-	offsets := make(map[int]int64, len(p.offsets))
-	for part, off := range p.offsets {
-		offsets[int(part)] = off
-	}
-	clear(p.offsets)
-	p.mu.Unlock()
-	if err := gen.CommitOffsets(map[string]map[int]int64{p.cfg.InputTopic: offsets}); err != nil {
-		// Badger holds the true offsets; the group's are for lag tools.
-		p.cfg.Logger.Debug("committing group offsets", "err", err)
 	}
 }
 
@@ -309,12 +267,6 @@ func (p *Processor) setOwned(part int32, owned bool) {
 		delete(p.owned, part)
 	}
 	p.updateReady()
-}
-
-func (p *Processor) committed(part int32, next int64) {
-	p.mu.Lock()
-	p.offsets[part] = next
-	p.mu.Unlock()
 }
 
 func (p *Processor) setFatal(err error) {

@@ -123,7 +123,6 @@ func testConfig(brokers []string) Config {
 	cfg.Group = "test"
 	cfg.BatchWait = 5 * time.Millisecond
 	cfg.FetchMaxWait = 100 * time.Millisecond
-	cfg.CommitInterval = 100 * time.Millisecond
 	cfg.SessionTimeout = 6 * time.Second
 	cfg.Clock = func() time.Time { return base.Add(60 * 24 * time.Hour) }
 	return cfg
