@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -59,12 +60,81 @@ type changelog struct {
 // chunkSize is the largest value written as one changelog record.
 const chunkSize = 512 << 10
 
-// chunkHeader marks a record whose value was split: its value is the
-// number of chunks, stored under the key followed by chunkSuffix and the
-// big-endian chunk index.
-const chunkHeader = "trendstream-chunks"
-
+// A value larger than chunkSize (a learner checkpoint) is written as its
+// chunks, then a descriptor under the value's key that names them. The
+// chunk keys are the value's key, chunkSuffix, the first 8 bytes of the
+// value's SHA-256 digest and the big-endian chunk index, so each version
+// of a value has chunk keys of its own: compaction cannot mix the chunks
+// of two versions, and a descriptor left without its chunks (by a
+// writer stopped between them, or compaction) is recognized. The writer
+// of a new version tombstones the previous version's chunks after the new
+// descriptor. A restore verifies a value against its descriptor's
+// digest; when chunks are missing it keeps the key's previous value, or
+// none, with a warning (a learner then continues from an older checkpoint
+// or starts afresh), never failing.
 var chunkSuffix = []byte("\xff\xffchunk")
+
+// chunkedHeader marks a descriptor (see appendDescriptor).
+const chunkedHeader = "trendstream-chunked"
+
+// legacyChunkHeader marked the chunk counts of builds whose chunk keys
+// carried no version (the suffix and a 4-byte index); a restore skips
+// those values with a warning.
+const legacyChunkHeader = "trendstream-chunks"
+
+// descriptorVersion is the encoding version of a descriptor.
+const descriptorVersion = 1
+
+// chunked describes a value written in chunks.
+type chunked struct {
+	n, size int
+	digest  [sha256.Size]byte
+}
+
+func describe(value []byte) chunked {
+	return chunked{n: (len(value) + chunkSize - 1) / chunkSize, size: len(value), digest: sha256.Sum256(value)}
+}
+
+// appendDescriptor appends the descriptor of a chunked value to dst: the
+// version, the chunk count and value size as uvarints, and the digest.
+func appendDescriptor(dst []byte, c chunked) []byte {
+	dst = append(dst, descriptorVersion)
+	dst = binary.AppendUvarint(dst, uint64(c.n))
+	dst = binary.AppendUvarint(dst, uint64(c.size))
+	return append(dst, c.digest[:]...)
+}
+
+func parseDescriptor(b []byte) (c chunked, err error) {
+	if len(b) < 1 || b[0] != descriptorVersion {
+		return c, fmt.Errorf("chunk descriptor version %v (this build reads %d)", b[:min(len(b), 1)], descriptorVersion)
+	}
+	n, k := binary.Uvarint(b[1:])
+	size, m := binary.Uvarint(b[1+max(k, 0):])
+	if k <= 0 || m <= 0 || len(b) != 1+k+m+sha256.Size || n > uint64(size/chunkSize+1) {
+		return c, errors.New("corrupt chunk descriptor")
+	}
+	c.n, c.size = int(n), int(size)
+	copy(c.digest[:], b[1+k+m:])
+	return c, nil
+}
+
+// chunkKey appends the key of chunk i of the value c describes, under key,
+// to dst.
+func chunkKey(dst, key []byte, c *chunked, i int) []byte {
+	dst = append(append(append(dst, key...), chunkSuffix...), c.digest[:8]...)
+	return binary.BigEndian.AppendUint32(dst, uint32(i))
+}
+
+// chunkKind tells chunk keys (see chunkKey) and the chunk keys of earlier
+// builds apart from other keys.
+func chunkKind(key []byte) (chunk, legacy bool) {
+	i := bytes.LastIndex(key, chunkSuffix)
+	if i <= 0 {
+		return false, false
+	}
+	rest := len(key) - i - len(chunkSuffix)
+	return rest == 12, rest == 4
+}
 
 // genHeader is the header holding a record's fencing token, in decimal:
 // the consumer-group generation in which its writer took the partition
@@ -116,12 +186,15 @@ func recordToken(m *kafka.Message) int64 {
 
 // messages appends the changelog records of partition p's commit batch to
 // dst, stamped with token, but for its commit point, which it returns as
-// the commit marker. The records alias the batch's buffers.
-func (c *changelog) messages(dst []kafka.Message, p int32, b *state.Batch, token int64) (records []kafka.Message, marker kafka.Message) {
+// the commit marker. prev is the store the batch is about to be committed
+// to: the previous versions of chunked values are read from it. The
+// records alias the batch's buffers.
+func (c *changelog) messages(dst []kafka.Message, p int32, b *state.Batch, token int64, prev pipeline.Store) (records []kafka.Message, marker kafka.Message, err error) {
 	point := pipeline.CommitPointKey(nil, p)
 	stamp := tokenHeaders(token)
+	chunkedStamp := append(tokenHeaders(token), kafka.Header{Key: chunkedHeader, Value: []byte{descriptorVersion}})
 	b.Each(func(key, value []byte, _ time.Duration) {
-		if _, ok := pipeline.KeyPartition(key); !ok {
+		if _, ok := pipeline.KeyPartition(key); !ok || err != nil {
 			return // global index entries are rebuilt on restore
 		}
 		if bytes.Equal(key, point) {
@@ -132,16 +205,28 @@ func (c *changelog) messages(dst []kafka.Message, p int32, b *state.Batch, token
 			dst = append(dst, kafka.Message{Key: key, Value: value, Headers: stamp})
 			return
 		}
-		n := (len(value) + chunkSize - 1) / chunkSize
-		for i := range n {
-			ck := append(append(append([]byte(nil), key...), chunkSuffix...), 0, 0, 0, 0)
-			binary.BigEndian.PutUint32(ck[len(ck)-4:], uint32(i))
-			dst = append(dst, kafka.Message{Key: ck, Value: value[i*chunkSize : min((i+1)*chunkSize, len(value))], Headers: stamp})
+		var old *chunked
+		if _, err = prev.Get(key, func(v []byte) error {
+			if len(v) > chunkSize {
+				d := describe(v)
+				old = &d
+			}
+			return nil
+		}); err != nil {
+			return
 		}
-		count := []byte(strconv.Itoa(n))
-		dst = append(dst, kafka.Message{Key: key, Value: count, Headers: append(tokenHeaders(token), kafka.Header{Key: chunkHeader, Value: count})})
+		d := describe(value)
+		for i := range d.n {
+			dst = append(dst, kafka.Message{Key: chunkKey(nil, key, &d, i), Value: value[i*chunkSize : min((i+1)*chunkSize, len(value))], Headers: stamp})
+		}
+		dst = append(dst, kafka.Message{Key: key, Value: appendDescriptor(nil, d), Headers: chunkedStamp})
+		if old != nil && old.digest != d.digest {
+			for i := range old.n {
+				dst = append(dst, kafka.Message{Key: chunkKey(nil, key, old, i), Headers: stamp})
+			}
+		}
 	})
-	return dst, marker
+	return dst, marker, err
 }
 
 // write writes a commit of partition p to the changelog: its records, and
@@ -208,7 +293,10 @@ func (c *changelog) repair(ctx context.Context, db *state.DB, p int32, keys [][]
 	if !found {
 		b.DeleteFinal(point)
 	}
-	records, marker := c.messages(nil, p, &b, token)
+	records, marker, err := c.messages(nil, p, &b, token, db)
+	if err != nil {
+		return err
+	}
 	off, err := c.write(ctx, p, records, marker)
 	if err != nil {
 		return err
@@ -368,7 +456,7 @@ var errUnconfirmed = errors.New("stream: writes of an unfinished commit reached 
 // returns the restorer, whose pos is the offset after the last commit
 // marker applied (from when none was).
 func (c *changelog) replay(ctx context.Context, db *state.DB, p int32, from, end, token int64, full, standby bool) (*restorer, error) {
-	a := &restorer{db: db, p: p, ttl: c.ttl, limit: c.stageLimit, chunks: map[string][][]byte{},
+	a := &restorer{db: db, p: p, ttl: c.ttl, limit: c.stageLimit, log: c.log, chunks: map[string][]byte{},
 		fence: pipeline.FenceKey(nil, p), pos: from, token: token, posToken: token}
 	if full {
 		if err := db.DeletePrefix(pipeline.PartitionPrefix(nil, p)); err != nil {
@@ -520,10 +608,12 @@ type restorer struct {
 	p      int32
 	ttl    time.Duration
 	limit  int
+	log    *slog.Logger
 	fence  []byte
 	b      state.Batch
-	mark   state.Mark // b's writes after mark await their commit marker
-	chunks map[string][][]byte
+	mark   state.Mark        // b's writes after mark await their commit marker
+	chunks map[string][]byte // by chunk key, until their descriptor
+	key    []byte
 
 	// unconfirmed is set while writes that no marker has confirmed yet
 	// are in the store, because they overflowed limit.
@@ -551,21 +641,28 @@ func (a *restorer) apply(m kafka.Message) error {
 		return nil // a fence only raises the token
 	}
 	a.pending++
-	if i := bytes.LastIndex(m.Key, chunkSuffix); i > 0 && len(m.Key) == i+len(chunkSuffix)+4 {
-		base := string(m.Key[:i])
-		a.chunks[base] = append(a.chunks[base], bytes.Clone(m.Value))
+	if chunk, legacy := chunkKind(m.Key); chunk || legacy {
+		if chunk && len(m.Value) > 0 {
+			a.chunks[string(m.Key)] = bytes.Clone(m.Value)
+		} else {
+			delete(a.chunks, string(m.Key))
+		}
 		return nil
 	}
 	value := m.Value
 	for _, h := range m.Headers {
-		if h.Key == chunkHeader {
-			n, _ := strconv.Atoi(string(h.Value))
-			parts := a.chunks[string(m.Key)]
-			if len(parts) < n {
-				return fmt.Errorf("record %d: %d of %d chunks", m.Offset, len(parts), n)
+		switch h.Key {
+		case chunkedHeader:
+			var err error
+			if value, err = a.assemble(m.Key, m.Value); err != nil {
+				a.log.Warn("skipping a chunked value of the changelog; the key keeps its previous value, if any",
+					"partition", a.p, "key", fmt.Sprintf("%x", m.Key), "offset", m.Offset, "err", err)
+				return nil
 			}
-			value = bytes.Join(parts[len(parts)-n:], nil)
-			delete(a.chunks, string(m.Key))
+		case legacyChunkHeader:
+			a.log.Warn("skipping a chunked value an older build wrote; the key keeps its previous value, if any",
+				"partition", a.p, "key", fmt.Sprintf("%x", m.Key), "offset", m.Offset)
+			return nil
 		}
 	}
 	r, err := pipeline.ApplyRestored(&a.b, a.p, m.Key, value, a.ttl)
@@ -576,6 +673,7 @@ func (a *restorer) apply(m kafka.Message) error {
 	case r.CommitPoint:
 		a.pos, a.at, a.posToken, a.marked = m.Offset+1, r.Next, a.token, true
 		a.pending = 0
+		clear(a.chunks) // a commit writes a value's chunks before its descriptor
 		a.unconfirmed = false
 		a.mark = a.b.Mark()
 		if a.b.Bytes() >= flushBytes {
@@ -586,6 +684,30 @@ func (a *restorer) apply(m kafka.Message) error {
 		return a.flush()
 	}
 	return nil
+}
+
+// assemble returns the value a descriptor under key describes, from the
+// chunks read before it, after checking it against the descriptor's
+// digest.
+func (a *restorer) assemble(key, descriptor []byte) ([]byte, error) {
+	d, err := parseDescriptor(descriptor)
+	if err != nil {
+		return nil, err
+	}
+	value := make([]byte, 0, d.size)
+	for i := range d.n {
+		a.key = chunkKey(a.key[:0], key, &d, i)
+		part, ok := a.chunks[string(a.key)]
+		if !ok {
+			return nil, fmt.Errorf("chunk %d of %d is missing", i, d.n)
+		}
+		value = append(value, part...)
+		delete(a.chunks, string(a.key))
+	}
+	if len(value) != d.size || sha256.Sum256(value) != d.digest {
+		return nil, errors.New("the chunks do not match the descriptor's digest")
+	}
+	return value, nil
 }
 
 // finish drops the writes no commit marker confirmed and writes the rest

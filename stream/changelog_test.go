@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +90,18 @@ func memDB(t testing.TB) *state.DB {
 	return db
 }
 
+// diskDB opens a store in a temporary directory: an in-memory one takes
+// no value over 64 KiB.
+func diskDB(t testing.TB) *state.DB {
+	t.Helper()
+	db, err := state.Open(state.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 func writeChangelog(t testing.TB, brokers []string, topic string, msgs []kafka.Message) {
 	t.Helper()
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, RequiredAcks: kafka.RequireAll,
@@ -111,7 +125,10 @@ func TestRestoreAppliesWholeCommits(t *testing.T) {
 	commits := engineCommits(t, 4)
 	cl := newChangelog(Connection{Brokers: brokers}, "", time.Hour, slog.New(slog.DiscardHandler), newMetrics(nil))
 	messages := func(b *state.Batch) []kafka.Message {
-		records, marker := cl.messages(nil, 0, b, 1)
+		records, marker, err := cl.messages(nil, 0, b, 1, memDB(t))
+		if err != nil {
+			t.Fatal(err)
+		}
 		return append(records, marker)
 	}
 	var prefix []kafka.Message
@@ -288,5 +305,121 @@ func TestMarkerFollowsAckedRecords(t *testing.T) {
 	waitFor(t, 30*time.Second, "day 10 committed", committed(44))
 	if got, want := restored(), partitionState(t, db, 0); !maps.Equal(got, want) {
 		t.Errorf("after the broker accepted the commit, a restore holds %d keys differing from the store's %d", len(got), len(want))
+	}
+}
+
+// untilDescriptor returns the records of a commit before its first chunk
+// descriptor: a writer stopped after writing a value's chunks.
+func untilDescriptor(m []kafka.Message) []kafka.Message {
+	for i, r := range m {
+		if header(r, chunkedHeader) != "" {
+			return m[:i]
+		}
+	}
+	return m
+}
+
+// TestChunkedValueSurvivesCompaction writes a value larger than a
+// changelog record (a learner checkpoint) in three commits, the last of
+// them cut or damaged, then compacts the changelog: a restore must give
+// the last whole value or, when compaction has removed it, none (the
+// learner starts afresh) — never an error or a mix of chunks. A whole
+// last commit leaves only its own chunks after compaction.
+func TestChunkedValueSurvivesCompaction(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	key := pipeline.ForecastKey(nil, 0, "model")
+	point := pipeline.CommitPointKey(nil, 0)
+	values := make([][]byte, 3)
+	for i := range values {
+		values[i] = bytes.Repeat([]byte{byte('a' + i)}, 2*chunkSize+100)
+	}
+	isChunk := func(m kafka.Message) bool { return bytes.Contains(m.Key, chunkSuffix) }
+	for _, tc := range []struct {
+		name string
+		// last edits the records of the third commit, its marker last.
+		last  func([]kafka.Message) []kafka.Message
+		first bool // only the first commit's chunks were written
+		want  [][]byte
+	}{
+		{"whole", func(m []kafka.Message) []kafka.Message { return m }, false, [][]byte{values[2]}},
+		{"cut after the chunks", untilDescriptor, false, [][]byte{values[1]}},
+		{"a chunk lost", func(m []kafka.Message) []kafka.Message {
+			for i, r := range m {
+				if isChunk(r) {
+					return append(m[:i:i], m[i+1:]...)
+				}
+			}
+			return m
+		}, false, [][]byte{values[1], nil}},
+		{"first value cut after its chunks", nil, true, [][]byte{nil}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topic := "chunks-" + strings.ReplaceAll(tc.name, " ", "-")
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic,
+				NumPartitions: 1, ReplicationFactor: 1, ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}}}}); err != nil {
+				t.Fatal(err)
+			}
+			cl := newChangelog(Connection{Brokers: brokers}, topic, time.Hour, slog.New(slog.DiscardHandler), newMetrics(nil))
+			prev := diskDB(t) // the writer's store, before each commit
+			commit := func(i int, value []byte) []kafka.Message {
+				var b state.Batch
+				if value != nil {
+					b.Set(key, value)
+				}
+				b.SetFinal(point, binary.AppendVarint([]byte{1}, int64(i+1)), 0)
+				records, marker, err := cl.messages(nil, 0, &b, 1, prev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := append(append([]kafka.Message(nil), records...), marker)
+				if _, err := prev.Commit(&b); err != nil {
+					t.Fatal(err)
+				}
+				return out
+			}
+			var log []kafka.Message
+			if tc.first {
+				log = untilDescriptor(commit(0, values[0]))
+			} else {
+				log = append(append(log, commit(0, values[0])...), commit(1, values[1])...)
+				log = append(log, tc.last(commit(2, values[2]))...)
+			}
+			writeChangelog(t, brokers, topic, log)
+			// A later commit, in a batch of its own: kfake never compacts
+			// a partition's last batch.
+			writeChangelog(t, brokers, topic, commit(3, nil))
+			c.Compact()
+
+			db := diskDB(t)
+			if _, err := cl.restore(ctx, db, 0, -1, false); err != nil {
+				t.Fatalf("restore: %v", err)
+			}
+			var got []byte
+			if _, err := db.Get(key, func(v []byte) error { got = bytes.Clone(v); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(tc.want, func(w []byte) bool { return bytes.Equal(got, w) }) {
+				t.Errorf("restored a value of %d bytes starting %q, want one of the %d allowed", len(got), got[:min(len(got), 4)], len(tc.want))
+			}
+			if tc.name == "whole" {
+				chunks := 0
+				for _, m := range kafkatest.ReadTopic(t, brokers, topic, 0, time.Second, 10*time.Second) {
+					if isChunk(m) && len(m.Value) > 0 {
+						chunks++
+					}
+				}
+				if chunks != 3 {
+					t.Errorf("the compacted changelog holds %d chunk records, want the last value's 3", chunks)
+				}
+			}
+		})
 	}
 }

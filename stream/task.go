@@ -367,8 +367,12 @@ func (t *task) commit(wctx context.Context, first, next int64, last bool) error 
 	if cl != nil {
 		var marker kafka.Message
 		var off int64
-		t.clmsgs, marker = cl.messages(t.clmsgs[:0], t.partition, &t.batch, t.token)
-		err := t.retry(wctx, "writing the changelog", len(t.clmsgs)+1, func(ctx context.Context) (err error) {
+		var err error
+		t.clmsgs, marker, err = cl.messages(t.clmsgs[:0], t.partition, &t.batch, t.token, t.proc.db)
+		if err != nil {
+			return fmt.Errorf("stream: partition %d: %w", t.partition, err)
+		}
+		err = t.retry(wctx, "writing the changelog", len(t.clmsgs)+1, func(ctx context.Context) (err error) {
 			off, err = cl.write(ctx, t.partition, t.clmsgs, marker)
 			return err
 		})
