@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/trendstream/trendstream/internal/kafkatest"
 	"github.com/trendstream/trendstream/internal/schematest"
@@ -522,9 +524,34 @@ func testutilCounter(c prometheus.Counter) float64 {
 // TestStandby runs a second instance with standby enabled next to a first:
 // it keeps the first's partition warm from the changelog, so when the
 // first leaves, taking its partition over needs no full restore, and every
-// event still counts once.
+// event still counts once. It runs against one broker, and against three
+// listed after an address nobody listens on: restores, standby and the
+// rest of the processor must not depend on the first broker listed.
 func TestStandby(t *testing.T) {
-	brokers := kafkatest.NewCluster(t, 2, "sales")
+	t.Run("one broker", func(t *testing.T) { testStandby(t, kafkatest.NewCluster(t, 2, "sales")) })
+	t.Run("first broker unreachable", func(t *testing.T) {
+		c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(2),
+			kfake.SeedTopics(2, "sales"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		testStandby(t, append([]string{closedAddr(t)}, c.ListenAddrs()...))
+	})
+}
+
+// closedAddr returns a local address nobody listens on.
+func closedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func testStandby(t *testing.T, brokers []string) {
 	cfg := testConfig(brokers)
 	cfg.Published = "tsb"
 	skus := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"} // over both partitions
