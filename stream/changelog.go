@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -308,11 +310,11 @@ func (c *changelog) repair(ctx context.Context, db *state.DB, p int32, keys [][]
 	return err
 }
 
-// ensure creates the changelog topic, compacted and with as many
-// partitions as the input, or checks the existing one has as many.
-func (c *changelog) ensure(ctx context.Context, input string) error {
-	client := c.conn.Client()
-	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{input, c.topic}})
+// ensure creates the changelog topic, compacted, with as many partitions
+// as the input and replication replicas (the brokers' default when 0), or
+// checks that the existing one is compacted and has as many partitions.
+func (c *changelog) ensure(ctx context.Context, input string, replication int) error {
+	meta, err := c.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{input, c.topic}})
 	if err != nil {
 		return fmt.Errorf("stream: reading topic metadata: %w", err)
 	}
@@ -326,21 +328,45 @@ func (c *changelog) ensure(ctx context.Context, input string) error {
 	if !ok {
 		return fmt.Errorf("stream: input topic %q does not exist", input)
 	}
-	if n, ok := parts[c.topic]; ok {
-		if n != in {
-			return fmt.Errorf("stream: changelog %q has %d partitions, the input %q %d: they must be co-partitioned", c.topic, n, input, in)
+	n, ok := parts[c.topic]
+	if !ok {
+		resp, err := c.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+			Topic: c.topic, NumPartitions: in, ReplicationFactor: replicas(replication),
+			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
+		}}})
+		if err == nil {
+			err = resp.Errors[c.topic]
 		}
-		return nil
+		if err == nil || errors.Is(err, kafka.TopicAlreadyExists) {
+			return nil
+		}
+		return fmt.Errorf("stream: creating changelog topic %q: %w", c.topic, err)
 	}
-	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: c.topic, NumPartitions: in, ReplicationFactor: 1,
-		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
+	if n != in {
+		return fmt.Errorf("stream: changelog topic %q has %d partitions and the input topic %q %d: they must be co-partitioned (add partitions to the changelog, or name a new one with --changelog-topic)",
+			c.topic, n, input, in)
+	}
+	resp, err := c.client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: c.topic, ConfigNames: []string{"cleanup.policy"},
 	}}})
 	if err != nil {
-		return fmt.Errorf("stream: creating changelog %q: %w", c.topic, err)
+		return fmt.Errorf("stream: reading the configuration of changelog topic %q: %w", c.topic, err)
 	}
-	if err := resp.Errors[c.topic]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-		return fmt.Errorf("stream: creating changelog %q: %w", c.topic, err)
+	policy := ""
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			return fmt.Errorf("stream: reading the configuration of changelog topic %q: %w", c.topic, r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName == "cleanup.policy" {
+				policy = e.ConfigValue
+			}
+		}
+	}
+	if !slices.Contains(strings.Split(policy, ","), "compact") {
+		return fmt.Errorf("stream: changelog topic %q has cleanup.policy %q: it must be compacted, or retention deletes the state it holds "+
+			"(kafka-configs.sh --bootstrap-server BROKER --alter --entity-type topics --entity-name %s --add-config cleanup.policy=compact)",
+			c.topic, policy, c.topic)
 	}
 	return nil
 }

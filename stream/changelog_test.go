@@ -423,3 +423,88 @@ func TestChunkedValueSurvivesCompaction(t *testing.T) {
 		})
 	}
 }
+
+// TestTopicSetup checks the topics a processor creates and the changelog
+// it finds: created topics get the brokers' default replication factor
+// unless one is set, and an existing changelog that is not compacted, or
+// not co-partitioned with the input, stops the processor with an error
+// naming the topic and the fix.
+func TestTopicSetup(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.DefaultNumPartitions(2), kfake.SeedTopics(2, "sales"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	for _, tc := range []struct {
+		name        string
+		replication int
+		existing    *kafka.TopicConfig // the changelog, made before the processor starts
+		err         string             // in Run's error; "" for a processor that starts
+		replicas    int
+	}{
+		{name: "brokers' default", replicas: 3},
+		{name: "set", replication: 2, replicas: 2},
+		{name: "not compacted", existing: &kafka.TopicConfig{NumPartitions: 2, ReplicationFactor: 1,
+			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "delete"}}},
+			err: `changelog topic "not-compacted.changelog" has cleanup.policy "delete"`},
+		{name: "not co-partitioned", existing: &kafka.TopicConfig{NumPartitions: 3, ReplicationFactor: 1,
+			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}},
+			err: `changelog topic "not-co-partitioned.changelog" has 3 partitions and the input topic "sales" 2`},
+		{name: "compacted and deleted", replicas: 3, existing: &kafka.TopicConfig{NumPartitions: 2, ReplicationFactor: 1,
+			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact,delete"}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			group := strings.ReplaceAll(tc.name, " ", "-")
+			group = strings.ReplaceAll(group, "'", "")
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if tc.existing != nil {
+				tc.existing.Topic = group + ".changelog"
+				if _, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{*tc.existing}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg := testConfig(brokers)
+			cfg.Group, cfg.ReplicationFactor = group, tc.replication
+			cfg.OutputTopic, cfg.DLQTopic = group+".forecasts", group+".dlq"
+			db := memDB(t)
+			p, err := New(cfg, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.err != "" {
+				if err := p.Run(ctx); err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("Run = %v, want an error containing %q", err, tc.err)
+				}
+				return
+			}
+			rctx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- p.Run(rctx) }()
+			waitFor(t, 20*time.Second, "readiness", p.Ready)
+			stop()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			// A client of its own: a kafka-go transport caches metadata.
+			fresh := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: &kafka.Transport{}}
+			meta, err := fresh.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{cfg.OutputTopic, cfg.DLQTopic, group + ".changelog"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, topic := range meta.Topics {
+				if topic.Error != nil || len(topic.Partitions) != 2 {
+					t.Fatalf("topic %s: %v, %d partitions", topic.Name, topic.Error, len(topic.Partitions))
+				}
+				if tc.existing != nil && topic.Name == tc.existing.Topic {
+					continue
+				}
+				if n := len(topic.Partitions[0].Replicas); n != tc.replicas {
+					t.Errorf("topic %s has %d replicas, want %d", topic.Name, n, tc.replicas)
+				}
+			}
+		})
+	}
+}

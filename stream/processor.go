@@ -188,7 +188,7 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 		err := EnsureTopics(ctx, p.cfg.Connection, p.cfg.Partitions, p.cfg.ReplicationFactor,
 			p.cfg.InputTopic, p.cfg.OutputTopic, p.cfg.DLQTopic)
 		if err == nil && p.changelog != nil {
-			err = p.changelog.ensure(ctx, p.cfg.InputTopic)
+			err = p.changelog.ensure(ctx, p.cfg.InputTopic, p.cfg.ReplicationFactor)
 		}
 		if err == nil {
 			return nil
@@ -205,7 +205,8 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 	}
 }
 
-// EnsureTopics creates those of the topics that do not exist. The first
+// EnsureTopics creates those of the topics that do not exist, with
+// replication replicas, or the brokers' default when it is 0. The first
 // topic gets partitions partitions when created; the others get as many as
 // the first has.
 func EnsureTopics(ctx context.Context, conn Connection, partitions, replication int, topics ...string) error {
@@ -226,7 +227,7 @@ func EnsureTopics(ctx context.Context, conn Connection, partitions, replication 
 	var create []kafka.TopicConfig
 	for _, t := range topics {
 		if _, ok := exists[t]; !ok {
-			create = append(create, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: replication})
+			create = append(create, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: replicas(replication)})
 		}
 	}
 	if len(create) == 0 {
@@ -242,6 +243,15 @@ func EnsureTopics(ctx context.Context, conn Connection, partitions, replication 
 		}
 	}
 	return nil
+}
+
+// replicas returns the replication factor to create a topic with: -1 asks
+// the brokers for their default.
+func replicas(replication int) int {
+	if replication == 0 {
+		return -1
+	}
+	return replication
 }
 
 // setGeneration records the partitions of a new generation, or none (nil)

@@ -351,6 +351,7 @@ func TestConfigErrors(t *testing.T) {
 		{"zero checkpoint cadence", "CheckpointEvery", func(c *Config) { c.CheckpointEvery = 0 }},
 		{"standby without changelog", "Standby needs the changelog", func(c *Config) { c.Standby, c.NoChangelog = true, true }},
 		{"negative lateness", "Lateness", func(c *Config) { c.Window.Lateness = -time.Second }},
+		{"negative replication", "ReplicationFactor", func(c *Config) { c.ReplicationFactor = -1 }},
 	} {
 		cfg := DefaultConfig()
 		cfg.Brokers = []string{"x"}
