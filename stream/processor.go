@@ -32,6 +32,7 @@ type Processor struct {
 	assigned  map[int32]bool
 	owned     map[int32]bool
 	lastFatal error
+	member    string // the group member id, as stored
 	// locks serialize a partition's task with the standby loop, which
 	// writes the partitions no task of this instance holds.
 	locks map[int32]*sync.Mutex
@@ -92,6 +93,7 @@ func (p *Processor) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	p.removePredecessor(ctx)
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                    p.cfg.Group,
 		Brokers:               p.cfg.Brokers,
@@ -165,6 +167,9 @@ func (p *Processor) startGeneration(gen *kafka.Generation, fail context.CancelCa
 	}
 	p.cfg.Logger.Info("generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", parts)
 	p.setGeneration(parts)
+	if err := p.rememberMember(gen.MemberID); err != nil {
+		p.cfg.Logger.Warn("storing the consumer-group member id", "err", err)
+	}
 	for _, part := range parts {
 		gen.Start(func(ctx context.Context) {
 			t, err := newTask(p, part, gen, gen.ID)
@@ -178,6 +183,55 @@ func (p *Processor) startGeneration(gen *kafka.Generation, fail context.CancelCa
 			}
 		})
 	}
+}
+
+// removePredecessor asks the group coordinator to remove the member the
+// last process over this state store joined as, if it is still in the
+// group: a process that was killed never left, and the group would wait
+// for its session to time out before giving its partitions to anyone,
+// this process included. The predecessor is dead: the store's directory
+// lock keeps two processes from opening one store. kafka-go has no static
+// membership (its consumer group joins with JoinGroup v1 or v2, which has
+// no group.instance.id), which would give the same effect.
+func (p *Processor) removePredecessor(ctx context.Context) {
+	var member string
+	found, err := p.db.Get(pipeline.MemberKey(nil), func(v []byte) error { member = string(v); return nil })
+	if err != nil || !found {
+		return
+	}
+	client := p.cfg.Client()
+	if t, ok := client.Transport.(*kafka.Transport); ok {
+		defer t.CloseIdleConnections()
+	}
+	resp, err := client.LeaveGroup(ctx, &kafka.LeaveGroupRequest{GroupID: p.cfg.Group, Members: []kafka.LeaveGroupRequestMember{{ID: member}}})
+	if err == nil {
+		err = resp.Error
+	}
+	if err == nil && len(resp.Members) == 1 {
+		err = resp.Members[0].Error
+	}
+	if err != nil {
+		p.cfg.Logger.Debug("removing this store's last consumer-group member", "member", member, "err", err)
+		return
+	}
+	p.cfg.Logger.Info("removed the consumer-group member this store's last process left behind", "member", member)
+}
+
+// rememberMember stores the member id this process joined the group as,
+// for removePredecessor.
+func (p *Processor) rememberMember(member string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.member == member {
+		return nil
+	}
+	var b state.Batch
+	b.SetFinal(pipeline.MemberKey(nil), []byte(member), 0)
+	if _, err := p.db.Commit(&b); err != nil {
+		return err
+	}
+	p.member = member
+	return nil
 }
 
 // ensureTopics creates missing topics, retrying while the brokers are
