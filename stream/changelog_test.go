@@ -62,6 +62,29 @@ func engineCommits(t testing.TB, days int) []*state.Batch {
 	return commits
 }
 
+// fakeCluster starts a kfake cluster of n brokers, closed when the test
+// ends, whose input topic "sales" and automatically created topics have
+// one partition per broker and whose groups accept sessions from 250 ms.
+func fakeCluster(t testing.TB, n int) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(n), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(n),
+		kfake.SeedTopics(int32(n), "sales"), kfake.GroupMinSessionTimeout(250*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// committed returns a condition: partition 0 of db has committed up to
+// next.
+func committed(db *state.DB, next int64) func() bool {
+	return func() bool {
+		got, err := pipeline.LocalOffset(db, 0)
+		return err == nil && got == next
+	}
+}
+
 // partitionState returns partition p's keys and values in db, without
 // the restore position, which only a restore writes.
 func partitionState(t testing.TB, db *state.DB, p int32) map[string]string {
@@ -236,44 +259,16 @@ func produces(req kmsg.Request, topic string, key []byte) bool {
 // commit, never the commit point with records of its commit missing; once
 // the broker accepts again, the commit completes.
 func TestMarkerFollowsAckedRecords(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1),
-		kfake.SeedTopics(1, "sales"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := fakeCluster(t, 1)
 	brokers := c.ListenAddrs()
 	cfg := testConfig(brokers)
 	cfg.Published = "tsb"
-	days := func(from, to int) []kafka.Message {
-		var msgs []kafka.Message
-		for d := from; d < to; d++ {
-			for _, sku := range []string{"a", "b", "c", "d"} {
-				msgs = append(msgs, testEvent{ID: fmt.Sprintf("%s%d", sku, d), Store: "s", SKU: sku, TS: ts(d, 12), Qty: 1}.message())
-			}
-		}
-		return msgs
-	}
-	db, err := state.Open(state.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := New(cfg, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.changelog.w.BatchSize = 5 // a commit spans several produce requests
-	ctx, cancel := context.WithCancel(context.Background())
-	rp := &runningProcessor{p: p, db: db, cancel: cancel, done: make(chan error, 1)}
-	go func() { rp.done <- p.Run(ctx) }()
+	days := func(from, to int) []kafka.Message { return dayEvents([]string{"a", "b", "c", "d"}, from, to) }
+	rp := startProcessor(t, cfg, t.TempDir(), func(p *Processor) {
+		p.changelog.w.BatchSize = 5 // a commit spans several produce requests
+	})
 	defer rp.stop(t)
-
-	committed := func(next int64) func() bool {
-		return func() bool {
-			got, err := pipeline.LocalOffset(db, 0)
-			return err == nil && got == next
-		}
-	}
+	db := rp.db
 	restored := func() map[string]string {
 		t.Helper()
 		into := memDB(t)
@@ -286,7 +281,7 @@ func TestMarkerFollowsAckedRecords(t *testing.T) {
 		return partitionState(t, into, 0)
 	}
 	produce(t, brokers, "sales", days(0, 10)...)
-	waitFor(t, 30*time.Second, "days 0-9 committed", committed(40))
+	waitFor(t, 30*time.Second, "days 0-9 committed", committed(db, 40))
 
 	marker := pipeline.CommitPointKey(nil, 0)
 	fault := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "test.changelog", Count: -1, Err: kerr.InvalidRecord,
@@ -302,7 +297,7 @@ func TestMarkerFollowsAckedRecords(t *testing.T) {
 	}
 
 	fault.Remove()
-	waitFor(t, 30*time.Second, "day 10 committed", committed(44))
+	waitFor(t, 30*time.Second, "day 10 committed", committed(db, 44))
 	if got, want := restored(), partitionState(t, db, 0); !maps.Equal(got, want) {
 		t.Errorf("after the broker accepted the commit, a restore holds %d keys differing from the store's %d", len(got), len(want))
 	}
@@ -326,11 +321,7 @@ func untilDescriptor(m []kafka.Message) []kafka.Message {
 // learner starts afresh) — never an error or a mix of chunks. A whole
 // last commit leaves only its own chunks after compaction.
 func TestChunkedValueSurvivesCompaction(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := fakeCluster(t, 1)
 	brokers := c.ListenAddrs()
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 	key := pipeline.ForecastKey(nil, 0, "model")
@@ -430,11 +421,7 @@ func TestChunkedValueSurvivesCompaction(t *testing.T) {
 // not co-partitioned with the input, stops the processor with an error
 // naming the topic and the fix.
 func TestTopicSetup(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.DefaultNumPartitions(2), kfake.SeedTopics(2, "sales"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := fakeCluster(t, 3)
 	brokers := c.ListenAddrs()
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 	for _, tc := range []struct {
@@ -446,13 +433,13 @@ func TestTopicSetup(t *testing.T) {
 	}{
 		{name: "brokers' default", replicas: 3},
 		{name: "set", replication: 2, replicas: 2},
-		{name: "not compacted", existing: &kafka.TopicConfig{NumPartitions: 2, ReplicationFactor: 1,
+		{name: "not compacted", existing: &kafka.TopicConfig{NumPartitions: 3, ReplicationFactor: 1,
 			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "delete"}}},
 			err: `changelog topic "not-compacted.changelog" has cleanup.policy "delete"`},
-		{name: "not co-partitioned", existing: &kafka.TopicConfig{NumPartitions: 3, ReplicationFactor: 1,
+		{name: "not co-partitioned", existing: &kafka.TopicConfig{NumPartitions: 2, ReplicationFactor: 1,
 			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}},
-			err: `changelog topic "not-co-partitioned.changelog" has 3 partitions and the input topic "sales" 2`},
-		{name: "compacted and deleted", replicas: 3, existing: &kafka.TopicConfig{NumPartitions: 2, ReplicationFactor: 1,
+			err: `changelog topic "not-co-partitioned.changelog" has 2 partitions and the input topic "sales" 3`},
+		{name: "compacted and deleted", replicas: 3, existing: &kafka.TopicConfig{NumPartitions: 3, ReplicationFactor: 1,
 			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact,delete"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -495,7 +482,7 @@ func TestTopicSetup(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, topic := range meta.Topics {
-				if topic.Error != nil || len(topic.Partitions) != 2 {
+				if topic.Error != nil || len(topic.Partitions) != 3 {
 					t.Fatalf("topic %s: %v, %d partitions", topic.Name, topic.Error, len(topic.Partitions))
 				}
 				if tc.existing != nil && topic.Name == tc.existing.Topic {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/trendstream/trendstream/internal/kafkatest"
 	"github.com/trendstream/trendstream/pipeline"
-	"github.com/trendstream/trendstream/state"
 )
 
 // memberLog is a log handler that remembers the consumer-group member id
@@ -81,29 +80,10 @@ func TestZombieOwnerIsFenced(t *testing.T) {
 }
 
 func testZombie(t *testing.T, stage commitStage, late bool) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1),
-		kfake.SeedTopics(1, "sales"), kfake.GroupMinSessionTimeout(250*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := fakeCluster(t, 1)
 	brokers := c.ListenAddrs()
 	skus := []string{"a", "b", "c", "d"}
-	days := func(from, to int) []kafka.Message {
-		var msgs []kafka.Message
-		for d := from; d < to; d++ {
-			for _, sku := range skus {
-				msgs = append(msgs, testEvent{ID: fmt.Sprintf("%s%d", sku, d), Store: "s", SKU: sku, TS: ts(d, 12), Qty: float64(1 + d%3)}.message())
-			}
-		}
-		return msgs
-	}
-	committed := func(db *state.DB, next int64) func() bool {
-		return func() bool {
-			got, err := pipeline.LocalOffset(db, 0)
-			return err == nil && got == next
-		}
-	}
+	days := func(from, to int) []kafka.Message { return dayEvents(skus, from, to) }
 	cfg := testConfig(brokers)
 	cfg.Published = "tsb"
 	cfg.SessionTimeout = time.Second
@@ -113,25 +93,17 @@ func testZombie(t *testing.T, stage commitStage, late bool) {
 	var log memberLog
 	acfg := cfg
 	acfg.Logger = slog.New(&log)
-	dbA, err := state.Open(state.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pA, err := New(acfg, dbA)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var armed atomic.Bool
 	paused, release := make(chan struct{}), make(chan struct{})
-	pA.commitHook = func(s commitStage, _ int32) {
-		if s == stage && armed.CompareAndSwap(true, false) {
-			close(paused)
-			<-release
+	a := startProcessor(t, acfg, t.TempDir(), func(p *Processor) {
+		p.commitHook = func(s commitStage, _ int32) {
+			if s == stage && armed.CompareAndSwap(true, false) {
+				close(paused)
+				<-release
+			}
 		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a := &runningProcessor{p: pA, db: dbA, cancel: cancel, done: make(chan error, 1)}
-	go func() { a.done <- pA.Run(ctx) }()
+	})
+	pA, dbA := a.p, a.db
 	produce(t, brokers, "sales", days(0, 11)...)
 	waitFor(t, 30*time.Second, "A to commit days 0-10", committed(dbA, 44))
 
@@ -153,27 +125,19 @@ func testZombie(t *testing.T, stage commitStage, late bool) {
 	// B holds its first commit back until A has resumed and finished.
 	bcfg := cfg
 	bcfg.StartOffset = StartLatest
-	dbB, err := state.Open(state.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pB, err := New(bcfg, dbB)
-	if err != nil {
-		t.Fatal(err)
-	}
 	bHeld, aDone := make(chan struct{}), make(chan struct{})
 	var bFirst atomic.Bool
-	pB.commitHook = func(s commitStage, _ int32) {
-		if s == stageCheck && bFirst.CompareAndSwap(false, true) {
-			close(bHeld)
-			if !late {
-				<-aDone
+	b := startProcessor(t, bcfg, t.TempDir(), func(p *Processor) {
+		p.commitHook = func(s commitStage, _ int32) {
+			if s == stageCheck && bFirst.CompareAndSwap(false, true) {
+				close(bHeld)
+				if !late {
+					<-aDone
+				}
 			}
 		}
-	}
-	ctxB, cancelB := context.WithCancel(context.Background())
-	b := &runningProcessor{p: pB, db: dbB, cancel: cancelB, done: make(chan error, 1)}
-	go func() { b.done <- pB.Run(ctxB) }()
+	})
+	dbB := b.db
 	select {
 	case <-bHeld:
 	case <-time.After(30 * time.Second):
@@ -242,12 +206,7 @@ func testZombie(t *testing.T, stage commitStage, late bool) {
 // store, not the unfinished commit's writes that its own first commit
 // did not happen to overwrite.
 func TestTakeoverRewritesUnfinishedCommit(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1),
-		kfake.SeedTopics(1, "sales"), kfake.GroupMinSessionTimeout(250*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := fakeCluster(t, 1)
 	brokers := c.ListenAddrs()
 	cfg := testConfig(brokers)
 	cfg.Published = "tsb"
@@ -260,12 +219,6 @@ func TestTakeoverRewritesUnfinishedCommit(t *testing.T) {
 			msgs = append(msgs, testEvent{ID: fmt.Sprintf("%s%d", sku, d), Store: "s", SKU: sku, TS: ts(d, 12), Qty: 1}.message())
 		}
 		return msgs
-	}
-	committed := func(db *state.DB, next int64) func() bool {
-		return func() bool {
-			got, err := pipeline.LocalOffset(db, 0)
-			return err == nil && got == next
-		}
 	}
 	a := startProcessor(t, cfg, t.TempDir())
 	for d := range 11 {
@@ -288,25 +241,17 @@ func TestTakeoverRewritesUnfinishedCommit(t *testing.T) {
 	// back while the changelog is restored.
 	bcfg := cfg
 	bcfg.StartOffset, bcfg.BatchSize = StartLatest, 2
-	dbB, err := state.Open(state.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pB, err := New(bcfg, dbB)
-	if err != nil {
-		t.Fatal(err)
-	}
 	held, release := make(chan struct{}), make(chan struct{})
 	var commits atomic.Int32
-	pB.commitHook = func(s commitStage, _ int32) {
-		if s == stageCheck && commits.Add(1) == 2 {
-			close(held)
-			<-release
+	b := startProcessor(t, bcfg, t.TempDir(), func(p *Processor) {
+		p.commitHook = func(s commitStage, _ int32) {
+			if s == stageCheck && commits.Add(1) == 2 {
+				close(held)
+				<-release
+			}
 		}
-	}
-	ctxB, cancelB := context.WithCancel(context.Background())
-	b := &runningProcessor{p: pB, db: dbB, cancel: cancelB, done: make(chan error, 1)}
-	go func() { b.done <- pB.Run(ctxB) }()
+	})
+	dbB := b.db
 	defer b.stop(t)
 	defer close(release)
 	select {

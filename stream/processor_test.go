@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -69,7 +68,9 @@ type runningProcessor struct {
 	done   chan error
 }
 
-func startProcessor(t testing.TB, cfg Config, dir string) *runningProcessor {
+// startProcessor runs a processor over a store in dir, after calling
+// setup, if given, on it.
+func startProcessor(t testing.TB, cfg Config, dir string, setup ...func(*Processor)) *runningProcessor {
 	t.Helper()
 	db, err := state.Open(state.Config{Dir: dir})
 	if err != nil {
@@ -79,6 +80,9 @@ func startProcessor(t testing.TB, cfg Config, dir string) *runningProcessor {
 	if err != nil {
 		db.Close()
 		t.Fatal(err)
+	}
+	for _, fn := range setup {
+		fn(p)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	rp := &runningProcessor{p: p, db: db, cancel: cancel, done: make(chan error, 1)}
@@ -537,34 +541,27 @@ func TestStandby(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		testStandby(t, append([]string{closedAddr(t)}, c.ListenAddrs()...))
+		testStandby(t, append([]string{kafkatest.FreeAddr(t)}, c.ListenAddrs()...))
 	})
 }
 
-// closedAddr returns a local address nobody listens on.
-func closedAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// dayEvents returns an event at noon of each day from from to before to
+// for each of store s's skus, selling 1 + day%3 units.
+func dayEvents(skus []string, from, to int) []kafka.Message {
+	var msgs []kafka.Message
+	for d := from; d < to; d++ {
+		for _, sku := range skus {
+			msgs = append(msgs, testEvent{ID: fmt.Sprintf("%s%d", sku, d), Store: "s", SKU: sku, TS: ts(d, 12), Qty: float64(1 + d%3)}.message())
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return msgs
 }
 
 func testStandby(t *testing.T, brokers []string) {
 	cfg := testConfig(brokers)
 	cfg.Published = "tsb"
 	skus := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"} // over both partitions
-	days := func(from, to int) []kafka.Message {
-		var msgs []kafka.Message
-		for d := from; d < to; d++ {
-			for _, sku := range skus {
-				msgs = append(msgs, testEvent{ID: fmt.Sprintf("%s%d", sku, d), Store: "s", SKU: sku, TS: ts(d, 12), Qty: float64(1 + d%3)}.message())
-			}
-		}
-		return msgs
-	}
+	days := func(from, to int) []kafka.Message { return dayEvents(skus, from, to) }
 	check := func(rp *runningProcessor, lastClosed int) {
 		t.Helper()
 		waitFor(t, 30*time.Second, "readiness", rp.p.Ready)

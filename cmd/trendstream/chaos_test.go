@@ -15,6 +15,8 @@ import (
 
 	"github.com/trendstream/trendstream/backtest"
 	"github.com/trendstream/trendstream/stream"
+
+	"github.com/trendstream/trendstream/internal/kafkatest"
 )
 
 // instance is a trendstream process with its HTTP address.
@@ -73,7 +75,7 @@ func TestScaleOutChaos(t *testing.T) {
 	var mu sync.Mutex
 	var insts []*instance
 	start := func(i int) *instance {
-		in := &instance{http: freeAddr(t)}
+		in := &instance{http: kafkatest.FreeAddr(t)}
 		in.c = startChild(t, filepath.Join(dir, fmt.Sprintf("run%d.log", i)), "run", "--brokers", brokers[0],
 			"--group", "chaos", "--state-dir", filepath.Join(dir, fmt.Sprintf("state%d", i)), "--http-addr", in.http,
 			"--session-timeout", "2s", "--max-future", "-1s", "--batch-size", "100", "--model", "tsb")
@@ -203,7 +205,7 @@ func TestPausedOwner(t *testing.T) {
 	dir := t.TempDir()
 	var insts []*instance
 	for i := range 2 {
-		in := &instance{http: freeAddr(t)}
+		in := &instance{http: kafkatest.FreeAddr(t)}
 		in.c = startChild(t, filepath.Join(dir, fmt.Sprintf("run%d.log", i)), "run", "--brokers", brokers[0],
 			"--group", "paused", "--state-dir", filepath.Join(dir, fmt.Sprintf("state%d", i)), "--http-addr", in.http,
 			"--session-timeout", "1s", "--max-future", "-1s", "--batch-size", "50", "--model", "tsb")

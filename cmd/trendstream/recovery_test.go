@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/trendstream/trendstream/internal/kafkatest"
 )
 
 // TestRecoveryTime measures how long the only instance of a group takes,
@@ -33,7 +35,7 @@ func TestRecoveryTime(t *testing.T) {
 	}
 	w.Close()
 	dir := t.TempDir()
-	httpAddr, logPath := freeAddr(t), filepath.Join(dir, "run.log")
+	httpAddr, logPath := kafkatest.FreeAddr(t), filepath.Join(dir, "run.log")
 	args := []string{"run", "--brokers", brokers[0], "--state-dir", filepath.Join(dir, "state"), "--http-addr", httpAddr,
 		"--max-future", "-1s", "--model", "tsb"}
 	c := startChild(t, logPath, args...)
