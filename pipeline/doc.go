@@ -34,9 +34,12 @@
 //
 // # Invariants
 //
-// A commit written by AppendState never stores a series state whose
-// buckets are missing, even when a store splits it over several
-// transactions; the commit point (next offset, window state, dedup
+// Every prefix of the ordinary writes of a commit written by AppendState
+// leaves each series decodable, as its previous or its new state: a
+// series' new buckets are written before its state and the buckets that
+// left its history are deleted after it. So a crash inside a commit that
+// a store splits over several transactions never leaves a series that
+// fails to load. The commit point (next offset, window state, dedup
 // records) is always written last and atomically. A record whose series
 // state already holds it (Series.Seq) is never counted twice.
 package pipeline

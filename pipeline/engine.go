@@ -118,6 +118,11 @@ type Engine struct {
 	spilled bool
 	idle    []*window.Series
 	ring    []window.IndexedBucket
+	gone    []int64 // buckets a commit deletes, for AppendState
+	// stale holds the keys of stored buckets older than their series'
+	// history, left by a crash between a series' state and the deletions
+	// after it (see AppendState); the next commit deletes them.
+	stale [][]byte
 }
 
 // NewEngine returns an engine for one partition, sending what it produces
@@ -179,10 +184,11 @@ func (e *Engine) Process(rec *Record) error {
 	}
 	if s != nil && rec.Offset <= s.Seq {
 		// Already applied before a crash that split a large commit: keep
-		// the id so later copies are still caught, count nothing.
+		// the id so later copies are still caught and move the watermark
+		// as the record did then, but count nothing.
 		e.cnt.Replayed++
 		e.dedup.add(h, ev.Time)
-		return nil
+		return e.part.AdvanceTo(ev.Time.Add(-e.cfg.Window.Lateness), e.onClose)
 	}
 	e.sale = window.Sale{Time: ev.Time, Qty: ev.Qty, Price: ev.Price, Promo: ev.Promo}
 	known := e.part.Len()
@@ -247,6 +253,12 @@ func (e *Engine) decodeSeries(id, v []byte) (s *window.Series, err error) {
 	s, e.ring, err = storedSeries(e.store, e.p, e.part, id, v, e.ring)
 	if err != nil {
 		return nil, err
+	}
+	oldest := s.Closed() - int64(s.Len()) + 1
+	for _, rb := range e.ring {
+		if rb.Index < oldest {
+			e.stale = append(e.stale, bucketKey(nil, e.p, id, rb.Index))
+		}
 	}
 	return s, e.roster.loadSeries(e.store, e.p, s)
 }
@@ -356,11 +368,16 @@ func (e *Engine) DedupIDs() int { return e.dedup.len() }
 // records run from offset first to before next; final marks the last
 // commit before the partition is released, which checkpoints the
 // learners. Ordinary writes: index entries for new series and, for every
-// dirty series, its newly closed buckets, the deletion of buckets that left
-// its history and then its state (so a split commit never stores a state
-// whose buckets are missing). Final writes: the dedup record, expired dedup
-// records and the commit point (next offset and window state). It clears
-// the dirty set.
+// dirty series, its newly closed buckets, then its state, then the deletion
+// of the buckets that left its history. Any prefix of them, which a crash
+// inside a split commit leaves behind, holds every series decodably: as
+// its old state, whose buckets are all still stored (a newer one is past
+// its last closed bucket and ignored), or as its new state, whose buckets
+// are all written (an older one is before its history and skipped). Final
+// writes: the dedup record, expired dedup records and the commit point
+// (next offset and window state). It clears the dirty set. Buckets such a
+// crash left behind after a series' new state are deleted by the first
+// commit after the series is read back.
 func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) error {
 	var k, val []byte
 	if err := e.roster.appendState(w, p, e.dirty, final); err != nil {
@@ -372,16 +389,24 @@ func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) e
 	e.created = e.created[:0]
 	for _, s := range e.dirty {
 		id := []byte(s.ID())
+		e.gone = e.gone[:0]
 		s.Changes(func(idx int64, bk window.Bucket) {
 			w.Set(bucketKey(k[:0], p, id, idx), window.AppendBucket(val[:0], bk))
 		}, func(idx int64) {
-			w.Delete(bucketKey(k[:0], p, id, idx))
+			e.gone = append(e.gone, idx)
 		})
 		val, _ = s.AppendBinary(val[:0])
 		w.Set(key(k[:0], p, kindSeries, id), val)
+		for _, idx := range e.gone {
+			w.Delete(bucketKey(k[:0], p, id, idx))
+		}
 		delete(e.isDirty, s)
 	}
 	e.dirty = e.dirty[:0]
+	for _, k := range e.stale {
+		w.Delete(k)
+	}
+	e.stale = e.stale[:0]
 	for _, s := range e.evicted {
 		e.roster.forget(s)
 	}

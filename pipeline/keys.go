@@ -19,7 +19,9 @@ import (
 //	p | partition | 'd' | slot | sequence        a batch of deduplication ids
 //	p | partition | 'x' | learner name           a learner's checkpoint
 //	p | partition | 'l'                          restore position in the changelog
+//	p | partition | 'g'                          changelog fence: a new owner's generation
 //	i | series id                                partition holding the series
+//	g                                            consumer-group member of the store's last process
 type kind byte
 
 const (
@@ -31,11 +33,13 @@ const (
 	kindDedup     kind = 'd'
 	kindModel     kind = 'x'
 	kindChangelog kind = 'l'
+	kindFence     kind = 'g'
 )
 
 const (
 	partitionTag = 'p'
 	indexTag     = 'i'
+	memberTag    = 'g'
 	// partitionKeyLen is the length of a partition's key prefix before
 	// the kind byte.
 	partitionKeyLen = 5
@@ -103,6 +107,10 @@ func parseBucketKey(key []byte) (idx int64, err error) {
 	}
 	return int64(binary.BigEndian.Uint64(key[len(key)-8:]) ^ (1 << 63)), nil
 }
+
+// MemberKey appends the key under which a driver keeps the consumer-group
+// member id its process joined as, to dst.
+func MemberKey(dst []byte) []byte { return append(dst, memberTag) }
 
 // indexKey appends the key of the global index entry of a series to dst.
 func indexKey(dst []byte, name []byte) []byte {

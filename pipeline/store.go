@@ -71,10 +71,14 @@ func firstByte(b []byte) int {
 // how far a restore of partition p has read the changelog.
 func RestorePositionKey(dst []byte, p int32) []byte { return key(dst, p, kindChangelog, nil) }
 
+// FenceKey appends the key of the changelog record with which a new owner
+// of partition p announces its generation. It is never stored.
+func FenceKey(dst []byte, p int32) []byte { return key(dst, p, kindFence, nil) }
+
 // Restored is what ApplyRestored learned from a record.
 type Restored struct {
 	// CommitPoint is set when the record was a commit point; Next is then
-	// the input offset it commits.
+	// the input offset it commits, -1 when it deleted the commit point.
 	CommitPoint bool
 	Next        int64
 }
@@ -82,15 +86,25 @@ type Restored struct {
 // ApplyRestored adds to w the write a changelog record of partition p
 // stands for: an empty value deletes the key, deduplication records expire
 // after dedupTTL, and a series state also restores the series' global index
-// entry, which changelogs do not carry.
+// entry, which changelogs do not carry. Commit points and deduplication
+// records, set or deleted, are final writes, as AppendState makes them:
+// written last, so a restore that Writes splits never stores a commit
+// point without the deduplication records before it, and a deletion is
+// never overtaken by an earlier set of the same key.
 func ApplyRestored(w Writes, p int32, k, value []byte, dedupTTL time.Duration) (Restored, error) {
 	kd := keyKind(k)
+	final := kd == kindMeta || kd == kindDedup
 	switch {
+	case len(value) == 0 && final:
+		w.DeleteFinal(k)
+		return Restored{CommitPoint: kd == kindMeta, Next: -1}, nil
 	case len(value) == 0:
 		w.Delete(k)
 		return Restored{}, nil
 	case kd == kindDedup:
 		w.SetFinal(k, value, dedupTTL)
+	case final:
+		w.SetFinal(k, value, 0)
 	default:
 		w.Set(k, value)
 	}

@@ -88,6 +88,18 @@ func (b *Batch) Reset() {
 	b.ahead, b.final, b.buf = b.ahead[:0], b.final[:0], b.buf[:0]
 }
 
+// Mark is a position in a batch, for Rewind.
+type Mark struct{ ahead, final, buf int }
+
+// Mark returns the batch's current position.
+func (b *Batch) Mark() Mark { return Mark{len(b.ahead), len(b.final), len(b.buf)} }
+
+// Rewind drops the writes added since m was taken, keeping the others. m
+// must come from Mark since the batch was last reset.
+func (b *Batch) Rewind(m Mark) {
+	b.ahead, b.final, b.buf = b.ahead[:m.ahead], b.final[:m.final], b.buf[:m.buf]
+}
+
 // CommitStats describes how a batch was committed.
 type CommitStats struct {
 	// Transactions is the number of Badger transactions used: 1 unless the

@@ -261,3 +261,23 @@ func TestDeletePrefixWhileCommitting(t *testing.T) {
 		t.Errorf("%d keys left after DeletePrefix", n)
 	}
 }
+
+func TestBatchRewind(t *testing.T) {
+	db := openTest(t, Config{InMemory: true})
+	var b Batch
+	b.Set([]byte("kept"), []byte("1"))
+	b.SetFinal([]byte("kept-final"), []byte("1"), 0)
+	m := b.Mark()
+	b.Set([]byte("dropped"), []byte("2"))
+	b.DeleteFinal([]byte("kept-final"))
+	b.Rewind(m)
+	b.Set([]byte("after"), []byte("3"))
+	if _, err := db.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]bool{"kept": true, "kept-final": true, "dropped": false, "after": true} {
+		if _, ok := get(t, db, []byte(key)); ok != want {
+			t.Errorf("%s stored: %v, want %v", key, ok, want)
+		}
+	}
+}

@@ -71,7 +71,9 @@ type Config struct {
 	// Partitions is the partition count of an input topic created at
 	// start-up.
 	Partitions int
-	// ReplicationFactor of created topics.
+	// ReplicationFactor is the replication factor of created topics. Zero
+	// leaves it to the brokers (their default.replication.factor; Kafka
+	// 2.4 or later).
 	ReplicationFactor int
 
 	// StartOffset applies to partitions without local state.
@@ -86,9 +88,6 @@ type Config struct {
 	FetchMaxBytes int
 	// FetchMaxWait is how long a fetch waits for data on the broker.
 	FetchMaxWait time.Duration
-	// CommitInterval is how often consumer-group offsets are committed,
-	// for lag monitoring only: the offsets in Badger are the truth.
-	CommitInterval time.Duration
 	// ShutdownGrace bounds the time a stopping partition spends writing
 	// its last outputs and committing.
 	ShutdownGrace time.Duration
@@ -105,29 +104,27 @@ type Config struct {
 // DefaultConfig returns the processor's defaults: pipeline.DefaultConfig
 // for the engines; group "trendstream" reading "sales", publishing to
 // "forecasts" with dead letters to "sales.dlq" and a changelog; topics of
-// 8 partitions created if missing with replication factor 1; new
+// 8 partitions created if missing with the brokers' replication factor; new
 // partitions read from the earliest offset; batches of up to 50,000
 // records, waiting up to 100ms; fetches of up to 8 MiB waiting up to
-// 500ms; group offsets reported every 5s; a 10s shutdown grace and
-// session timeout; standbys catching up every 5s when enabled.
+// 500ms; a 10s shutdown grace and session timeout; standbys catching up
+// every 5s when enabled.
 func DefaultConfig() Config {
 	return Config{
-		Config:            pipeline.DefaultConfig(),
-		Group:             "trendstream",
-		InputTopic:        "sales",
-		OutputTopic:       "forecasts",
-		DLQTopic:          "sales.dlq",
-		StandbyInterval:   5 * time.Second,
-		Partitions:        8,
-		ReplicationFactor: 1,
-		StartOffset:       StartEarliest,
-		BatchSize:         50000,
-		BatchWait:         100 * time.Millisecond,
-		FetchMaxBytes:     8 << 20,
-		FetchMaxWait:      500 * time.Millisecond,
-		CommitInterval:    5 * time.Second,
-		ShutdownGrace:     10 * time.Second,
-		SessionTimeout:    10 * time.Second,
+		Config:          pipeline.DefaultConfig(),
+		Group:           "trendstream",
+		InputTopic:      "sales",
+		OutputTopic:     "forecasts",
+		DLQTopic:        "sales.dlq",
+		StandbyInterval: 5 * time.Second,
+		Partitions:      8,
+		StartOffset:     StartEarliest,
+		BatchSize:       50000,
+		BatchWait:       100 * time.Millisecond,
+		FetchMaxBytes:   8 << 20,
+		FetchMaxWait:    500 * time.Millisecond,
+		ShutdownGrace:   10 * time.Second,
+		SessionTimeout:  10 * time.Second,
 	}
 }
 
@@ -151,8 +148,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("stream: input %q, output %q and dead-letter %q topics must differ", c.InputTopic, c.OutputTopic, c.DLQTopic)
 	case c.Partitions < 1:
 		return fmt.Errorf("stream: Partitions %d is below 1", c.Partitions)
-	case c.ReplicationFactor < 1:
-		return fmt.Errorf("stream: ReplicationFactor %d is below 1", c.ReplicationFactor)
+	case c.ReplicationFactor < 0:
+		return fmt.Errorf("stream: ReplicationFactor %d is negative", c.ReplicationFactor)
 	case c.StartOffset != StartEarliest && c.StartOffset != StartLatest:
 		return fmt.Errorf("stream: StartOffset %q is not %q or %q", c.StartOffset, StartEarliest, StartLatest)
 	case c.Standby && c.NoChangelog:
@@ -165,9 +162,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("stream: FetchMaxBytes %d is below 1", c.FetchMaxBytes)
 	case c.BatchWait < 0:
 		return fmt.Errorf("stream: BatchWait %v is negative", c.BatchWait)
-	case c.FetchMaxWait <= 0 || c.CommitInterval <= 0 || c.ShutdownGrace <= 0 || c.SessionTimeout <= 0:
-		return fmt.Errorf("stream: FetchMaxWait %v, CommitInterval %v, ShutdownGrace %v and SessionTimeout %v must be positive",
-			c.FetchMaxWait, c.CommitInterval, c.ShutdownGrace, c.SessionTimeout)
+	case c.FetchMaxWait <= 0 || c.ShutdownGrace <= 0 || c.SessionTimeout <= 0:
+		return fmt.Errorf("stream: FetchMaxWait %v, ShutdownGrace %v and SessionTimeout %v must be positive",
+			c.FetchMaxWait, c.ShutdownGrace, c.SessionTimeout)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

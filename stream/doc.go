@@ -31,6 +31,14 @@
 // exactly-once output; a forecast is identified by (series, origin) for
 // consumers to deduplicate.
 //
+// A partition moves between instances through the changelog, which only
+// its owner writes: a task confirms with the group coordinator that its
+// generation still owns the partition before and after writing a commit
+// (task.commit), stamps its records with its generation and fences the
+// changelog when it takes a partition over, so restores ignore an older
+// owner that resumes after a pause (see changelog). A restore applies
+// whole commits only.
+//
 // # Concurrency
 //
 // Each task goroutine owns its partition's engine and buffers, so the

@@ -31,11 +31,15 @@ type Processor struct {
 	inGen     bool
 	assigned  map[int32]bool
 	owned     map[int32]bool
-	offsets   map[int32]int64 // next offsets committed to Badger, not yet to the group
 	lastFatal error
+	member    string // the group member id, as stored
 	// locks serialize a partition's task with the standby loop, which
 	// writes the partitions no task of this instance holds.
 	locks map[int32]*sync.Mutex
+
+	// commitHook, when a test sets it, is called by tasks at each stage
+	// of a commit.
+	commitHook func(commitStage, int32)
 }
 
 // New returns a Processor storing state in db, which the caller opens and
@@ -53,7 +57,6 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 		m:        newMetrics(cfg.Registerer),
 		assigned: make(map[int32]bool),
 		owned:    make(map[int32]bool),
-		offsets:  make(map[int32]int64),
 		locks:    make(map[int32]*sync.Mutex),
 	}
 	if !cfg.NoChangelog {
@@ -90,6 +93,7 @@ func (p *Processor) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	p.removePredecessor(ctx)
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                    p.cfg.Group,
 		Brokers:               p.cfg.Brokers,
@@ -131,10 +135,10 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 
 	// Shutdown order: closing the group ends the generation, so every task
-	// stops fetching, finishes its batch, writes its outputs, commits state
-	// and offset to Badger and returns; the committer reports the final
-	// offsets to the group, which the member then leaves. Only then is the
-	// writer closed. The caller closes the DB after Run returns.
+	// stops fetching, finishes its batch, writes its outputs, reports its
+	// offset to the group, commits state and offset to Badger and returns;
+	// the member then leaves the group. Only then is the writer closed.
+	// The caller closes the DB after Run returns.
 	p.cfg.Logger.Info("leaving consumer group", "group", p.cfg.Group)
 	group.Close()
 	p.setGeneration(nil)
@@ -143,7 +147,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		p.cfg.Logger.Warn("closing writer", "err", err)
 	}
 	if p.changelog != nil {
-		if err := p.changelog.w.Close(); err != nil {
+		if err := p.changelog.close(); err != nil {
 			p.cfg.Logger.Warn("closing changelog writer", "err", err)
 		}
 	}
@@ -153,8 +157,8 @@ func (p *Processor) Run(ctx context.Context) error {
 	return nil
 }
 
-// startGeneration starts a task per assigned partition and the offset
-// committer.
+// startGeneration starts a task per assigned partition. The tasks report
+// their committed offsets to the group themselves (see task.checkOwner).
 func (p *Processor) startGeneration(gen *kafka.Generation, fail context.CancelCauseFunc) {
 	assigned := gen.Assignments[p.cfg.InputTopic]
 	parts := make([]int32, len(assigned))
@@ -163,12 +167,12 @@ func (p *Processor) startGeneration(gen *kafka.Generation, fail context.CancelCa
 	}
 	p.cfg.Logger.Info("generation started", "generation", gen.ID, "member", gen.MemberID, "partitions", parts)
 	p.setGeneration(parts)
-	var tasks sync.WaitGroup
+	if err := p.rememberMember(gen.MemberID); err != nil {
+		p.cfg.Logger.Warn("storing the consumer-group member id", "err", err)
+	}
 	for _, part := range parts {
-		tasks.Add(1)
 		gen.Start(func(ctx context.Context) {
-			defer tasks.Done()
-			t, err := newTask(p, part, gen.ID)
+			t, err := newTask(p, part, gen, gen.ID)
 			if err == nil {
 				err = t.run(ctx)
 			}
@@ -179,47 +183,55 @@ func (p *Processor) startGeneration(gen *kafka.Generation, fail context.CancelCa
 			}
 		})
 	}
-	gen.Start(func(ctx context.Context) { p.commitLoop(ctx, gen, &tasks) })
 }
 
-// commitLoop reports committed offsets to the group every CommitInterval,
-// and once more when the generation's tasks have stopped.
-func (p *Processor) commitLoop(ctx context.Context, gen *kafka.Generation, tasks *sync.WaitGroup) {
-	tick := time.NewTicker(p.cfg.CommitInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-			p.commitGroupOffsets(gen)
-		case <-ctx.Done():
-			done := make(chan struct{})
-			go func() { tasks.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(p.cfg.ShutdownGrace):
-			}
-			p.commitGroupOffsets(gen)
-			return
-		}
-	}
-}
-
-func (p *Processor) commitGroupOffsets(gen *kafka.Generation) {
-	p.mu.Lock()
-	if len(p.offsets) == 0 {
-		p.mu.Unlock()
+// removePredecessor asks the group coordinator to remove the member the
+// last process over this state store joined as, if it is still in the
+// group: a process that was killed never left, and the group would wait
+// for its session to time out before giving its partitions to anyone,
+// this process included. The predecessor is dead: the store's directory
+// lock keeps two processes from opening one store. kafka-go has no static
+// membership (its consumer group joins with JoinGroup v1 or v2, which has
+// no group.instance.id), which would give the same effect.
+func (p *Processor) removePredecessor(ctx context.Context) {
+	var member string
+	found, err := p.db.Get(pipeline.MemberKey(nil), func(v []byte) error { member = string(v); return nil })
+	if err != nil || !found {
 		return
 	}
-	offsets := make(map[int]int64, len(p.offsets))
-	for part, off := range p.offsets {
-		offsets[int(part)] = off
+	client := p.cfg.Client()
+	if t, ok := client.Transport.(*kafka.Transport); ok {
+		defer t.CloseIdleConnections()
 	}
-	clear(p.offsets)
-	p.mu.Unlock()
-	if err := gen.CommitOffsets(map[string]map[int]int64{p.cfg.InputTopic: offsets}); err != nil {
-		// Badger holds the true offsets; the group's are for lag tools.
-		p.cfg.Logger.Debug("committing group offsets", "err", err)
+	resp, err := client.LeaveGroup(ctx, &kafka.LeaveGroupRequest{GroupID: p.cfg.Group, Members: []kafka.LeaveGroupRequestMember{{ID: member}}})
+	if err == nil {
+		err = resp.Error
 	}
+	if err == nil && len(resp.Members) == 1 {
+		err = resp.Members[0].Error
+	}
+	if err != nil {
+		p.cfg.Logger.Debug("removing this store's last consumer-group member", "member", member, "err", err)
+		return
+	}
+	p.cfg.Logger.Info("removed the consumer-group member this store's last process left behind", "member", member)
+}
+
+// rememberMember stores the member id this process joined the group as,
+// for removePredecessor.
+func (p *Processor) rememberMember(member string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.member == member {
+		return nil
+	}
+	var b state.Batch
+	b.SetFinal(pipeline.MemberKey(nil), []byte(member), 0)
+	if _, err := p.db.Commit(&b); err != nil {
+		return err
+	}
+	p.member = member
+	return nil
 }
 
 // ensureTopics creates missing topics, retrying while the brokers are
@@ -230,7 +242,7 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 		err := EnsureTopics(ctx, p.cfg.Connection, p.cfg.Partitions, p.cfg.ReplicationFactor,
 			p.cfg.InputTopic, p.cfg.OutputTopic, p.cfg.DLQTopic)
 		if err == nil && p.changelog != nil {
-			err = p.changelog.ensure(ctx, p.cfg.InputTopic)
+			err = p.changelog.ensure(ctx, p.cfg.InputTopic, p.cfg.ReplicationFactor)
 		}
 		if err == nil {
 			return nil
@@ -247,7 +259,8 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 	}
 }
 
-// EnsureTopics creates those of the topics that do not exist. The first
+// EnsureTopics creates those of the topics that do not exist, with
+// replication replicas, or the brokers' default when it is 0. The first
 // topic gets partitions partitions when created; the others get as many as
 // the first has.
 func EnsureTopics(ctx context.Context, conn Connection, partitions, replication int, topics ...string) error {
@@ -268,7 +281,7 @@ func EnsureTopics(ctx context.Context, conn Connection, partitions, replication 
 	var create []kafka.TopicConfig
 	for _, t := range topics {
 		if _, ok := exists[t]; !ok {
-			create = append(create, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: replication})
+			create = append(create, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: replicas(replication)})
 		}
 	}
 	if len(create) == 0 {
@@ -284,6 +297,15 @@ func EnsureTopics(ctx context.Context, conn Connection, partitions, replication 
 		}
 	}
 	return nil
+}
+
+// replicas returns the replication factor to create a topic with: -1 asks
+// the brokers for their default.
+func replicas(replication int) int {
+	if replication == 0 {
+		return -1
+	}
+	return replication
 }
 
 // setGeneration records the partitions of a new generation, or none (nil)
@@ -309,12 +331,6 @@ func (p *Processor) setOwned(part int32, owned bool) {
 		delete(p.owned, part)
 	}
 	p.updateReady()
-}
-
-func (p *Processor) committed(part int32, next int64) {
-	p.mu.Lock()
-	p.offsets[part] = next
-	p.mu.Unlock()
 }
 
 func (p *Processor) setFatal(err error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/trendstream/trendstream/internal/kafkatest"
 	"github.com/trendstream/trendstream/internal/schematest"
@@ -67,7 +68,9 @@ type runningProcessor struct {
 	done   chan error
 }
 
-func startProcessor(t testing.TB, cfg Config, dir string) *runningProcessor {
+// startProcessor runs a processor over a store in dir, after calling
+// setup, if given, on it.
+func startProcessor(t testing.TB, cfg Config, dir string, setup ...func(*Processor)) *runningProcessor {
 	t.Helper()
 	db, err := state.Open(state.Config{Dir: dir})
 	if err != nil {
@@ -77,6 +80,9 @@ func startProcessor(t testing.TB, cfg Config, dir string) *runningProcessor {
 	if err != nil {
 		db.Close()
 		t.Fatal(err)
+	}
+	for _, fn := range setup {
+		fn(p)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	rp := &runningProcessor{p: p, db: db, cancel: cancel, done: make(chan error, 1)}
@@ -123,7 +129,6 @@ func testConfig(brokers []string) Config {
 	cfg.Group = "test"
 	cfg.BatchWait = 5 * time.Millisecond
 	cfg.FetchMaxWait = 100 * time.Millisecond
-	cfg.CommitInterval = 100 * time.Millisecond
 	cfg.SessionTimeout = 6 * time.Second
 	cfg.Clock = func() time.Time { return base.Add(60 * 24 * time.Hour) }
 	return cfg
@@ -350,6 +355,7 @@ func TestConfigErrors(t *testing.T) {
 		{"zero checkpoint cadence", "CheckpointEvery", func(c *Config) { c.CheckpointEvery = 0 }},
 		{"standby without changelog", "Standby needs the changelog", func(c *Config) { c.Standby, c.NoChangelog = true, true }},
 		{"negative lateness", "Lateness", func(c *Config) { c.Window.Lateness = -time.Second }},
+		{"negative replication", "ReplicationFactor", func(c *Config) { c.ReplicationFactor = -1 }},
 	} {
 		cfg := DefaultConfig()
 		cfg.Brokers = []string{"x"}
@@ -523,21 +529,39 @@ func testutilCounter(c prometheus.Counter) float64 {
 // TestStandby runs a second instance with standby enabled next to a first:
 // it keeps the first's partition warm from the changelog, so when the
 // first leaves, taking its partition over needs no full restore, and every
-// event still counts once.
+// event still counts once. It runs against one broker, and against three
+// listed after an address nobody listens on: restores, standby and the
+// rest of the processor must not depend on the first broker listed.
 func TestStandby(t *testing.T) {
-	brokers := kafkatest.NewCluster(t, 2, "sales")
+	t.Run("one broker", func(t *testing.T) { testStandby(t, kafkatest.NewCluster(t, 2, "sales")) })
+	t.Run("first broker unreachable", func(t *testing.T) {
+		c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(2),
+			kfake.SeedTopics(2, "sales"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		testStandby(t, append([]string{kafkatest.FreeAddr(t)}, c.ListenAddrs()...))
+	})
+}
+
+// dayEvents returns an event at noon of each day from from to before to
+// for each of store s's skus, selling 1 + day%3 units.
+func dayEvents(skus []string, from, to int) []kafka.Message {
+	var msgs []kafka.Message
+	for d := from; d < to; d++ {
+		for _, sku := range skus {
+			msgs = append(msgs, testEvent{ID: fmt.Sprintf("%s%d", sku, d), Store: "s", SKU: sku, TS: ts(d, 12), Qty: float64(1 + d%3)}.message())
+		}
+	}
+	return msgs
+}
+
+func testStandby(t *testing.T, brokers []string) {
 	cfg := testConfig(brokers)
 	cfg.Published = "tsb"
 	skus := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"} // over both partitions
-	days := func(from, to int) []kafka.Message {
-		var msgs []kafka.Message
-		for d := from; d < to; d++ {
-			for _, sku := range skus {
-				msgs = append(msgs, testEvent{ID: fmt.Sprintf("%s%d", sku, d), Store: "s", SKU: sku, TS: ts(d, 12), Qty: float64(1 + d%3)}.message())
-			}
-		}
-		return msgs
-	}
+	days := func(from, to int) []kafka.Message { return dayEvents(skus, from, to) }
 	check := func(rp *runningProcessor, lastClosed int) {
 		t.Helper()
 		waitFor(t, 30*time.Second, "readiness", rp.p.Ready)

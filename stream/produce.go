@@ -58,7 +58,7 @@ func Produce(ctx context.Context, cfg ProduceConfig, src source.Source) (int64, 
 	if cfg.Speed < 0 || cfg.BatchSize < 1 || cfg.Partitions < 1 {
 		return 0, fmt.Errorf("stream: Produce: Speed %v, BatchSize %d, Partitions %d", cfg.Speed, cfg.BatchSize, cfg.Partitions)
 	}
-	if err := EnsureTopics(ctx, cfg.Connection, cfg.Partitions, 1, cfg.Topic); err != nil {
+	if err := EnsureTopics(ctx, cfg.Connection, cfg.Partitions, 0, cfg.Topic); err != nil {
 		return 0, err
 	}
 	w := cfg.Writer(cfg.Topic)

@@ -29,6 +29,11 @@ type task struct {
 	log       *slog.Logger
 	eng       *pipeline.Engine
 	enc       *pipeline.Encoder
+	gen       owner
+	// token stamps the task's changelog records: its generation, raised
+	// above the changelog's highest when the group's generations started
+	// over (see changelog).
+	token int64
 
 	recs    []pipeline.Record
 	out     []kafka.Message
@@ -40,12 +45,21 @@ type task struct {
 	skipped int   // learner steps skipped, as last reported
 }
 
-func newTask(p *Processor, partition int32, gen int32) (*task, error) {
+// owner is the consumer-group generation a task's partition is assigned
+// in. *kafka.Generation implements it: the coordinator refuses an offset
+// commit from a member that is not in the group's current generation.
+type owner interface {
+	CommitOffsets(offsets map[string]map[int]int64) error
+}
+
+func newTask(p *Processor, partition int32, gen owner, id int32) (*task, error) {
 	t := &task{
 		proc:      p,
 		partition: partition,
 		label:     strconv.Itoa(int(partition)),
-		log:       p.cfg.Logger.With("partition", partition, "generation", gen),
+		log:       p.cfg.Logger.With("partition", partition, "generation", id),
+		gen:       gen,
+		token:     int64(id),
 	}
 	var err error
 	if t.eng, err = pipeline.NewEngine(p.cfg.Config, t); err != nil {
@@ -57,9 +71,70 @@ func newTask(p *Processor, partition int32, gen int32) (*task, error) {
 	return t, nil
 }
 
+// commitStage names a point of a commit, where tests pause a task (see
+// Processor.commitHook).
+type commitStage int
+
+const (
+	// stageCheck is before the task confirms its generation still owns
+	// the partition.
+	stageCheck commitStage = iota
+	// stageWrite is after that confirmation, before the changelog write.
+	stageWrite
+)
+
+func (s commitStage) String() string {
+	if s == stageCheck {
+		return "paused before its ownership check"
+	}
+	return "paused between its ownership check and its write"
+}
+
+// hook calls the processor's commit hook, if a test set one.
+func (t *task) hook(s commitStage) {
+	if h := t.proc.commitHook; h != nil {
+		h(s, t.partition)
+	}
+}
+
 // errAbandoned reports a batch whose outputs could not be written before
 // the shutdown grace ran out; it was not committed and will be replayed.
 var errAbandoned = errors.New("stream: batch abandoned at shutdown")
+
+// errFenced reports a task whose generation no longer owns its partition:
+// the group moved the partition on while the task was paused or cut off.
+// Its batch is not committed; the new owner processes it.
+var errFenced = errors.New("stream: the partition belongs to a newer generation")
+
+// lostGeneration reports whether err is the coordinator's answer to a
+// member that is no longer in the group's current generation.
+func lostGeneration(err error) bool {
+	return errors.Is(err, kafka.IllegalGeneration) || errors.Is(err, kafka.UnknownMemberId) ||
+		errors.Is(err, kafka.RebalanceInProgress) || errors.Is(err, kafka.FencedInstanceID)
+}
+
+// checkOwner confirms that the task's generation still owns the partition,
+// by committing offset as the group's offset of the partition (which
+// also keeps lag tools current). The coordinator accepts the commit only
+// from a member of its current generation, and a newer generation exists
+// only once this member has left it or been dropped from it, so on
+// success no other instance owned the partition when the coordinator
+// answered. It retries other errors until wctx ends (errAbandoned).
+func (t *task) checkOwner(wctx context.Context, offset int64) error {
+	var lost error
+	err := t.retry(wctx, "confirming the partition's generation", 0, func(context.Context) error {
+		err := t.gen.CommitOffsets(map[string]map[int]int64{t.proc.cfg.InputTopic: {int(t.partition): offset}})
+		if lostGeneration(err) {
+			lost = err
+			return nil
+		}
+		return err
+	})
+	if err == nil && lost != nil {
+		err = fmt.Errorf("%w: %w", errFenced, lost)
+	}
+	return err
+}
 
 // run processes the partition until ctx, the generation's context, ends,
 // then finishes its batch, commits and returns. A non-nil error is fatal
@@ -71,6 +146,10 @@ func (t *task) run(ctx context.Context) error {
 	defer unlock()
 	if err := t.restore(ctx); err != nil {
 		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, errFenced) {
+			t.log.Warn("the partition moved to a newer generation while taking it over", "err", err)
 			return nil
 		}
 		return err
@@ -119,6 +198,11 @@ func (t *task) run(ctx context.Context) error {
 				t.log.Warn("stopping without committing the last batch; it will be replayed", "records", len(t.recs))
 				return nil
 			}
+			if errors.Is(err, errFenced) {
+				t.log.Warn("the partition moved to a newer generation; leaving this batch uncommitted to its new owner",
+					"records", len(t.recs), "err", err)
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -128,7 +212,7 @@ func (t *task) run(ctx context.Context) error {
 			if len(t.recs) == 0 && t.eng.Unsaved() {
 				// No last batch carried the checkpoint: commit it alone.
 				t.batch.Reset()
-				if err := t.commit(wctx, t.next, t.next, true); err != nil && !errors.Is(err, errAbandoned) {
+				if err := t.commit(wctx, t.next, t.next, true); err != nil && !errors.Is(err, errAbandoned) && !errors.Is(err, errFenced) {
 					return err
 				}
 			}
@@ -152,27 +236,75 @@ func (t *task) run(ctx context.Context) error {
 	}
 }
 
-// restore brings the partition's local state up to the changelog, retrying
-// with backoff while Kafka is unreachable, until ctx ends.
+// restore takes the partition over in the changelog and brings its local
+// state up to it, retrying with backoff while Kafka is unreachable, until
+// ctx ends. It first writes a fence with the task's token, so that
+// restores ignore whatever an earlier owner, paused past its session,
+// writes after it; it then restores up to and past the fence, and
+// rewrites the keys of an unfinished commit of the previous owner found
+// after the last commit marker (see changelog.repair). When the fence
+// turns out lower than a token already in the changelog, and the
+// coordinator confirms that this generation owns the partition, the
+// group's generations started over: the token is raised above the
+// changelog's highest and the fence written again.
 func (t *task) restore(ctx context.Context) error {
 	cl := t.proc.changelog
 	if cl == nil {
 		return nil
 	}
+	if _, _, token, ok, err := readPosition(t.proc.db, t.partition); err != nil {
+		return err
+	} else if ok && token >= t.token {
+		t.token = token + 1
+	}
 	backoff := newBackoff(200*time.Millisecond, 10*time.Second)
 	for {
-		local, err := pipeline.LocalOffset(t.proc.db, t.partition)
-		if err != nil {
-			return fmt.Errorf("stream: reading partition %d's commit point: %w", t.partition, err)
-		}
-		_, err = cl.restore(ctx, t.proc.db, t.partition, local, false)
-		if err == nil || ctx.Err() != nil {
-			return ctx.Err()
+		err := t.takeOver(ctx)
+		if err == nil || ctx.Err() != nil || errors.Is(err, errFenced) {
+			return err
 		}
 		t.log.Error("restoring from the changelog", "err", err)
 		if !backoff.wait(ctx) {
 			return ctx.Err()
 		}
+	}
+}
+
+// takeOver makes one attempt of restore.
+func (t *task) takeOver(ctx context.Context) error {
+	cl, db := t.proc.changelog, t.proc.db
+	for {
+		local, err := pipeline.LocalOffset(db, t.partition)
+		if err != nil {
+			return fmt.Errorf("stream: reading partition %d's commit point: %w", t.partition, err)
+		}
+		if err := cl.fence(ctx, t.partition, t.token); err != nil {
+			return err
+		}
+		res, err := cl.restore(ctx, db, t.partition, local, false)
+		if err != nil {
+			return err
+		}
+		if res.token > t.token {
+			if err := t.checkOwner(ctx, max(local, 0)); err != nil {
+				return err
+			}
+			t.log.Warn("the changelog holds a newer generation than the group's; raising this owner's above it",
+				"generation", t.token, "changelog", res.token)
+			t.token = res.token + 1
+			continue
+		}
+		if !res.tail {
+			return nil
+		}
+		if local, err = pipeline.LocalOffset(db, t.partition); err != nil {
+			return fmt.Errorf("stream: reading partition %d's commit point: %w", t.partition, err)
+		}
+		keys, err := cl.unfinished(ctx, t.partition, res.pos, res.end, res.posToken)
+		if err != nil {
+			return err
+		}
+		return cl.repair(ctx, db, t.partition, keys, local, t.token)
 	}
 }
 
@@ -203,20 +335,55 @@ func (t *task) processBatch(wctx context.Context, last bool) error {
 // commit writes the engine's state changes with the next input offset to
 // the changelog and then in one transaction to Badger; last forces a model
 // checkpoint. The batch's records start at first.
+//
+// The task confirms that its generation still owns the partition before
+// it writes anything (checkOwner), and again after its changelog write,
+// before committing to Badger. What remains: kafka-go has no fenced
+// producers, so an owner frozen (a GC pause, a VM freeze, SIGSTOP) for
+// longer than the session timeout between the coordinator's answer to the
+// first check and the broker's append of its changelog records still
+// appends them after the partition's new owner has fenced it. Restores
+// ignore them (their token is below the fence's), and the second check
+// keeps them out of the frozen owner's own store. They stay in the log
+// until later records of their keys follow them: should compaction run
+// before the new owner writes such a key again, it keeps the stale record
+// and drops the new owner's older one, and a restore then lacks that
+// key's current value.
 func (t *task) commit(wctx context.Context, first, next int64, last bool) error {
 	m := t.proc.m
 	if err := t.eng.AppendState(&t.batch, t.partition, first, next, last); err != nil {
 		return err
 	}
-	if cl := t.proc.changelog; cl != nil {
-		t.clmsgs = cl.messages(t.clmsgs[:0], &t.batch)
-		err := t.retry(wctx, "writing the changelog", len(t.clmsgs), func(ctx context.Context) error {
-			return cl.w.WriteMessages(ctx, t.clmsgs...)
+	cl := t.proc.changelog
+	confirmed := first // the offset the first check reports to the group
+	if cl == nil {
+		confirmed = next // it is the only check
+	}
+	t.hook(stageCheck)
+	if err := t.checkOwner(wctx, confirmed); err != nil {
+		return err
+	}
+	t.hook(stageWrite)
+	if cl != nil {
+		var marker kafka.Message
+		var off int64
+		var err error
+		t.clmsgs, marker, err = cl.messages(t.clmsgs[:0], t.partition, &t.batch, t.token, t.proc.db)
+		if err != nil {
+			return fmt.Errorf("stream: partition %d: %w", t.partition, err)
+		}
+		err = t.retry(wctx, "writing the changelog", len(t.clmsgs)+1, func(ctx context.Context) (err error) {
+			off, err = cl.write(ctx, t.partition, t.clmsgs, marker)
+			return err
 		})
 		clear(t.clmsgs)
+		if err == nil {
+			err = t.checkOwner(wctx, next)
+		}
 		if err != nil {
 			return err
 		}
+		t.batch.SetFinal(pipeline.RestorePositionKey(t.key[:0], t.partition), appendPosition(nil, off+1, next, t.token), 0)
 	}
 	started := time.Now()
 	st, err := t.proc.db.Commit(&t.batch)
@@ -228,7 +395,6 @@ func (t *task) commit(wctx context.Context, first, next int64, last bool) error 
 		t.log.Info("batch committed in several transactions", "transactions", st.Transactions, "bytes", t.batch.Bytes())
 	}
 	t.next = next
-	t.proc.committed(t.partition, next)
 
 	m.batches.Inc()
 	m.add(t.eng.Counters())
@@ -268,8 +434,9 @@ func (t *task) writeOutputs(wctx context.Context) error {
 	return nil
 }
 
-// retry calls write until it succeeds, backing off between attempts; it
-// returns errAbandoned when wctx ends first.
+// retry calls write until it succeeds, backing off between attempts and
+// logging what failed (with the number of messages written, unless n is
+// 0); it returns errAbandoned when wctx ends first.
 func (t *task) retry(wctx context.Context, what string, n int, write func(context.Context) error) error {
 	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
 	for {
@@ -281,7 +448,11 @@ func (t *task) retry(wctx context.Context, what string, n int, write func(contex
 		if wctx.Err() != nil {
 			return errAbandoned
 		}
-		t.log.Warn(what, "messages", n, "err", writeError(err))
+		if n > 0 {
+			t.log.Warn(what, "messages", n, "err", writeError(err))
+		} else {
+			t.log.Warn(what, "err", err)
+		}
 		if !backoff.wait(wctx) {
 			return errAbandoned
 		}

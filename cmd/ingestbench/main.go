@@ -79,7 +79,7 @@ func main() {
 // produce writes n events over the given series, in event-time order over
 // the given days, about 110 bytes each.
 func produce(ctx context.Context, brokers, topic string, n, series, partitions, days int) error {
-	if err := stream.EnsureTopics(ctx, stream.Connection{Brokers: []string{brokers}}, partitions, 1, topic); err != nil {
+	if err := stream.EnsureTopics(ctx, stream.Connection{Brokers: []string{brokers}}, partitions, 0, topic); err != nil {
 		return err
 	}
 	w := &kafka.Writer{Addr: kafka.TCP(brokers), Topic: topic, Balancer: &kafka.Murmur2Balancer{},

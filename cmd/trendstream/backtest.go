@@ -87,7 +87,7 @@ func runBacktest(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	if topic := v.GetString("publish"); topic != "" {
-		if err := stream.EnsureTopics(cmd.Context(), conn, 8, 1, topic); err != nil {
+		if err := stream.EnsureTopics(cmd.Context(), conn, 8, 0, topic); err != nil {
 			return err
 		}
 		w := conn.Writer(topic)

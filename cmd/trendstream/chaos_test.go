@@ -15,7 +15,47 @@ import (
 
 	"github.com/trendstream/trendstream/backtest"
 	"github.com/trendstream/trendstream/stream"
+
+	"github.com/trendstream/trendstream/internal/kafkatest"
 )
+
+// instance is a trendstream process with its HTTP address.
+type instance struct {
+	c    *child
+	http string
+}
+
+// seriesFrom returns series id as its partition's current owner among
+// insts serves it, once its last closed bucket starts at lastDay, within
+// 90 s.
+func seriesFrom(t testing.TB, insts []*instance, id string, lastDay time.Time) stream.SeriesResponse {
+	t.Helper()
+	var got stream.SeriesResponse
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		found := false
+		for _, in := range insts {
+			resp, err := http.Get("http://" + in.http + "/v1/series/" + id)
+			if err != nil {
+				continue
+			}
+			if resp.StatusCode == http.StatusOK {
+				found = json.NewDecoder(resp.Body).Decode(&got) == nil
+			}
+			resp.Body.Close()
+			if found {
+				break
+			}
+		}
+		if found && len(got.Buckets) > 0 && got.Buckets[len(got.Buckets)-1].Start.Equal(lastDay) {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("series %s never caught up: %+v\n%s", id, got.Buckets, tail(insts[0].c.log, 20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
 
 // TestScaleOutChaos runs three processor processes, each with its own state
 // directory, in one group over an 8-partition topic while events stream in.
@@ -32,14 +72,10 @@ func TestScaleOutChaos(t *testing.T) {
 	msgs, truth, _ := crashEvents(3, 64, 16)
 	dir := t.TempDir()
 
-	type instance struct {
-		c    *child
-		http string
-	}
 	var mu sync.Mutex
 	var insts []*instance
 	start := func(i int) *instance {
-		in := &instance{http: freeAddr(t)}
+		in := &instance{http: kafkatest.FreeAddr(t)}
 		in.c = startChild(t, filepath.Join(dir, fmt.Sprintf("run%d.log", i)), "run", "--brokers", brokers[0],
 			"--group", "chaos", "--state-dir", filepath.Join(dir, fmt.Sprintf("state%d", i)), "--http-addr", in.http,
 			"--session-timeout", "2s", "--max-future", "-1s", "--batch-size", "100", "--model", "tsb")
@@ -101,32 +137,7 @@ func TestScaleOutChaos(t *testing.T) {
 	lastDay := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, 14)
 	live := []*instance{insts[0], insts[2], insts[3]}
 	for id, want := range truth {
-		var got stream.SeriesResponse
-		deadline := time.Now().Add(90 * time.Second)
-		for {
-			found := false
-			for _, in := range live {
-				resp, err := http.Get("http://" + in.http + "/v1/series/" + id)
-				if err != nil {
-					continue
-				}
-				if resp.StatusCode == http.StatusOK {
-					found = json.NewDecoder(resp.Body).Decode(&got) == nil
-				}
-				resp.Body.Close()
-				if found {
-					break
-				}
-			}
-			if found && len(got.Buckets) > 0 && got.Buckets[len(got.Buckets)-1].Start.Equal(lastDay) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("series %s never caught up: %+v\n%s", id, got.Buckets, tail(insts[0].c.log, 20))
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		checkBuckets(t, id, got, want)
+		checkBuckets(t, id, seriesFrom(t, live, id, lastDay), want)
 	}
 
 	// Forecasts kept flowing: the longest silence of any partition while
@@ -177,4 +188,58 @@ func TestScaleOutChaos(t *testing.T) {
 	}
 	cancel()
 	<-followed
+}
+
+// TestPausedOwner runs two processes in one group while events stream in,
+// and twice freezes one of them with SIGSTOP for four times the session
+// timeout, as a VM freeze or a long GC pause would: the other takes its
+// partitions over, and when the frozen one resumes with batches in
+// flight, they must not win over its successor's. At the end every
+// series' buckets equal the ground truth exactly.
+func TestPausedOwner(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two processes for half a minute")
+	}
+	brokers := devCluster(t, 4)
+	msgs, truth, _ := crashEvents(11, 40, 10)
+	dir := t.TempDir()
+	var insts []*instance
+	for i := range 2 {
+		in := &instance{http: kafkatest.FreeAddr(t)}
+		in.c = startChild(t, filepath.Join(dir, fmt.Sprintf("run%d.log", i)), "run", "--brokers", brokers[0],
+			"--group", "paused", "--state-dir", filepath.Join(dir, fmt.Sprintf("state%d", i)), "--http-addr", in.http,
+			"--session-timeout", "1s", "--max-future", "-1s", "--batch-size", "50", "--model", "tsb")
+		defer in.c.kill()
+		insts = append(insts, in)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: "sales", Balancer: &kafka.Murmur2Balancer{},
+		BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	chunk := (len(msgs) + 59) / 60
+	for i := 0; i < len(msgs); i += chunk {
+		if err := w.WriteMessages(ctx, msgs[i:min(i+chunk, len(msgs))]...); err != nil {
+			t.Fatal(err)
+		}
+		if n := i / chunk; n == 15 || n == 40 {
+			frozen := insts[n%2]
+			frozen.c.cmd.Process.Signal(syscall.SIGSTOP)
+			time.Sleep(4 * time.Second)
+			frozen.c.cmd.Process.Signal(syscall.SIGCONT)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	lastDay := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, 8)
+	for id, want := range truth {
+		got := seriesFrom(t, insts, id, lastDay)
+		checkBuckets(t, id, got, want)
+	}
+	for _, in := range insts {
+		select {
+		case <-in.c.done:
+			t.Errorf("an instance exited: %v\n%s", in.c.err, tail(in.c.log, 20))
+		default:
+		}
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -63,16 +62,6 @@ func devCluster(t testing.TB, partitions int32) []string {
 	}
 	t.Cleanup(c.Close)
 	return c.ListenAddrs()
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // child is a trendstream process. done is closed when it has exited, with
@@ -184,7 +173,7 @@ func TestCrashRecovery(t *testing.T) {
 	msgs, truth, malformed := crashEvents(1, 40, 10)
 	dir := t.TempDir()
 	stateDir, logPath := filepath.Join(dir, "state"), filepath.Join(dir, "run.log")
-	httpAddr := freeAddr(t)
+	httpAddr := kafkatest.FreeAddr(t)
 	args := []string{"run", "--brokers", brokers[0], "--state-dir", stateDir, "--http-addr", httpAddr,
 		"--session-timeout", "1s", "--max-future", "-1s", "--batch-size", "64", "--log-level", "debug"}
 

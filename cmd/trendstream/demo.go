@@ -55,11 +55,10 @@ the processor's HTTP API answers; the addresses are printed at start.
 }
 
 // demoConfig returns the processor defaults of the demo: the generator
-// runs ahead of the clock, and group offsets are reported every second.
+// runs ahead of the clock.
 func demoConfig() stream.Config {
 	cfg := stream.DefaultConfig()
 	cfg.Limits.MaxFuture = -1
-	cfg.CommitInterval = time.Second
 	return cfg
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/trendstream/trendstream/internal/kafkatest"
 )
 
 // TestKcatClient drives the real binaries (broker and run) with kcat as an
@@ -24,7 +26,7 @@ func TestKcatClient(t *testing.T) {
 		t.Skip("kcat is not installed (apt-get install kcat); .ci/run installs it")
 	}
 	dir := t.TempDir()
-	brokerAddr, httpAddr := freeAddr(t), freeAddr(t)
+	brokerAddr, httpAddr := kafkatest.FreeAddr(t), kafkatest.FreeAddr(t)
 	broker := startChild(t, filepath.Join(dir, "broker.log"), "broker", "--listen", brokerAddr, "--partitions", "3")
 	defer broker.kill()
 	run := startChild(t, filepath.Join(dir, "run.log"), "run", "--brokers", brokerAddr, "--state-dir", filepath.Join(dir, "state"),

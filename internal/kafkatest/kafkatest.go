@@ -4,6 +4,7 @@ package kafkatest
 
 import (
 	"context"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -74,4 +75,16 @@ func NewCluster(t testing.TB, partitions int32, topics ...string) []string {
 	}
 	t.Cleanup(c.Close)
 	return c.ListenAddrs()
+}
+
+// FreeAddr returns a local address nobody listens on: for a server a test
+// starts, or a broker that is down.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
