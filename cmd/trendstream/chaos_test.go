@@ -19,12 +19,6 @@ import (
 	"github.com/trendstream/trendstream/internal/kafkatest"
 )
 
-// instance is a trendstream process with its HTTP address.
-type instance struct {
-	c    *child
-	http string
-}
-
 // seriesFrom returns series id as its partition's current owner among
 // insts serves it, once its last closed bucket starts at lastDay, within
 // 90 s.
@@ -35,7 +29,7 @@ func seriesFrom(t testing.TB, insts []*instance, id string, lastDay time.Time) s
 	for {
 		found := false
 		for _, in := range insts {
-			resp, err := http.Get("http://" + in.http + "/v1/series/" + id)
+			resp, err := http.Get("http://" + in.addr + "/v1/series/" + id)
 			if err != nil {
 				continue
 			}
@@ -51,7 +45,7 @@ func seriesFrom(t testing.TB, insts []*instance, id string, lastDay time.Time) s
 			return got
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("series %s never caught up: %+v\n%s", id, got.Buckets, tail(insts[0].c.log, 20))
+			t.Fatalf("series %s never caught up: %+v\n%s", id, got.Buckets, tail(insts[0].child.log, 20))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -75,9 +69,9 @@ func TestScaleOutChaos(t *testing.T) {
 	var mu sync.Mutex
 	var insts []*instance
 	start := func(i int) *instance {
-		in := &instance{http: kafkatest.FreeAddr(t)}
-		in.c = startChild(t, filepath.Join(dir, fmt.Sprintf("run%d.log", i)), "run", "--brokers", brokers[0],
-			"--group", "chaos", "--state-dir", filepath.Join(dir, fmt.Sprintf("state%d", i)), "--http-addr", in.http,
+		in := &instance{addr: kafkatest.FreeAddr(t)}
+		in.child = startChild(t, filepath.Join(dir, fmt.Sprintf("run%d.log", i)), "run", "--brokers", brokers[0],
+			"--group", "chaos", "--state-dir", filepath.Join(dir, fmt.Sprintf("state%d", i)), "--http-addr", in.addr,
 			"--session-timeout", "2s", "--max-future", "-1s", "--batch-size", "100", "--model", "tsb")
 		mu.Lock()
 		insts = append(insts, in)
@@ -89,7 +83,7 @@ func TestScaleOutChaos(t *testing.T) {
 	}
 	defer func() {
 		for _, in := range insts {
-			in.c.kill()
+			in.child.kill()
 		}
 	}()
 
@@ -124,7 +118,7 @@ func TestScaleOutChaos(t *testing.T) {
 		switch i / chunk {
 		case 30:
 			t.Logf("%v: SIGKILL instance 1", time.Since(began).Round(time.Millisecond))
-			insts[1].c.kill()
+			insts[1].child.kill()
 		case 60:
 			t.Logf("%v: instance 3 joins", time.Since(began).Round(time.Millisecond))
 			start(3)
@@ -165,16 +159,16 @@ func TestScaleOutChaos(t *testing.T) {
 	// group within a bounded time.
 	stopped := time.Now()
 	for _, in := range live {
-		in.c.cmd.Process.Signal(syscall.SIGTERM)
+		in.child.cmd.Process.Signal(syscall.SIGTERM)
 	}
 	for _, in := range live {
 		select {
-		case <-in.c.done:
-			if in.c.err != nil {
-				t.Errorf("instance exited with %v after SIGTERM\n%s", in.c.err, tail(in.c.log, 8))
+		case <-in.child.done:
+			if in.child.err != nil {
+				t.Errorf("instance exited with %v after SIGTERM\n%s", in.child.err, tail(in.child.log, 8))
 			}
 		case <-time.After(30 * time.Second):
-			t.Fatalf("instance still running 30s after SIGTERM\n%s", tail(in.c.log, 20))
+			t.Fatalf("instance still running 30s after SIGTERM\n%s", tail(in.child.log, 20))
 		}
 	}
 	t.Logf("all instances stopped %v after SIGTERM", time.Since(stopped).Round(time.Millisecond))
@@ -205,11 +199,11 @@ func TestPausedOwner(t *testing.T) {
 	dir := t.TempDir()
 	var insts []*instance
 	for i := range 2 {
-		in := &instance{http: kafkatest.FreeAddr(t)}
-		in.c = startChild(t, filepath.Join(dir, fmt.Sprintf("run%d.log", i)), "run", "--brokers", brokers[0],
-			"--group", "paused", "--state-dir", filepath.Join(dir, fmt.Sprintf("state%d", i)), "--http-addr", in.http,
+		in := &instance{addr: kafkatest.FreeAddr(t)}
+		in.child = startChild(t, filepath.Join(dir, fmt.Sprintf("run%d.log", i)), "run", "--brokers", brokers[0],
+			"--group", "paused", "--state-dir", filepath.Join(dir, fmt.Sprintf("state%d", i)), "--http-addr", in.addr,
 			"--session-timeout", "1s", "--max-future", "-1s", "--batch-size", "50", "--model", "tsb")
-		defer in.c.kill()
+		defer in.child.kill()
 		insts = append(insts, in)
 	}
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: "sales", Balancer: &kafka.Murmur2Balancer{},
@@ -224,9 +218,9 @@ func TestPausedOwner(t *testing.T) {
 		}
 		if n := i / chunk; n == 15 || n == 40 {
 			frozen := insts[n%2]
-			frozen.c.cmd.Process.Signal(syscall.SIGSTOP)
+			frozen.child.cmd.Process.Signal(syscall.SIGSTOP)
 			time.Sleep(4 * time.Second)
-			frozen.c.cmd.Process.Signal(syscall.SIGCONT)
+			frozen.child.cmd.Process.Signal(syscall.SIGCONT)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -237,8 +231,8 @@ func TestPausedOwner(t *testing.T) {
 	}
 	for _, in := range insts {
 		select {
-		case <-in.c.done:
-			t.Errorf("an instance exited: %v\n%s", in.c.err, tail(in.c.log, 20))
+		case <-in.child.done:
+			t.Errorf("an instance exited: %v\n%s", in.child.err, tail(in.child.log, 20))
 		default:
 		}
 	}

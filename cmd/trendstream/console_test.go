@@ -25,6 +25,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/trendstream/trendstream/backtest"
+	"github.com/trendstream/trendstream/internal/kafkatest"
 	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/stream"
 )
@@ -322,7 +323,7 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	var insts []*instance
 	for i := range 2 {
-		addr := freeAddr(t)
+		addr := kafkatest.FreeAddr(t)
 		c := startChild(t, filepath.Join(dir, fmt.Sprintf("run%d.log", i)), "run", "--brokers", brokers[0],
 			"--state-dir", filepath.Join(dir, fmt.Sprintf("state%d", i)), "--http-addr", addr, "--http-token-file", tokenFile,
 			"--model", "tsb", "--session-timeout", "2s", "--batch-wait", "10ms", "--log-level", "warn")

@@ -66,7 +66,7 @@ func startTestService(t testing.TB, web webConfig) *service {
 	cfg := stream.DefaultConfig()
 	cfg.Connection = stream.Connection{Brokers: brokers}
 	cfg.Group, cfg.Partitions, cfg.Published = "web-test", 2, "tsb"
-	cfg.BatchWait, cfg.FetchMaxWait, cfg.CommitInterval = 5*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+	cfg.BatchWait, cfg.FetchMaxWait = 5*time.Millisecond, 100*time.Millisecond
 	cfg.SessionTimeout, cfg.Logger = 6*time.Second, slog.New(slog.DiscardHandler)
 	svc, err := startService(cfg.Logger, cfg, t.TempDir(), web, newRegistry())
 	if err != nil {
