@@ -48,6 +48,13 @@ type Config struct {
 	OutputTopic string
 	// DLQTopic receives rejected records.
 	DLQTopic string
+	// DLQMaxBytes is the most bytes of a rejected record's key, and of its
+	// value, that its dead letter carries: a longer key or value is cut to
+	// its first DLQMaxBytes bytes, and the dead letter's headers give the
+	// original's size and SHA-256 digest (see schema/dead-letter.schema.json),
+	// so that the dead-letter topic accepts it. At most 256 KiB, which keeps
+	// a dead letter well below Kafka's default message.max.bytes of 1 MiB.
+	DLQMaxBytes int
 	// NoCreateTopics disables creating missing topics at start-up. By
 	// default the input topic is created with Partitions partitions and the
 	// output and dead-letter topics with as many as the input has.
@@ -104,7 +111,8 @@ type Config struct {
 
 // DefaultConfig returns the processor's defaults: pipeline.DefaultConfig
 // for the engines; group "trendstream" reading "sales", publishing to
-// "forecasts" with dead letters to "sales.dlq" and a changelog; topics of
+// "forecasts" with dead letters of at most 64 KiB of key and of value to
+// "sales.dlq" and a changelog; topics of
 // 8 partitions created if missing with replication factor 1; new
 // partitions read from the earliest offset; batches of up to 50,000
 // records, waiting up to 100ms; fetches of up to 8 MiB waiting up to
@@ -117,6 +125,7 @@ func DefaultConfig() Config {
 		InputTopic:        "sales",
 		OutputTopic:       "forecasts",
 		DLQTopic:          "sales.dlq",
+		DLQMaxBytes:       64 << 10,
 		StandbyInterval:   5 * time.Second,
 		Partitions:        8,
 		ReplicationFactor: 1,
@@ -130,6 +139,11 @@ func DefaultConfig() Config {
 		SessionTimeout:    10 * time.Second,
 	}
 }
+
+// maxDLQBytes bounds DLQMaxBytes: a dead letter's key and value at their
+// longest, with its headers, stay below the largest batch the writer sends
+// (see kafkaconn.Connection.Writer).
+const maxDLQBytes = 256 << 10
 
 // changelogTopic returns the changelog's topic name.
 func (c *Config) changelogTopic() string {
@@ -149,6 +163,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("stream: Group %q, InputTopic %q, OutputTopic %q and DLQTopic %q must be set", c.Group, c.InputTopic, c.OutputTopic, c.DLQTopic)
 	case c.InputTopic == c.OutputTopic || c.InputTopic == c.DLQTopic || c.OutputTopic == c.DLQTopic:
 		return fmt.Errorf("stream: input %q, output %q and dead-letter %q topics must differ", c.InputTopic, c.OutputTopic, c.DLQTopic)
+	case c.DLQMaxBytes < 0 || c.DLQMaxBytes > maxDLQBytes:
+		return fmt.Errorf("stream: DLQMaxBytes %d is outside [0, %d]", c.DLQMaxBytes, maxDLQBytes)
 	case c.Partitions < 1:
 		return fmt.Errorf("stream: Partitions %d is below 1", c.Partitions)
 	case c.ReplicationFactor < 1:

@@ -50,10 +50,12 @@ type metrics struct {
 	standbyRecords  prometheus.Counter
 	standbyParts    prometheus.Gauge
 
-	assigned   prometheus.Gauge
-	ready      prometheus.Gauge
-	outputErrs prometheus.Counter
-	fetchErrs  prometheus.Counter
+	assigned      prometheus.Gauge
+	ready         prometheus.Gauge
+	outputErrs    prometheus.Counter
+	outputRefused *prometheus.CounterVec
+	dlqTruncated  prometheus.Counter
+	fetchErrs     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -103,13 +105,26 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		assigned:   f.gauge("assigned_partitions", "Input partitions assigned to this instance."),
 		ready:      f.gauge("ready", "1 when every assigned partition has loaded its state."),
 		outputErrs: f.counter("output_write_errors_total", "Failed attempts to write outputs to Kafka (retried)."),
-		fetchErrs:  f.counter("fetch_errors_total", "Failed attempts to fetch input records (retried)."),
+		outputRefused: f.counterVec("output_refused_total",
+			"Output records the brokers refused for themselves (too large, invalid) and that were dropped, a dead letter only once its bounded form was refused too; each is logged with its source.", "output"),
+		dlqTruncated: f.counter("dlq_truncated_total",
+			"Dead letters sent with their key or value cut to fit the dead-letter topic; their headers hold the original's size and SHA-256."),
+		fetchErrs: f.counter("fetch_errors_total", "Failed attempts to fetch input records (retried)."),
+	}
+	for _, o := range []string{outputForecast, outputDeadLetter} {
+		m.outputRefused.WithLabelValues(o)
 	}
 	for _, r := range pipeline.Reasons {
 		m.dlq.WithLabelValues(string(r))
 	}
 	return m
 }
+
+// Values of the output label of output_refused_total.
+const (
+	outputForecast   = "forecast"
+	outputDeadLetter = "dead_letter"
+)
 
 // addModels folds the models' statistics into the metrics and resets
 // them.

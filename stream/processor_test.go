@@ -350,6 +350,7 @@ func TestConfigErrors(t *testing.T) {
 		{"zero checkpoint cadence", "CheckpointEvery", func(c *Config) { c.CheckpointEvery = 0 }},
 		{"standby without changelog", "Standby needs the changelog", func(c *Config) { c.Standby, c.NoChangelog = true, true }},
 		{"negative lateness", "Lateness", func(c *Config) { c.Window.Lateness = -time.Second }},
+		{"huge dead letters", "DLQMaxBytes", func(c *Config) { c.DLQMaxBytes = 1 << 20 }},
 	} {
 		cfg := DefaultConfig()
 		cfg.Brokers = []string{"x"}
@@ -360,7 +361,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	cfg.Brokers = []string{"x"}
-	cfg.Window.Lateness, cfg.MaxSeries, cfg.DedupHorizon = 0, 0, 0 // zero means zero
+	cfg.Window.Lateness, cfg.MaxSeries, cfg.DedupHorizon, cfg.DLQMaxBytes = 0, 0, 0, 0 // zero means zero
 	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "state DB") {
 		t.Errorf("New without a DB = %v", err)
 	}

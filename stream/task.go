@@ -2,6 +2,8 @@ package stream
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -248,24 +250,137 @@ func (t *task) commit(wctx context.Context, first, next int64, last bool) error 
 	return nil
 }
 
-// writeOutputs writes the batch's forecasts and dead letters, retrying
-// with backoff until they are written or wctx ends.
+// writeOutputs writes the batch's forecasts and dead letters. Failures
+// that may clear (an unreachable broker, a moving leader) are retried with
+// backoff until wctx ends, resending only the messages not yet written.
+// A message the brokers refuse for itself (see refusedAlone) never blocks
+// the partition: a dead letter is replaced by its bounded form, and a
+// message refused even so is dropped, logged and counted.
 func (t *task) writeOutputs(wctx context.Context) error {
 	if len(t.out) == 0 {
 		return nil
 	}
 	started := time.Now()
-	err := t.retry(wctx, "writing outputs", len(t.out), func(ctx context.Context) error {
-		return t.proc.writer.WriteMessages(ctx, t.out...)
-	})
-	if err != nil {
-		return err
+	pending := t.out
+	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
+	for len(pending) > 0 {
+		err := t.proc.writer.WriteMessages(wctx, pending...)
+		if err == nil {
+			break
+		}
+		t.proc.m.outputErrs.Inc()
+		if wctx.Err() != nil {
+			return errAbandoned
+		}
+		retry, refused := failedOutputs(pending, err)
+		for i := range refused {
+			if err := t.writeRefused(wctx, &refused[i]); err != nil {
+				return err
+			}
+		}
+		if len(retry) == 0 {
+			break
+		}
+		t.log.Warn("writing outputs", "messages", len(retry), "err", writeError(err))
+		if !backoff.wait(wctx) {
+			return errAbandoned
+		}
+		pending = retry
 	}
 	t.proc.m.writeSeconds.Observe(time.Since(started).Seconds())
 	clear(t.out)
 	t.out = t.out[:0]
 	t.arena = t.arena[:0]
 	return nil
+}
+
+// failedOutputs sorts the messages a failed write did not write into
+// those to retry and those refused for themselves. kafka-go's writer
+// refuses a message above its batch size before sending anything; a
+// broker refuses a whole produce batch for one record in it, so a refused
+// message may be innocent: writeRefused sends each alone.
+func failedOutputs(msgs []kafka.Message, err error) (retry, refused []kafka.Message) {
+	var tooLarge kafka.MessageTooLargeError
+	var werrs kafka.WriteErrors
+	switch {
+	case errors.As(err, &tooLarge):
+		return tooLarge.Remaining, []kafka.Message{tooLarge.Message}
+	case errors.As(err, &werrs) && len(werrs) == len(msgs):
+		for i, e := range werrs {
+			switch {
+			case e == nil:
+			case refusedAlone(e):
+				refused = append(refused, msgs[i])
+			default:
+				retry = append(retry, msgs[i])
+			}
+		}
+		return retry, refused
+	}
+	return msgs, nil
+}
+
+// refusedAlone reports whether a write error is a broker's verdict on the
+// records themselves, which no retry changes: too large, or invalid for
+// the topic. Other permanent errors, such as a missing authorization, are
+// about the topic or the client and are retried until an operator fixes
+// them. A kafka.WriteErrors is refused when every failed message in it is.
+func refusedAlone(err error) bool {
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) {
+		for _, e := range werrs {
+			if e != nil && !refusedAlone(e) {
+				return false
+			}
+		}
+		return werrs.Count() > 0
+	}
+	return errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge) ||
+		errors.Is(err, kafka.InvalidRecord) || errors.Is(err, kafka.InvalidTimestamp)
+}
+
+// writeRefused writes a message that was refused, alone, retrying failures
+// that may clear. If the brokers refuse it alone, a dead letter is sent
+// again in its bounded form (headers only, see boundDeadLetter); a
+// forecast, or a dead letter refused even so, is dropped, logged with its
+// source and counted.
+func (t *task) writeRefused(wctx context.Context, m *kafka.Message) error {
+	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
+	for {
+		err := t.proc.writer.WriteMessages(wctx, *m)
+		switch {
+		case err == nil:
+			return nil
+		case wctx.Err() != nil:
+			return errAbandoned
+		case !refusedAlone(err):
+			t.proc.m.outputErrs.Inc()
+			t.log.Warn("writing a refused output alone", "topic", m.Topic, "err", writeError(err))
+			if !backoff.wait(wctx) {
+				return errAbandoned
+			}
+			continue
+		}
+		t.proc.m.outputErrs.Inc()
+		if m.Topic == t.proc.cfg.DLQTopic && (len(m.Key) > 0 || len(m.Value) > 0) {
+			if boundDeadLetter(m, 0) {
+				t.proc.m.dlqTruncated.Inc()
+			}
+			t.log.Warn("the dead-letter topic refused a dead letter: sending its headers alone",
+				"source", headerValue(m, hdrSource), "err", writeError(err))
+			continue
+		}
+		if m.Topic == t.proc.cfg.DLQTopic {
+			t.proc.m.outputRefused.WithLabelValues(outputDeadLetter).Inc()
+			t.log.Error("dropping a dead letter the dead-letter topic refuses even without key and value",
+				"source", headerValue(m, hdrSource), "reason", headerValue(m, hdrReason), "err", writeError(err))
+			return nil
+		}
+		t.proc.m.outputRefused.WithLabelValues(outputForecast).Inc()
+		t.log.Error("dropping a forecast the brokers refuse", "topic", m.Topic, "series", string(m.Key),
+			"bytes", len(m.Value), "err", writeError(err))
+		return nil
+	}
 }
 
 // retry calls write until it succeeds, backing off between attempts; it
@@ -305,20 +420,71 @@ func writeError(err error) error {
 	return fmt.Errorf("%d of %d messages failed: %w", we.Count(), len(we), errors.Join(distinct...))
 }
 
-// DeadLetter implements pipeline.Sink: the original bytes go to the
-// dead-letter topic with the reason and origin in headers.
+// Dead-letter headers; schema/dead-letter.schema.json describes them.
+const (
+	hdrReason      = "reason"
+	hdrDetail      = "detail"
+	hdrSource      = "source"
+	hdrTruncated   = "truncated"
+	hdrKeyBytes    = "original-key-bytes"
+	hdrKeySHA256   = "original-key-sha256"
+	hdrValueBytes  = "original-value-bytes"
+	hdrValueSHA256 = "original-value-sha256"
+)
+
+// DeadLetter implements pipeline.Sink: the record goes to the dead-letter
+// topic with the reason, the detail and its source (topic/partition/offset)
+// in headers. A key or value longer than DLQMaxBytes is cut to a prefix
+// (see boundDeadLetter), so that the dead-letter topic accepts it.
 func (t *task) DeadLetter(rec *pipeline.Record, reason pipeline.Reason, detail string) error {
-	t.out = append(t.out, kafka.Message{
+	m := kafka.Message{
 		Topic: t.proc.cfg.DLQTopic,
 		Key:   rec.Key,
 		Value: rec.Value,
 		Headers: []kafka.Header{
-			{Key: "reason", Value: []byte(reason)},
-			{Key: "detail", Value: []byte(detail)},
-			{Key: "source", Value: fmt.Appendf(nil, "%s/%d/%d", t.proc.cfg.InputTopic, t.partition, rec.Offset)},
+			{Key: hdrReason, Value: []byte(reason)},
+			{Key: hdrDetail, Value: []byte(detail)},
+			{Key: hdrSource, Value: fmt.Appendf(nil, "%s/%d/%d", t.proc.cfg.InputTopic, t.partition, rec.Offset)},
 		},
-	})
+	}
+	if boundDeadLetter(&m, t.proc.cfg.DLQMaxBytes) {
+		t.proc.m.dlqTruncated.Inc()
+	}
+	t.out = append(t.out, m)
 	return nil
+}
+
+// boundDeadLetter cuts a dead letter's key and value to at most limit
+// bytes each and reports whether it cut anything. The first cut records
+// the original key's and value's sizes and SHA-256 digests in headers,
+// with "truncated: true", so the record can be identified in the input
+// topic from the source header.
+func boundDeadLetter(m *kafka.Message, limit int) bool {
+	if len(m.Key) <= limit && len(m.Value) <= limit {
+		return false
+	}
+	if headerValue(m, hdrTruncated) == "" {
+		key, value := sha256.Sum256(m.Key), sha256.Sum256(m.Value)
+		m.Headers = append(m.Headers,
+			kafka.Header{Key: hdrTruncated, Value: []byte("true")},
+			kafka.Header{Key: hdrKeyBytes, Value: strconv.AppendInt(nil, int64(len(m.Key)), 10)},
+			kafka.Header{Key: hdrKeySHA256, Value: hex.AppendEncode(nil, key[:])},
+			kafka.Header{Key: hdrValueBytes, Value: strconv.AppendInt(nil, int64(len(m.Value)), 10)},
+			kafka.Header{Key: hdrValueSHA256, Value: hex.AppendEncode(nil, value[:])})
+	}
+	m.Key = m.Key[:min(len(m.Key), limit)]
+	m.Value = m.Value[:min(len(m.Value), limit)]
+	return true
+}
+
+// headerValue returns the value of a message's header, or "".
+func headerValue(m *kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
 }
 
 // Wants implements pipeline.Sink: live processing publishes every close.
