@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -247,5 +248,27 @@ func TestTransactionalInput(t *testing.T) {
 	}
 	if dlq := kafkatest.ReadTopic(t, brokers, "sales.dlq", 0, time.Second, 5*time.Second); len(dlq) != 0 {
 		t.Errorf("%d dead letters, want none: %q", len(dlq), dlq[0].Value)
+	}
+}
+
+// TestMarkerShapedData writes a data record shaped like a transaction
+// marker (a 4-byte key of version 0 and type 0, a 6-byte value, no
+// headers) with an ordinary producer: it is data, so it must be
+// dead-lettered and counted, not skipped as a marker.
+func TestMarkerShapedData(t *testing.T) {
+	brokers := kafkatest.NewCluster(t, 1, "sales", "sales.dlq")
+	fake := kafka.Message{Key: []byte{0, 0, 0, 0}, Value: []byte{0, 0, 0, 0, 0, 7}}
+	produce(t, brokers, "sales", fake, testEvent{ID: "e", Store: "s1", SKU: "a", TS: ts(0, 1), Qty: 1}.message())
+	rp := startProcessor(t, testConfig(brokers), t.TempDir())
+	defer rp.stop(t)
+	waitFor(t, 20*time.Second, "both records consumed", func() bool {
+		return testutilCounter(rp.p.m.consumed) == 2
+	})
+	if n := testutilCounter(rp.p.m.markers); n != 0 {
+		t.Errorf("%v records taken for markers, want 0", n)
+	}
+	dlq := kafkatest.ReadTopic(t, brokers, "sales.dlq", 1, 5*time.Second, 10*time.Second)
+	if len(dlq) != 1 || !bytes.Equal(dlq[0].Value, fake.Value) || header(dlq[0], "source") != "sales/0/0" {
+		t.Fatalf("dead letters %v, want the marker-shaped record", dlq)
 	}
 }
