@@ -186,6 +186,10 @@ func (e *Engine) Process(rec *Record) error {
 		if e.cfg.LatePolicy == LateDrop {
 			return nil
 		}
+		if !e.part.Late(ev.Time) {
+			return e.reject(rec, ReasonLate, fmt.Sprintf("ts %s is in a bucket series %q has closed (its state is ahead of the partition's watermark)",
+				ev.Time.Format(time.RFC3339), rec.Key))
+		}
 		wm, _ := e.part.Watermark()
 		return e.reject(rec, ReasonLate, fmt.Sprintf("ts %s is in a bucket closed by watermark %s",
 			ev.Time.Format(time.RFC3339), wm.Format(time.RFC3339)))

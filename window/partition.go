@@ -170,18 +170,23 @@ func (p *Partition) Late(t time.Time) bool {
 
 // Add counts a sale for the series id, creating the series on its first
 // sale. It returns ErrLate, and changes nothing, when the sale's bucket has
-// already closed. Add advances the watermark but does not close buckets: call
+// already closed, for the partition or for the series: a series' state may
+// be ahead of its partition's after a crash stored the one and not the
+// other. Add advances the watermark but does not close buckets: call
 // Advance after it.
 func (p *Partition) Add(id []byte, sale *Sale) (*Series, error) {
 	idx := p.index(sale.Time)
 	ns := sale.Time.UnixNano()
+	s := p.byID[string(id)]
+	if s != nil && s.closed >= s.first && idx <= s.closed {
+		return nil, ErrLate
+	}
 	if p.maxEvent == noEvent {
 		p.maxEvent = ns
 		p.setLastClosed(p.spec.Index(p.watermarkTime()) - 1)
 	} else if idx <= p.lastClosed {
 		return nil, ErrLate
 	}
-	s := p.byID[string(id)]
 	if s == nil {
 		s = p.newSeries(string(id), idx)
 		p.insert(s)

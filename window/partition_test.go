@@ -432,3 +432,45 @@ func BenchmarkSeriesMemory(b *testing.B) {
 		runtime.KeepAlive(p)
 	}
 }
+
+// TestSeriesAheadOfPartition loads a series whose state has closed more
+// buckets than its partition, as after a crash that stored the series but
+// not the partition's commit point: an event in a bucket the series has
+// closed is late even though the partition's watermark would take it, and
+// the series' later buckets keep their sales.
+func TestSeriesAheadOfPartition(t *testing.T) {
+	ahead := newTestPartition(t, Config{Width: Day})
+	for d, q := range []float64{1, 2, 3} {
+		ahead.Add([]byte("s/a"), sale(at(float64(d), 10), q))
+	}
+	ahead.Advance(func(int64, []*Series) error { return nil }) // closes days 0 and 1
+	src := ahead.Series("s/a")
+	state, _ := src.AppendBinary(nil)
+	var ring []IndexedBucket
+	for i := range src.Len() {
+		ring = append(ring, IndexedBucket{Index: src.Closed() - int64(src.Len()) + 1 + int64(i), Bucket: src.At(i)})
+	}
+
+	p := newTestPartition(t, Config{Width: Day})
+	p.Add([]byte("s/b"), sale(at(0, 12), 1)) // the partition has closed nothing
+	s, err := p.DecodeSeries(state, ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Add([]byte("s/a"), sale(at(1, 15), 5)); !errors.Is(err, ErrLate) {
+		t.Fatalf("an event in a bucket the series closed: Add = %v, want ErrLate", err)
+	}
+	if _, err := p.Add([]byte("s/a"), sale(at(2, 15), 4)); err != nil {
+		t.Fatal(err)
+	}
+	p.Add([]byte("s/b"), sale(at(3, 12), 1))
+	if err := p.Advance(func(int64, []*Series) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.QtyTo(nil, 10); !slices.Equal(got, []float64{1, 2, 7}) {
+		t.Errorf("s/a buckets %v, want [1 2 7]", got)
+	}
+	if open := s.Open(nil); len(open) != 0 {
+		t.Errorf("s/a has buckets stuck open: %+v", open)
+	}
+}
