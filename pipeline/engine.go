@@ -67,6 +67,9 @@ type Counters struct {
 	Closes, Forecasts int64
 	// Evicted and Revived count series moved out of and back into memory.
 	Evicted, Revived int64
+	// Forgotten counts event ids forgotten before the dedup horizon to
+	// keep at most Config.DedupMaxIDs.
+	Forgotten int64
 }
 
 // Reset zeroes the counters, keeping their storage.
@@ -133,7 +136,7 @@ func NewEngine(cfg Config, sink Sink) (*Engine, error) {
 		clock:   cfg.clock(),
 		part:    part,
 		dec:     dec,
-		dedup:   newDedupSet(cfg.DedupHorizon),
+		dedup:   newDedupSet(cfg.DedupHorizon, cfg.DedupMaxIDs),
 		sink:    sink,
 		isDirty: make(map[*window.Series]bool),
 		cnt:     Counters{DeadLetters: make(map[Reason]int64)},
@@ -315,6 +318,7 @@ func (e *Engine) Release() {
 	if wm, ok := e.part.Watermark(); ok {
 		e.dedup.expire(wm)
 	}
+	e.dedup.drain(len(e.dedup.doomed))
 }
 
 // Models returns the names of the forecasters in the order of
@@ -323,7 +327,11 @@ func (e *Engine) Models() []string { return e.roster.names }
 
 // Counters returns the engine's running totals; the caller may read and
 // reset them between records.
-func (e *Engine) Counters() *Counters { return &e.cnt }
+func (e *Engine) Counters() *Counters {
+	e.cnt.Forgotten += e.dedup.forgotten
+	e.dedup.forgotten = 0
+	return &e.cnt
+}
 
 // ModelStats returns what the forecasters did since the statistics were
 // last reset; the caller may read and reset them between records.
@@ -356,9 +364,9 @@ func (e *Engine) DedupIDs() int { return e.dedup.len() }
 // learners. Ordinary writes: index entries for new series and, for every
 // dirty series, its newly closed buckets, the deletion of buckets that left
 // its history and then its state (so a split commit never stores a state
-// whose buckets are missing). Final writes: the dedup record, expired dedup
-// records and the commit point (next offset and window state). It clears
-// the dirty set.
+// whose buckets are missing). Final writes: the dedup record, the deletion
+// of up to dedupDeletes expired dedup records and the commit point (next
+// offset and window state). It clears the dirty set.
 func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) error {
 	var k, val []byte
 	if err := e.roster.appendState(w, p, e.dirty, final); err != nil {
@@ -388,9 +396,10 @@ func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) e
 		w.SetFinal(slotKey(k[:0], p, kindDedup, rec.slot, rec.seq), v, e.cfg.DedupTTL())
 	}
 	if wm, ok := e.part.Watermark(); ok {
-		for _, rec := range e.dedup.expire(wm) {
-			w.DeleteFinal(slotKey(k[:0], p, kindDedup, rec.slot, rec.seq))
-		}
+		e.dedup.expire(wm)
+	}
+	for _, rec := range e.dedup.drain(dedupDeletes) {
+		w.DeleteFinal(slotKey(k[:0], p, kindDedup, rec.slot, rec.seq))
 	}
 	val = append(val[:0], commitVersion)
 	val = binary.AppendVarint(val, next)

@@ -24,6 +24,7 @@ type metrics struct {
 	batches    prometheus.Counter
 	evicted    prometheus.Counter
 	revived    prometheus.Counter
+	forgotten  prometheus.Counter
 
 	watermark *prometheus.GaugeVec
 	lag       *prometheus.GaugeVec
@@ -74,6 +75,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		batches:    f.counter("batches_committed_total", "Input batches whose state and offset were committed."),
 		evicted:    f.counter("series_evicted_total", "Idle series evicted from memory to stay under the series cap; their state stays in the store."),
 		revived:    f.counter("series_revived_total", "Evicted series taken back into memory by a new event."),
+		forgotten: f.counter("dedup_forgotten_total",
+			"Event ids forgotten before the dedup horizon to keep a partition under its cap (--dedup-max-ids); a copy of one arriving while its bucket is open counts again."),
 
 		watermark: f.gaugeVec("watermark_seconds", "Partition watermark as a Unix time.", partition...),
 		lag:       f.gaugeVec("consumer_lag_records", "Records between the last fetched offset and the partition's end.", partition...),
@@ -155,6 +158,7 @@ func (m *metrics) add(c *pipeline.Counters) {
 	m.forecasts.Add(float64(c.Forecasts))
 	m.evicted.Add(float64(c.Evicted))
 	m.revived.Add(float64(c.Revived))
+	m.forgotten.Add(float64(c.Forgotten))
 	for r, n := range c.DeadLetters {
 		m.dlq.WithLabelValues(string(r)).Add(float64(n))
 	}
