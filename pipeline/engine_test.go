@@ -28,11 +28,11 @@ func (c *countingSink) Closed(cl *Close) error {
 	return nil
 }
 
-// testConfig returns the defaults with TSB published and no future-time
-// check.
+// testConfig returns the defaults with TSB published and no checks of
+// event times against the wall clock.
 func testConfig() Config {
 	cfg := DefaultConfig()
-	cfg.Limits.MaxFuture = -1
+	cfg.Limits.MaxFuture, cfg.Limits.MaxPast = -1, -1
 	cfg.Published = "tsb"
 	return cfg
 }

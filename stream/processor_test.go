@@ -126,6 +126,7 @@ func testConfig(brokers []string) Config {
 	cfg.CommitInterval = 100 * time.Millisecond
 	cfg.SessionTimeout = 6 * time.Second
 	cfg.Clock = func() time.Time { return base.Add(60 * 24 * time.Hour) }
+	cfg.Limits.MaxPast = -1
 	return cfg
 }
 

@@ -189,7 +189,7 @@ func run(ctx context.Context, brokers, topic, bin, stateDir, extra, profile stri
 	// would otherwise hand the new state directory the finished state.
 	group := fmt.Sprintf("ingestbench-%d", time.Now().UnixNano())
 	args := []string{"run", "--brokers", brokers, "--input-topic", topic, "--state-dir", stateDir,
-		"--group", group, "--http-addr", addr, "--max-future", "-1s", "--log-level", "warn"}
+		"--group", group, "--http-addr", addr, "--max-future", "-1s", "--max-past", "-1s", "--log-level", "warn"}
 	if profile != "" {
 		args = append(args, "--pprof")
 	}
