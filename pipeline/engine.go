@@ -70,6 +70,10 @@ type Counters struct {
 	// Forgotten counts event ids forgotten before the dedup horizon to
 	// keep at most Config.DedupMaxIDs.
 	Forgotten int64
+	// Skipped counts buckets closed without forecasts because the
+	// watermark passed more than History of them at once (see
+	// window.Partition.Advance).
+	Skipped int64
 }
 
 // Reset zeroes the counters, keeping their storage.
@@ -104,6 +108,7 @@ type Engine struct {
 	roster  *roster
 	now     time.Time
 	cnt     Counters
+	skipped int64 // the partition's Skipped as of the last Counters
 
 	// Series evicted to bound memory live on in the store; store and p
 	// are set by Load. evicted holds those evicted since the last commit,
@@ -330,6 +335,8 @@ func (e *Engine) Models() []string { return e.roster.names }
 func (e *Engine) Counters() *Counters {
 	e.cnt.Forgotten += e.dedup.forgotten
 	e.dedup.forgotten = 0
+	e.cnt.Skipped += e.part.Skipped() - e.skipped
+	e.skipped = e.part.Skipped()
 	return &e.cnt
 }
 

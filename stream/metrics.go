@@ -25,6 +25,7 @@ type metrics struct {
 	evicted    prometheus.Counter
 	revived    prometheus.Counter
 	forgotten  prometheus.Counter
+	skipped    prometheus.Counter
 
 	watermark *prometheus.GaugeVec
 	lag       *prometheus.GaugeVec
@@ -75,6 +76,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		batches:    f.counter("batches_committed_total", "Input batches whose state and offset were committed."),
 		evicted:    f.counter("series_evicted_total", "Idle series evicted from memory to stay under the series cap; their state stays in the store."),
 		revived:    f.counter("series_revived_total", "Evicted series taken back into memory by a new event."),
+		skipped: f.counter("buckets_skipped_total",
+			"Buckets closed without forecasts because a partition's watermark passed more than History of them at once (a stray event far ahead, or a first one far behind)."),
 		forgotten: f.counter("dedup_forgotten_total",
 			"Event ids forgotten before the dedup horizon to keep a partition under its cap (--dedup-max-ids); a copy of one arriving while its bucket is open counts again."),
 
@@ -159,6 +162,7 @@ func (m *metrics) add(c *pipeline.Counters) {
 	m.evicted.Add(float64(c.Evicted))
 	m.revived.Add(float64(c.Revived))
 	m.forgotten.Add(float64(c.Forgotten))
+	m.skipped.Add(float64(c.Skipped))
 	for r, n := range c.DeadLetters {
 		m.dlq.WithLabelValues(string(r)).Add(float64(n))
 	}

@@ -474,3 +474,64 @@ func TestSeriesAheadOfPartition(t *testing.T) {
 		t.Errorf("s/a has buckets stuck open: %+v", open)
 	}
 }
+
+// TestWatermarkJump moves the watermark by hundreds of thousands of
+// buckets at once, from a first event stamped 1970 to one in 2024: only
+// the last History buckets are reported closed, the series' counts still
+// cover the whole gap, and the bucket changes to store stay within the
+// history. A series revived from a state far behind catches up the same
+// way. Before, every bucket in the gap was closed and reported in turn.
+func TestWatermarkJump(t *testing.T) {
+	const history = 28
+	p := newTestPartition(t, Config{Width: Hour, History: history})
+	epoch := time.Date(1970, 1, 1, 0, 30, 0, 0, time.UTC)
+	if _, err := p.Add([]byte("s/old"), sale(epoch, 3)); err != nil {
+		t.Fatal(err)
+	}
+	old := p.Series("s/old")
+	stale, _ := old.AppendBinary(nil) // as evicted before the jump, with no closed bucket
+	now := time.Date(2024, 1, 1, 0, 30, 0, 0, time.UTC)
+	if _, err := p.Add([]byte("s/new"), sale(now, 1)); err != nil {
+		t.Fatal(err)
+	}
+	reported := 0
+	if err := p.Advance(func(int64, []*Series) error { reported++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	gap := p.spec.Index(now) - p.spec.Index(epoch)
+	if reported != history {
+		t.Errorf("%d closes reported for a jump of %d buckets, want the last %d", reported, gap, history)
+	}
+	checkCaughtUp := func(s *Series, closed int64) {
+		t.Helper()
+		f := s.Features()
+		if s.Closed() != closed || f.Buckets != gap || f.SinceSale != gap-1 || f.ZeroShare != float64(gap-1)/float64(gap) {
+			t.Errorf("%s: closed %d, features %+v; want closed %d, %d buckets, %d since the sale", s.ID(), s.Closed(), f, closed, gap, gap-1)
+		}
+		if got := s.QtyTo(nil, history); len(got) != history || slices.Max(got) != 0 {
+			t.Errorf("%s: history %v, want %d zeros", s.ID(), got, history)
+		}
+		var sets, dels int
+		s.Changes(func(int64, Bucket) { sets++ }, func(int64) { dels++ })
+		if sets != history || dels != 0 {
+			t.Errorf("%s: %d buckets to store and %d to delete, want %d and none stored before", s.ID(), sets, dels, history)
+		}
+	}
+	checkCaughtUp(old, p.spec.Index(now)-1)
+	if n := p.Skipped(); n != gap-history {
+		t.Errorf("Skipped = %d, want %d", n, gap-history)
+	}
+
+	// The series comes back from its state before the jump.
+	p.Evict(old)
+	revived, err := p.DecodeSeries(stale, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Add([]byte("s/new"), sale(now.Add(time.Hour), 1))
+	if err := p.Advance(func(int64, []*Series) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	gap++
+	checkCaughtUp(revived, p.spec.Index(now))
+}

@@ -140,7 +140,9 @@ func (s *Series) QtyTo(dst []float64, k int) []float64 {
 // that way, writing each bucket once.
 func (s *Series) Changes(set func(idx int64, b Bucket), del func(idx int64)) {
 	history := int64(len(s.ring))
-	for idx := max(s.saved-history+1, s.first); idx <= s.closed-history; idx++ {
+	// Buckets after saved were never reported, and after a gap (see skip)
+	// most of those before closed-history were not either.
+	for idx := max(s.saved-history+1, s.first); idx <= min(s.closed-history, s.saved); idx++ {
 		del(idx)
 	}
 	oldest := s.closed - int64(s.n) + 1
@@ -214,6 +216,18 @@ func (s *Series) close(idx int64, season int, cfg *Config) Bucket {
 	s.push(b)
 	s.update(b.Qty, season, cfg)
 	return b
+}
+
+// skip closes the next n buckets, which must have no sales, at once: they
+// count in Buckets, ZeroShare and SinceSale, but the smoothed features
+// (Holt level and trend, seasonal profile) and the ring do not see them.
+// Callers close at least History more buckets one by one right after, so
+// the ring and the smoothed features see a full history of zeros.
+func (s *Series) skip(n int64) {
+	s.closed += n
+	s.buckets += n
+	s.zeros += n
+	s.sinceSale += n
 }
 
 func (s *Series) push(b Bucket) {
