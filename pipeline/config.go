@@ -53,6 +53,14 @@ type Config struct {
 	// Counters.Forgotten). About 40 to 55 bytes of memory per id. Zero
 	// keeps every id of the horizon.
 	DedupMaxIDs int
+	// RetireAfter retires a series that has sold nothing for this long, in
+	// event time, at a commit (see Engine.AppendState): its state, buckets,
+	// latest forecast, ensemble scores and index entry are deleted
+	// (tombstones in the changelog), and its next event, if any, starts it
+	// afresh. Series in memory are judged as they close, evicted ones by a
+	// sweep of the store of at most 512 series per commit. Zero keeps every
+	// series.
+	RetireAfter time.Duration
 	// MaxSeries caps the series kept in memory; beyond it the least
 	// recently updated hundredth is evicted to the store until their next
 	// event, catching up on the buckets they missed as zeros. Zero keeps
@@ -113,7 +121,8 @@ type DayFlags struct {
 // in UTC with an hour of lateness, the auto ensemble of the LSTM, TSB and
 // the 28-bucket mean published, the event limits of DefaultLimits, event
 // ids deduplicated over 48 hours of event time, at most 2,000,000 per
-// partition, and at most 100,000 series in memory per partition.
+// partition, at most 100,000 series in memory per partition, and series
+// retired after 180 days of event time without a sale.
 func DefaultConfig() Config {
 	return Config{
 		Window: window.Config{Width: window.Day, Location: time.UTC, Lateness: time.Hour},
@@ -130,6 +139,7 @@ func DefaultConfig() Config {
 		LatePolicy:   LateDeadLetter,
 		DedupHorizon: 48 * time.Hour,
 		DedupMaxIDs:  2_000_000,
+		RetireAfter:  180 * 24 * time.Hour,
 		MaxSeries:    100000,
 		FlatPct:      5,
 	}
@@ -157,6 +167,8 @@ func (c *Config) Validate() error {
 			c.DedupHorizon, c.Window.Width, c.Window.Width.Longest(), c.Window.Width.Longest())
 	case c.DedupMaxIDs < 0:
 		return fmt.Errorf("pipeline: DedupMaxIDs %d is negative", c.DedupMaxIDs)
+	case c.RetireAfter < 0:
+		return fmt.Errorf("pipeline: RetireAfter %v is negative", c.RetireAfter)
 	case c.MaxSeries < 0:
 		return fmt.Errorf("pipeline: MaxSeries %d is negative", c.MaxSeries)
 	case !(c.FlatPct >= 0) || math.IsInf(c.FlatPct, 0):

@@ -62,8 +62,12 @@ func (s *clockStore) Get(k []byte, fn func([]byte) error) (bool, error) {
 }
 
 func (s *clockStore) Scan(prefix []byte, fn func(k, v []byte) error) error {
+	return s.ScanFrom(prefix, nil, fn)
+}
+
+func (s *clockStore) ScanFrom(prefix, from []byte, fn func(k, v []byte) error) error {
 	for _, k := range slices.Sorted(maps.Keys(s.m)) {
-		if e := s.m[k]; strings.HasPrefix(k, string(prefix)) && s.live(e) {
+		if e := s.m[k]; strings.HasPrefix(k, string(prefix)) && k >= string(from) && s.live(e) {
 			if err := fn([]byte(k), e.v); err != nil {
 				return err
 			}

@@ -65,8 +65,9 @@ type Counters struct {
 	// Closes counts bucket closes and Forecasts the series forecast at
 	// them.
 	Closes, Forecasts int64
-	// Evicted and Revived count series moved out of and back into memory.
-	Evicted, Revived int64
+	// Evicted and Revived count series moved out of and back into memory,
+	// Retired series deleted for idleness (see Config.RetireAfter).
+	Evicted, Revived, Retired int64
 	// Forgotten counts event ids forgotten before the dedup horizon to
 	// keep at most Config.DedupMaxIDs.
 	Forgotten int64
@@ -120,6 +121,9 @@ type Engine struct {
 	spilled bool
 	idle    []*window.Series
 	ring    []window.IndexedBucket
+	sweep   []byte // the stored series key the next retirement sweep starts at
+	key     []byte // scratch
+	prefix  []byte // scratch
 }
 
 // NewEngine returns an engine for one partition, sending what it produces
@@ -376,6 +380,13 @@ func (e *Engine) DedupIDs() int { return e.dedup.len() }
 // offset and window state). It clears the dirty set.
 func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) error {
 	var k, val []byte
+	if e.cfg.RetireAfter > 0 && e.spilled {
+		// Before the series in memory: those it retires are out of the
+		// store's sight.
+		if err := e.sweepStored(w, p); err != nil {
+			return err
+		}
+	}
 	if err := e.roster.appendState(w, p, e.dirty, final); err != nil {
 		return err
 	}
@@ -385,6 +396,11 @@ func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) e
 	e.created = e.created[:0]
 	for _, s := range e.dirty {
 		id := []byte(s.ID())
+		delete(e.isDirty, s)
+		if e.retirable(s.Activity()) {
+			e.retire(w, p, s)
+			continue
+		}
 		s.Changes(func(idx int64, bk window.Bucket) {
 			w.Set(bucketKey(k[:0], p, id, idx), window.AppendBucket(val[:0], bk))
 		}, func(idx int64) {
@@ -392,7 +408,6 @@ func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) e
 		})
 		val, _ = s.AppendBinary(val[:0])
 		w.Set(key(k[:0], p, kindSeries, id), val)
-		delete(e.isDirty, s)
 	}
 	e.dirty = e.dirty[:0]
 	for _, s := range e.evicted {
@@ -413,6 +428,78 @@ func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) e
 	val, _ = e.part.AppendBinary(val)
 	w.SetFinal(CommitPointKey(k[:0], p), val, 0)
 	return nil
+}
+
+// retireScan bounds the stored series a commit examines for retirement.
+const retireScan = 512
+
+// retirable reports whether a series with the given activity is to be
+// retired.
+func (e *Engine) retirable(a window.Activity) bool {
+	return e.cfg.RetireAfter > 0 && e.part.IdleFor(a) >= e.cfg.RetireAfter
+}
+
+// retire takes series s out of memory and deletes its keys from the
+// store of partition p.
+func (e *Engine) retire(w Writes, p int32, s *window.Series) {
+	e.retireKeys(w, p, []byte(s.ID()), s.Activity())
+	e.part.Evict(s)
+	delete(e.evicted, s.ID())
+	e.roster.forget(s)
+}
+
+// retireKeys deletes every key of series id of partition p, given its
+// activity: its state first, so that a commit split by a crash never
+// leaves a state whose buckets are missing, then the buckets the store
+// holds, its latest forecast, its ensemble scores and its index entry.
+func (e *Engine) retireKeys(w Writes, p int32, id []byte, a window.Activity) {
+	k := e.key[:0]
+	w.Delete(key(k, p, kindSeries, id))
+	for idx := a.Stored.From; idx <= a.Stored.To; idx++ {
+		w.Delete(bucketKey(k, p, id, idx))
+	}
+	w.Delete(key(k, p, kindForecast, id))
+	w.Delete(key(k, p, kindSelect, id))
+	w.Delete(indexKey(k, id))
+	e.key = k
+	e.cnt.Retired++
+}
+
+// errSweepPaused stops a sweep of the stored series at its bound.
+var errSweepPaused = errors.New("pipeline: sweep paused")
+
+// sweepStored retires those of the next retireScan series stored for
+// partition p that memory does not hold (evicted ones; memory's are
+// checked as they close) and that are idle, resuming where the last
+// sweep stopped and starting over at the end.
+func (e *Engine) sweepStored(w Writes, p int32) error {
+	prefix := kindPrefix(e.prefix[:0], p, kindSeries)
+	e.prefix = prefix
+	n := 0
+	err := e.store.ScanFrom(prefix, e.sweep, func(k, v []byte) error {
+		if n == retireScan {
+			e.sweep = append(e.sweep[:0], k...)
+			return errSweepPaused
+		}
+		n++
+		id := k[len(prefix):]
+		if e.part.Series(string(id)) != nil || e.evicted[string(id)] != nil {
+			return nil
+		}
+		a, err := window.StoredActivity(v, e.part.Config().History)
+		if err != nil {
+			return fmt.Errorf("pipeline: series %q of partition %d: %w", id, p, err)
+		}
+		if e.retirable(a) {
+			e.retireKeys(w, p, id, a)
+		}
+		return nil
+	})
+	if errors.Is(err, errSweepPaused) {
+		return nil
+	}
+	e.sweep = e.sweep[:0]
+	return err
 }
 
 // ForecastKey appends the key of the latest forecast record published for

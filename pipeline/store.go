@@ -16,6 +16,9 @@ type Store interface {
 	// Scan calls fn, in key order, for every key with the prefix. Key and
 	// value are valid only during fn.
 	Scan(prefix []byte, fn func(key, value []byte) error) error
+	// ScanFrom is Scan from the first key with the prefix that is not
+	// before from on.
+	ScanFrom(prefix, from []byte, fn func(key, value []byte) error) error
 }
 
 // Writes collects the writes of one commit: ordinary writes in order, and
@@ -82,12 +85,16 @@ type Restored struct {
 // ApplyRestored adds to w the write a changelog record of partition p
 // stands for: an empty value deletes the key, deduplication records expire
 // after dedupTTL, and a series state also restores the series' global index
-// entry, which changelogs do not carry.
+// entry, which changelogs do not carry, and its deletion (a retired series)
+// deletes the entry.
 func ApplyRestored(w Writes, p int32, k, value []byte, dedupTTL time.Duration) (Restored, error) {
 	kd := keyKind(k)
 	switch {
 	case len(value) == 0:
 		w.Delete(k)
+		if kd == kindSeries {
+			w.Delete(indexKey(nil, k[len(kindPrefix(nil, p, kindSeries)):]))
+		}
 		return Restored{}, nil
 	case kd == kindDedup:
 		w.SetFinal(k, value, dedupTTL)

@@ -25,6 +25,7 @@ type metrics struct {
 	evicted    prometheus.Counter
 	revived    prometheus.Counter
 	forgotten  prometheus.Counter
+	retired    prometheus.Counter
 	skipped    prometheus.Counter
 
 	watermark *prometheus.GaugeVec
@@ -76,6 +77,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		batches:    f.counter("batches_committed_total", "Input batches whose state and offset were committed."),
 		evicted:    f.counter("series_evicted_total", "Idle series evicted from memory to stay under the series cap; their state stays in the store."),
 		revived:    f.counter("series_revived_total", "Evicted series taken back into memory by a new event."),
+		retired: f.counter("series_retired_total",
+			"Series deleted from memory and the store after --retire-after of event time without a sale."),
 		skipped: f.counter("buckets_skipped_total",
 			"Buckets closed without forecasts because a partition's watermark passed more than History of them at once (a stray event far ahead, or a first one far behind)."),
 		forgotten: f.counter("dedup_forgotten_total",
@@ -162,6 +165,7 @@ func (m *metrics) add(c *pipeline.Counters) {
 	m.evicted.Add(float64(c.Evicted))
 	m.revived.Add(float64(c.Revived))
 	m.forgotten.Add(float64(c.Forgotten))
+	m.retired.Add(float64(c.Retired))
 	m.skipped.Add(float64(c.Skipped))
 	for r, n := range c.DeadLetters {
 		m.dlq.WithLabelValues(string(r)).Add(float64(n))

@@ -147,6 +147,18 @@ func (p *Partition) LastClosed() (idx int64, ok bool) {
 	return p.lastClosed, p.maxEvent != noEvent
 }
 
+// IdleFor returns how long, in event time, the watermark is past the end
+// of a series' last bucket with sales (the start of its first bucket when
+// it never sold), or zero if one of its buckets has not closed for the
+// partition yet.
+func (p *Partition) IdleFor(a Activity) time.Duration {
+	wm, ok := p.Watermark()
+	if !ok || a.LastOpen > p.lastClosed {
+		return 0
+	}
+	return max(wm.Sub(p.spec.End(a.LastSale)), 0)
+}
+
 // Skipped returns the number of buckets that watermark jumps closed
 // without reporting them (see Advance).
 func (p *Partition) Skipped() int64 { return p.skipped }

@@ -152,6 +152,39 @@ func (s *Series) Changes(set func(idx int64, b Bucket), del func(idx int64)) {
 	s.saved = s.closed
 }
 
+// Activity is what a series' idleness is judged by (see
+// Partition.IdleFor), and which of its closed buckets a caller storing
+// them (see Changes) has stored.
+type Activity struct {
+	// First is the series' first bucket and LastSale its last bucket with
+	// sales, closed or open, First-1 when none sold.
+	First, LastSale int64
+	// LastOpen is its last open bucket, or its last closed one when none
+	// is open. An evicted series' open buckets stay open until its next
+	// event, however far the partition has closed.
+	LastOpen int64
+	// Stored is the range of closed buckets Changes has reported and not
+	// yet deleted, empty when From > To.
+	Stored struct{ From, To int64 }
+}
+
+// Activity returns the series' activity.
+func (s *Series) Activity() Activity { return s.activity(s.saved, int64(len(s.ring))) }
+
+// activity returns the series' activity when the buckets up to saved of
+// a history of the given length are stored.
+func (s *Series) activity(saved, history int64) Activity {
+	a := Activity{First: s.first, LastSale: s.closed - s.sinceSale, LastOpen: s.closed}
+	for _, o := range s.open {
+		if o.qty != 0 {
+			a.LastSale = o.idx
+		}
+		a.LastOpen = o.idx
+	}
+	a.Stored.From, a.Stored.To = max(s.first, saved-history+1), saved
+	return a
+}
+
 // OpenBucket is the partial total of a bucket that has not closed yet.
 type OpenBucket struct {
 	// Index is the bucket index.

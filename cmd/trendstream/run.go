@@ -82,6 +82,7 @@ GET /v1/series/{store}/{sku}.`,
 	fs.Int("max-bytes", def.Limits.MaxBytes, "largest accepted event payload in bytes")
 	fs.String("start-offset", string(def.StartOffset), "where a partition without local state starts: earliest or latest")
 	fs.Int("checkpoint-every", def.CheckpointEvery, "bucket closes between checkpoints of the learners into a partition's state commit (revocation and shutdown always checkpoint)")
+	fs.Duration("retire-after", def.RetireAfter, "event time without a sale after which a series' state, buckets and latest forecast are deleted; its next event starts it afresh (0: never)")
 	fs.Int("max-series", def.MaxSeries, "series kept in memory per partition; the least recently updated beyond it are evicted to the state store until their next event (0: no cap)")
 	fs.Int("batch-size", def.BatchSize, "most records processed per state commit")
 	fs.Duration("batch-wait", def.BatchWait, "how long a batch waits for more records once it has one")
@@ -169,6 +170,7 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 	cfg.BatchSize = v.GetInt("batch-size")
 	cfg.BatchWait = v.GetDuration("batch-wait")
 	cfg.MaxSeries = v.GetInt("max-series")
+	cfg.RetireAfter = v.GetDuration("retire-after")
 	cfg.SessionTimeout = v.GetDuration("session-timeout")
 	cfg.Logger = log
 	return cfg, nil
