@@ -180,7 +180,8 @@ func (t *task) restore(ctx context.Context) error {
 
 // processBatch runs the batch through the engine, writes its outputs and
 // commits its state with the next offset; the last batch of the partition
-// before it is released checkpoints the models.
+// before it is released checkpoints the models. Buffers the batch grew
+// beyond what a task keeps are released.
 func (t *task) processBatch(wctx context.Context, last bool) error {
 	m := t.proc.m
 	t.batch.Reset()
@@ -198,8 +199,9 @@ func (t *task) processBatch(wctx context.Context, last bool) error {
 	if err := t.writeOutputs(wctx); err != nil {
 		return err
 	}
-
-	return t.commit(wctx, t.recs[0].Offset, t.recs[len(t.recs)-1].Offset+1, last)
+	err := t.commit(wctx, t.recs[0].Offset, t.recs[len(t.recs)-1].Offset+1, last)
+	t.release()
+	return err
 }
 
 // commit writes the engine's state changes with the next input offset to
@@ -501,6 +503,32 @@ func (t *task) Closed(c *pipeline.Close) error {
 	t.key = pipeline.ForecastKey(t.key[:0], t.partition, id)
 	t.batch.Set(t.key, value)
 	return nil
+}
+
+// A task keeps at most this much buffer capacity between batches (see
+// release).
+const (
+	retainBytes    = 8 << 20
+	retainMessages = 8 << 10
+)
+
+// release drops the buffers a batch grew beyond what a task keeps between
+// batches: one close of 100,000 series fills them with about 600 MB of
+// forecasts, state writes and changelog messages, which a partition
+// should not hold until its next close. They are regrown on demand.
+func (t *task) release() {
+	if cap(t.arena) > retainBytes {
+		t.arena = nil
+	}
+	if cap(t.out) > retainMessages {
+		t.out = nil
+	}
+	if cap(t.clmsgs) > retainMessages {
+		t.clmsgs = nil
+	}
+	if t.batch.Bytes() > retainBytes {
+		t.batch = state.Batch{}
+	}
 }
 
 // backoff sleeps exponentially longer between retries.
