@@ -157,9 +157,12 @@ func NewEngine(cfg Config, sink Sink) (*Engine, error) {
 	return e, nil
 }
 
-// BeginBatch reads the clock once for the batch's future-time checks and
-// the generated_at of its forecasts.
+// BeginBatch reads the clock once for the batch's checks of event times
+// and the generated_at of its forecasts.
 func (e *Engine) BeginBatch() { e.now = e.clock() }
+
+// Now returns the wall-clock time BeginBatch read.
+func (e *Engine) Now() time.Time { return e.now }
 
 // Process handles one record. It returns an error only when the sink or
 // the store fails; bad records are the sink's dead letters, never errors.
@@ -314,6 +317,20 @@ func (e *Engine) onClose(bucket int64, closed []*window.Series) error {
 // of a finite input.
 func (e *Engine) Flush(t time.Time) error {
 	return e.part.AdvanceTo(e.part.Spec().End(e.part.Spec().Index(t)), e.onClose)
+}
+
+// Idle raises the watermark to wm, as an event at wm plus the lateness
+// would, if that closes at least one bucket, and reports whether it did:
+// a driver moves the watermark of a partition without input this way, so
+// that its buckets still close, committing once per bucket. It does
+// nothing before the first event, and never moves the watermark back.
+// Call BeginBatch first.
+func (e *Engine) Idle(wm time.Time) (bool, error) {
+	last, ok := e.part.LastClosed()
+	if !ok || wm.Before(e.part.Spec().End(last+1)) {
+		return false, nil
+	}
+	return true, e.part.AdvanceTo(wm, e.onClose)
 }
 
 // Release drops the bookkeeping kept for commits, for engines whose state

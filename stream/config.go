@@ -101,6 +101,16 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// SessionTimeout is the consumer group session timeout.
 	SessionTimeout time.Duration
+	// IdleTimeout is how long a partition may go without input before its
+	// watermark follows the wall clock (pipeline.Config.Clock) minus the
+	// allowed lateness, so that its buckets close although no event moves
+	// it, as Flink's withIdleness does. A partition is idle only when it
+	// has no unread records and its newest event was at most the lateness
+	// plus IdleTimeout behind the clock when it arrived: a replay of
+	// history is not idle. The watermark never moves back, and only when
+	// that closes a bucket, whose forecasts are published and committed
+	// like a batch's. Zero disables it.
+	IdleTimeout time.Duration
 
 	// Logger receives the processor's logs. Nil discards them.
 	Logger *slog.Logger
@@ -117,7 +127,9 @@ type Config struct {
 // partitions read from the earliest offset; batches of up to 50,000
 // records, waiting up to 100ms; fetches of up to 8 MiB waiting up to
 // 500ms; group offsets reported every 5s; a 10s shutdown grace and
-// session timeout; standbys catching up every 5s when enabled.
+// session timeout; standbys catching up every 5s when enabled; a
+// partition's watermark following the clock after 10 minutes without
+// input.
 func DefaultConfig() Config {
 	return Config{
 		Config:            pipeline.DefaultConfig(),
@@ -137,6 +149,7 @@ func DefaultConfig() Config {
 		CommitInterval:    5 * time.Second,
 		ShutdownGrace:     10 * time.Second,
 		SessionTimeout:    10 * time.Second,
+		IdleTimeout:       10 * time.Minute,
 	}
 }
 
@@ -181,6 +194,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("stream: FetchMaxBytes %d is below 1", c.FetchMaxBytes)
 	case c.BatchWait < 0:
 		return fmt.Errorf("stream: BatchWait %v is negative", c.BatchWait)
+	case c.IdleTimeout < 0:
+		return fmt.Errorf("stream: IdleTimeout %v is negative", c.IdleTimeout)
 	case c.FetchMaxWait <= 0 || c.CommitInterval <= 0 || c.ShutdownGrace <= 0 || c.SessionTimeout <= 0:
 		return fmt.Errorf("stream: FetchMaxWait %v, CommitInterval %v, ShutdownGrace %v and SessionTimeout %v must be positive",
 			c.FetchMaxWait, c.CommitInterval, c.ShutdownGrace, c.SessionTimeout)

@@ -98,9 +98,11 @@ func (f *fetcher) endBatch() error {
 }
 
 // fetch appends records to dst: it waits until at least one record has
-// arrived or ctx ends, then takes what arrives within wait, up to limit
+// arrived, ctx ends or, when patience is positive, patience has passed
+// without a record, then takes what arrives within wait, up to limit
 // records in all. On an error it returns the records read before it.
-func (f *fetcher) fetch(ctx context.Context, dst []pipeline.Record, limit int, wait time.Duration) ([]pipeline.Record, error) {
+func (f *fetcher) fetch(ctx context.Context, dst []pipeline.Record, limit int, wait, patience time.Duration) ([]pipeline.Record, error) {
+	began := time.Now()
 	var deadline time.Time // set by the first record
 	if f.batch != nil {
 		// The rest of a response left by the last call: processing may have
@@ -111,13 +113,16 @@ func (f *fetcher) fetch(ctx context.Context, dst []pipeline.Record, limit int, w
 	for len(dst) < limit {
 		if f.batch == nil {
 			budget := f.maxWait
-			if !deadline.IsZero() {
+			switch {
+			case !deadline.IsZero():
 				budget = time.Until(deadline)
-				if budget <= 0 {
-					break
-				}
-				budget = min(budget, f.maxWait)
+			case patience > 0:
+				budget = patience - time.Since(began)
 			}
+			if budget <= 0 {
+				break
+			}
+			budget = min(budget, f.maxWait)
 			if err := ctx.Err(); err != nil {
 				return dst, err
 			}

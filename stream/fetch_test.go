@@ -67,7 +67,7 @@ func TestFetcher(t *testing.T) {
 			first int64
 			n     int
 		}{{0, 10}, {10, 10}, {20, 5}} {
-			recs, err := f.fetch(ctx, nil, 10, 50*time.Millisecond)
+			recs, err := f.fetch(ctx, nil, 10, 50*time.Millisecond, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,7 +85,7 @@ func TestFetcher(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 			appendRecords(t, brokers, 5, 8)
 		}()
-		recs, err := f.fetch(ctx, nil, 100, 100*time.Millisecond)
+		recs, err := f.fetch(ctx, nil, 100, 100*time.Millisecond, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +94,7 @@ func TestFetcher(t *testing.T) {
 
 	t.Run("resumes from a stored offset", func(t *testing.T) {
 		f := newF(fetchTopic(t, 12), 7, time.Second)
-		recs, err := f.fetch(ctx, nil, 100, 50*time.Millisecond)
+		recs, err := f.fetch(ctx, nil, 100, 50*time.Millisecond, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +124,7 @@ func TestFetcher(t *testing.T) {
 			t.Fatalf("DeleteRecords: error code %d", code)
 		}
 		f := newF(brokers, 3, time.Second)
-		recs, err := f.fetch(ctx, nil, 100, 50*time.Millisecond)
+		recs, err := f.fetch(ctx, nil, 100, 50*time.Millisecond, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +133,7 @@ func TestFetcher(t *testing.T) {
 
 	t.Run("offset past the end", func(t *testing.T) {
 		f := newF(fetchTopic(t, 3), 50, time.Second)
-		_, err := f.fetch(ctx, nil, 100, 50*time.Millisecond)
+		_, err := f.fetch(ctx, nil, 100, 50*time.Millisecond, 0)
 		if err == nil || !strings.Contains(err.Error(), "past its end") || !permanent(err) {
 			t.Fatalf("got %v, want a permanent error: an offset past the end", err)
 		}
@@ -161,7 +161,7 @@ func TestFetcher(t *testing.T) {
 			t.Fatal(err)
 		}
 		f := newF(brokers, kafka.FirstOffset, time.Second)
-		recs, err := f.fetch(ctx, nil, 100, 100*time.Millisecond)
+		recs, err := f.fetch(ctx, nil, 100, 100*time.Millisecond, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,12 +171,24 @@ func TestFetcher(t *testing.T) {
 		}
 	})
 
+	t.Run("gives up waiting after its patience", func(t *testing.T) {
+		f := newF(fetchTopic(t, 2), 2, 100*time.Millisecond)
+		began := time.Now()
+		recs, err := f.fetch(ctx, nil, 100, time.Second, 300*time.Millisecond)
+		if err != nil || len(recs) != 0 {
+			t.Fatalf("got %d records and %v, want none", len(recs), err)
+		}
+		if d := time.Since(began); d < 300*time.Millisecond || d > 5*time.Second {
+			t.Errorf("returned after %v, want about 300ms", d)
+		}
+	})
+
 	t.Run("cancellation interrupts a waiting fetch", func(t *testing.T) {
 		f := newF(fetchTopic(t, 2), 2, 20*time.Second)
 		cctx, ccancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer ccancel()
 		began := time.Now()
-		recs, err := f.fetch(cctx, nil, 100, time.Second)
+		recs, err := f.fetch(cctx, nil, 100, time.Second, 0)
 		if err == nil || len(recs) != 0 {
 			t.Fatalf("got %d records and %v, want the context's error", len(recs), err)
 		}

@@ -353,6 +353,7 @@ func TestConfigErrors(t *testing.T) {
 		{"negative lateness", "Lateness", func(c *Config) { c.Window.Lateness = -time.Second }},
 		{"huge dead letters", "DLQMaxBytes", func(c *Config) { c.DLQMaxBytes = 1 << 20 }},
 		{"negative retirement", "RetireAfter", func(c *Config) { c.RetireAfter = -time.Hour }},
+		{"negative idle timeout", "IdleTimeout", func(c *Config) { c.IdleTimeout = -time.Second }},
 		{"negative dedup cap", "DedupMaxIDs", func(c *Config) { c.DedupMaxIDs = -1 }},
 	} {
 		cfg := DefaultConfig()
@@ -365,7 +366,7 @@ func TestConfigErrors(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Brokers = []string{"x"}
 	cfg.Window.Lateness, cfg.MaxSeries, cfg.DedupHorizon, cfg.DLQMaxBytes = 0, 0, 0, 0 // zero means zero
-	cfg.DedupMaxIDs, cfg.RetireAfter, cfg.Limits.MaxPast = 0, 0, 0
+	cfg.DedupMaxIDs, cfg.RetireAfter, cfg.Limits.MaxPast, cfg.IdleTimeout = 0, 0, 0, 0
 	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "state DB") {
 		t.Errorf("New without a DB = %v", err)
 	}

@@ -40,6 +40,12 @@ type task struct {
 	key     []byte
 	next    int64 // next input offset committed to Badger, -1 before any
 	skipped int   // learner steps skipped, as last reported
+
+	// inputAt is when, by the engine's clock, input last arrived, and
+	// behind how far its newest event time then was behind the clock
+	// (see idle).
+	inputAt time.Time
+	behind  time.Duration
 }
 
 func newTask(p *Processor, partition int32, gen int32) (*task, error) {
@@ -83,6 +89,8 @@ func (t *task) run(ctx context.Context) error {
 	}
 	m.loadSeconds.Observe(time.Since(start).Seconds())
 	t.next = next
+	t.eng.BeginBatch()
+	t.arrived()
 	from := next
 	if next < 0 {
 		from = kafka.FirstOffset
@@ -111,7 +119,11 @@ func (t *task) run(ctx context.Context) error {
 	for {
 		var ferr error
 		markers := f.controls
-		t.recs, ferr = f.fetch(ctx, t.recs[:0], cfg.BatchSize, cfg.BatchWait)
+		var patience time.Duration // how long to wait for input before the idle check
+		if cfg.IdleTimeout > 0 {
+			patience = cfg.FetchMaxWait
+		}
+		t.recs, ferr = f.fetch(ctx, t.recs[:0], cfg.BatchSize, cfg.BatchWait, patience)
 		m.markers.Add(float64(f.controls - markers))
 		if len(t.recs) > 0 {
 			// The batch after which the generation has ended is the
@@ -124,6 +136,7 @@ func (t *task) run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			t.arrived()
 			m.lag.WithLabelValues(t.label).Set(float64(f.lag()))
 		}
 		if ctx.Err() != nil {
@@ -151,7 +164,60 @@ func (t *task) run(ctx context.Context) error {
 			continue
 		}
 		backoff.reset()
+		if len(t.recs) == 0 {
+			err := t.idle(wctx, f.lag())
+			if errors.Is(err, errAbandoned) {
+				t.log.Warn("stopping without committing the buckets the clock closed; they close again")
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
 	}
+}
+
+// arrived notes, after a batch (or the state's load), when the
+// partition's input last arrived by the engine's clock and how far its
+// newest event then was behind the clock, for idle.
+func (t *task) arrived() {
+	t.inputAt = t.eng.Now()
+	if wm, ok := t.eng.Watermark(); ok {
+		t.behind = t.inputAt.Sub(wm) - t.eng.Lateness()
+	}
+}
+
+// idle moves the watermark of a partition without input to the clock
+// minus the lateness, when the partition is idle (see
+// Config.IdleTimeout) and that closes a bucket: the close's forecasts are
+// written and the watermark committed like a batch's. lag is the number
+// of records known to be unread.
+func (t *task) idle(wctx context.Context, lag int64) error {
+	timeout := t.proc.cfg.IdleTimeout
+	if timeout <= 0 || lag > 0 {
+		return nil
+	}
+	t.eng.BeginBatch()
+	now := t.eng.Now()
+	if now.Sub(t.inputAt) < timeout || t.behind > t.eng.Lateness()+timeout {
+		return nil
+	}
+	t.batch.Reset()
+	closed, err := t.eng.Idle(now.Add(-t.eng.Lateness()))
+	if err != nil {
+		return fmt.Errorf("stream: partition %d idle since %s: %w", t.partition, t.inputAt.Format(time.RFC3339), err)
+	}
+	if !closed {
+		return nil
+	}
+	wm, _ := t.eng.Watermark()
+	t.log.Debug("idle partition: the watermark follows the clock", "watermark", wm, "idle_since", t.inputAt)
+	if err := t.writeOutputs(wctx); err != nil {
+		return err
+	}
+	err = t.commit(wctx, t.next, t.next, false)
+	t.release()
+	return err
 }
 
 // restore brings the partition's local state up to the changelog, retrying

@@ -86,6 +86,7 @@ GET /v1/series/{store}/{sku}.`,
 	fs.Int("max-series", def.MaxSeries, "series kept in memory per partition; the least recently updated beyond it are evicted to the state store until their next event (0: no cap)")
 	fs.Int("batch-size", def.BatchSize, "most records processed per state commit")
 	fs.Duration("batch-wait", def.BatchWait, "how long a batch waits for more records once it has one")
+	fs.Duration("idle-timeout", def.IdleTimeout, "time without input after which a partition's watermark follows the wall clock minus the lateness, closing its buckets; not while it has unread records or replays history (0: never)")
 	fs.Duration("session-timeout", def.SessionTimeout, "consumer group session timeout: how soon a crashed member's partitions move")
 	fs.Bool("pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address")
 	return cmd
@@ -172,6 +173,7 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 	cfg.MaxSeries = v.GetInt("max-series")
 	cfg.RetireAfter = v.GetDuration("retire-after")
 	cfg.SessionTimeout = v.GetDuration("session-timeout")
+	cfg.IdleTimeout = v.GetDuration("idle-timeout")
 	cfg.Logger = log
 	return cfg, nil
 }
