@@ -34,7 +34,8 @@ is counted exactly once across crashes and restarts; forecasts and dead
 letters are delivered at least once.
 
 HTTP on --http-addr: /healthz, /readyz, /metrics and
-GET /v1/series/{store}/{sku}.`,
+GET /v1/series/{store}/{sku}; Go profiles under /debug/pprof/ on
+--pprof-addr, if given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v, log, err := setup(cmd)
@@ -49,8 +50,11 @@ GET /v1/series/{store}/{sku}.`,
 			if err != nil {
 				return err
 			}
-			if v.GetBool("pprof") {
-				svc.enablePprof()
+			if addr := v.GetString("pprof-addr"); addr != "" {
+				if err := svc.servePprof(addr); err != nil {
+					svc.shutdown()
+					return err
+				}
 			}
 			return svc.run(cmd.Context())
 		},
@@ -88,7 +92,7 @@ GET /v1/series/{store}/{sku}.`,
 	fs.Duration("batch-wait", def.BatchWait, "how long a batch waits for more records once it has one")
 	fs.Duration("idle-timeout", def.IdleTimeout, "time without input after which a partition's watermark follows the wall clock minus the lateness, closing its buckets; not while it has unread records or replays history (0: never)")
 	fs.Duration("session-timeout", def.SessionTimeout, "consumer group session timeout: how soon a crashed member's partitions move")
-	fs.Bool("pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address")
+	fs.String("pprof-addr", "", "address of a second HTTP server with Go profiles under /debug/pprof/, apart from the unauthenticated API (empty: none)")
 	return cmd
 }
 
@@ -178,16 +182,30 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 	return cfg, nil
 }
 
-// service is a processor with its state store and HTTP server.
+// service is a processor with its state store and HTTP servers.
 type service struct {
-	log    *slog.Logger
-	db     *state.DB
-	proc   *stream.Processor
-	mux    *http.ServeMux
-	srv    *http.Server
-	addr   string
-	served chan error
+	log   *slog.Logger
+	db    *state.DB
+	proc  *stream.Processor
+	srv   *http.Server
+	addr  string
+	pprof *http.Server // nil unless servePprof started it
+	// pprofAddr is the address pprof listens on.
+	pprofAddr string
+	served    chan error // one result per server started
 }
+
+// Timeouts of the HTTP API: a client cannot hold a connection, send its
+// headers or read an answer for longer. The API's answers are small.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+	// pprofWriteTimeout leaves room for CPU profiles and traces of up to
+	// a few minutes (?seconds=).
+	pprofWriteTimeout = 5 * time.Minute
+)
 
 // startService opens the state store, builds the processor and starts
 // serving HTTP; run then processes until its context ends. reg receives
@@ -203,15 +221,13 @@ func startService(log *slog.Logger, cfg stream.Config, stateDir, httpAddr string
 		db.Close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", httpAddr)
-	if err != nil {
+	s := &service{log: log, db: db, proc: proc, served: make(chan error, 2)}
+	s.srv = &http.Server{Handler: proc.Handler(reg), ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout}
+	if s.addr, err = s.serve(s.srv, httpAddr); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("--http-addr: %w", err)
 	}
-	s := &service{log: log, db: db, proc: proc, addr: ln.Addr().String(), served: make(chan error, 1), mux: http.NewServeMux()}
-	s.mux.Handle("/", proc.Handler(reg))
-	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { s.served <- s.srv.Serve(ln) }()
 	cfg = proc.Config()
 	log.Info("processing", "brokers", cfg.Brokers, "group", cfg.Group, "input", cfg.InputTopic,
 		"output", cfg.OutputTopic, "dlq", cfg.DLQTopic, "state_dir", stateDir, "http", s.addr,
@@ -219,34 +235,69 @@ func startService(log *slog.Logger, cfg stream.Config, stateDir, httpAddr string
 	return s, nil
 }
 
-// enablePprof serves the runtime profiles under /debug/pprof/.
-func (s *service) enablePprof() {
-	s.mux.HandleFunc("/debug/pprof/", pprof.Index)
-	s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+// serve starts srv on addr and returns the address it listens on.
+func (s *service) serve(srv *http.Server, addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	go func() { s.served <- srv.Serve(ln) }()
+	return ln.Addr().String(), nil
+}
+
+// servePprof serves the runtime profiles under /debug/pprof/ on addr, a
+// server of their own: they reveal the process's internals and take
+// long to answer, so they stay off the API's address and timeouts.
+func (s *service) servePprof(addr string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		WriteTimeout: pprofWriteTimeout, IdleTimeout: idleTimeout}
+	bound, err := s.serve(srv, addr)
+	if err != nil {
+		return fmt.Errorf("--pprof-addr: %w", err)
+	}
+	s.pprof, s.pprofAddr = srv, bound
+	s.log.Info("serving Go profiles", "pprof", bound)
+	return nil
 }
 
 // run processes until ctx ends, then shuts down in order: the processor
-// leaves the group after committing its partitions, the HTTP server stops,
-// the state store closes.
+// leaves the group after committing its partitions, then the servers and
+// the store stop (see shutdown).
 func (s *service) run(ctx context.Context) error {
 	runErr := s.proc.Run(ctx)
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.srv.Shutdown(sctx); err != nil {
-		s.log.Warn("stopping HTTP server", "err", err)
-	}
-	if err := <-s.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		s.log.Warn("HTTP server", "err", err)
-	}
-	closeErr := s.db.Close()
+	closeErr := s.shutdown()
 	if runErr != nil {
 		return runErr
 	}
 	s.log.Info("stopped cleanly")
 	return closeErr
+}
+
+// shutdown stops the HTTP servers, then closes the state store.
+func (s *service) shutdown() error {
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	servers := []*http.Server{s.srv}
+	if s.pprof != nil {
+		servers = append(servers, s.pprof)
+	}
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil {
+			s.log.Warn("stopping HTTP server", "err", err)
+		}
+	}
+	for range servers {
+		if err := <-s.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Warn("HTTP server", "err", err)
+		}
+	}
+	return s.db.Close()
 }
 
 // newRegistry returns a metrics registry with Go runtime and process
