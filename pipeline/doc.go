@@ -36,7 +36,12 @@
 //
 // A commit written by AppendState never stores a series state whose
 // buckets are missing, even when a store splits it over several
-// transactions; the commit point (next offset, window state, dedup
-// records) is always written last and atomically. A record whose series
-// state already holds it (Series.Seq) is never counted twice.
+// transactions (a retired series' state is deleted before its buckets);
+// the commit point (next offset, window state, dedup records) is always
+// written last and atomically, and stays small: it deletes at most
+// dedupDeletes expired dedup records. A record whose series state already
+// holds it (Series.Seq) is never counted twice, and an event in a bucket
+// its series has closed is late even when the partition's watermark lags
+// the series. Event ids are forgotten by event time only, or early when
+// a partition holds more than DedupMaxIDs.
 package pipeline
