@@ -17,19 +17,12 @@ import (
 // read in three snapshots, and a commit between them made the buckets
 // disagree with the state (an internal error, HTTP 500).
 func TestSeriesDuringCommits(t *testing.T) {
-	db, err := state.Open(state.Config{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	cfg := DefaultConfig()
 	cfg.Brokers = []string{"unused:9092"}
 	cfg.Published = "tsb"
 	cfg.Limits.MaxFuture, cfg.Limits.MaxPast = -1, -1
-	p, err := New(cfg, db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newTestProcessor(t, cfg, state.Config{InMemory: true})
+	db := p.db
 	p.setOwned(0, true)
 	eng, err := pipeline.NewEngine(p.Config().Config, discardSink{})
 	if err != nil {

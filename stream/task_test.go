@@ -22,16 +22,9 @@ func TestTaskReleasesBuffers(t *testing.T) {
 	cfg := testConfig(brokers)
 	cfg.NoChangelog = true
 	cfg.Published = "tsb"
-	db, err := state.Open(state.Config{Dir: t.TempDir()}) // in memory, Badger refuses the batch's 380 kB dedup record
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	p, err := New(cfg, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.writer.Close()
+	// In memory, Badger would refuse the batch's 380 kB dedup record.
+	p := newTestProcessor(t, cfg, state.Config{Dir: t.TempDir()})
+	db := p.db
 	tk, err := newTask(p, 0, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -64,4 +57,21 @@ func TestTaskReleasesBuffers(t *testing.T) {
 	if n := tk.batch.Bytes(); n > retainBytes {
 		t.Errorf("the state batch keeps %d MB", n>>20)
 	}
+}
+
+// newTestProcessor returns a processor that does not run, over a state
+// store opened with dbCfg; both are closed when the test ends.
+func newTestProcessor(t *testing.T, cfg Config, dbCfg state.Config) *Processor {
+	t.Helper()
+	db, err := state.Open(dbCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	p, err := New(cfg, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.writer.Close() })
+	return p
 }
