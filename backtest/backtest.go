@@ -55,12 +55,12 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns pipeline.DefaultConfig without the future-time
-// check and the series cap, one partition and 112 rolling origins. Origin
-// is left for the caller.
+// DefaultConfig returns pipeline.DefaultConfig without the checks of event
+// times against the wall clock and the series cap, one partition and 112
+// rolling origins. Origin is left for the caller.
 func DefaultConfig() Config {
 	c := Config{Config: pipeline.DefaultConfig(), Partitions: 1, Rolling: 112}
-	c.Limits.MaxFuture = -1
+	c.Limits.MaxFuture, c.Limits.MaxPast = -1, -1
 	c.MaxSeries = 0
 	return c
 }
@@ -373,7 +373,7 @@ func (rp *replayPartition) Closed(c *pipeline.Close) error {
 	}
 	if rp.enc != nil {
 		start := len(rp.arena)
-		rp.arena = rp.enc.Append(rp.arena, c)
+		rp.arena = rp.enc.Append(rp.arena, c, c.Version())
 		rp.out = append(rp.out, kafka.Message{Key: []byte(s.ID()), Value: rp.arena[start:len(rp.arena):len(rp.arena)]})
 	}
 	return nil

@@ -406,10 +406,17 @@ func (s *Server) stream(w http.ResponseWriter) (*http.ResponseController, func()
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
+	// A stream outlives the server's write timeout; each event gets its own
+	// deadline instead (see writeEvent).
+	rc.SetWriteDeadline(time.Time{})
 	fmt.Fprint(w, "retry: 3000\n\n")
 	rc.Flush()
 	return rc, func() { s.streams.Add(-1) }, true
 }
+
+// eventWriteTimeout bounds the time a live stream may take to take one
+// event: a reader that stops reading is dropped.
+const eventWriteTimeout = 10 * time.Second
 
 // writeEvent writes one server-sent event whose data is an HTML fragment.
 func writeEvent(w http.ResponseWriter, rc *http.ResponseController, name string, data []byte) error {
@@ -421,7 +428,17 @@ func writeEvent(w http.ResponseWriter, rc *http.ResponseController, name string,
 		b.WriteByte('\n')
 	}
 	b.WriteByte('\n')
+	rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout))
 	if _, err := w.Write(b.Bytes()); err != nil {
+		return err
+	}
+	return rc.Flush()
+}
+
+// writeBeat writes a heartbeat comment to a live stream.
+func writeBeat(w http.ResponseWriter, rc *http.ResponseController) error {
+	rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout))
+	if _, err := fmt.Fprint(w, ": beat\n\n"); err != nil {
 		return err
 	}
 	return rc.Flush()
@@ -464,7 +481,7 @@ func (s *Server) serveOverviewEvents(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-beat.C:
-			if _, err := fmt.Fprint(w, ": beat\n\n"); err != nil || rc.Flush() != nil {
+			if writeBeat(w, rc) != nil {
 				return
 			}
 		}
@@ -511,7 +528,7 @@ func (s *Server) serveSeriesEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		case time.Duration(idle)*s.cfg.SeriesInterval >= heartbeat:
 			idle = 0
-			if _, err := fmt.Fprint(w, ": beat\n\n"); err != nil || rc.Flush() != nil {
+			if writeBeat(w, rc) != nil {
 				return
 			}
 		default:

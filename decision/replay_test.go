@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trendstream/trendstream/backtest"
 	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/source"
 )
@@ -28,12 +29,10 @@ func (s *replaySink) Closed(c *pipeline.Close) error {
 
 // replayConfig is the configuration of an engine that publishes the
 // classical forecaster published and also runs the others in also, as a
-// backtest does.
+// backtest's does.
 func replayConfig(published string, also ...string) pipeline.Config {
-	cfg := pipeline.DefaultConfig()
+	cfg := backtest.DefaultConfig().Config
 	cfg.Published, cfg.Candidates, cfg.Also = published, nil, also
-	cfg.Limits.MaxFuture = -1
-	cfg.MaxSeries = 0
 	return cfg
 }
 

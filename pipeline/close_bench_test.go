@@ -111,6 +111,6 @@ func (s *benchSink) Closed(c *Close) error {
 		return nil
 	}
 	s.forecasts++
-	s.buf = s.enc.Append(s.buf[:0], c)
+	s.buf = s.enc.Append(s.buf[:0], c, c.Version())
 	return nil
 }

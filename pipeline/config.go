@@ -40,8 +40,27 @@ type Config struct {
 	// LatePolicy is what happens to late events.
 	LatePolicy LatePolicy
 	// DedupHorizon is how long, in event time, an event id is remembered
-	// to drop its copies; zero remembers none.
+	// to drop its copies; zero remembers none. Ids and their records in
+	// the store expire by event time only, as the watermark passes, so a
+	// backlog read after a long downtime is deduplicated as it would have
+	// been live. It must cover the longest bucket (see
+	// window.Width.Longest): a copy arriving while its bucket is open must
+	// be caught, and later copies are late anyway.
 	DedupHorizon time.Duration
+	// DedupMaxIDs caps the event ids a partition remembers; beyond it the
+	// ids of the oldest event-time hours are forgotten early, so copies of
+	// those arriving while their bucket is still open count again (see
+	// Counters.Forgotten). About 40 to 55 bytes of memory per id. Zero
+	// keeps every id of the horizon.
+	DedupMaxIDs int
+	// RetireAfter retires a series that has sold nothing for this long, in
+	// event time, at a commit (see Engine.AppendState): its state, buckets,
+	// latest forecast, ensemble scores and index entry are deleted
+	// (tombstones in the changelog), and its next event, if any, starts it
+	// afresh. Series in memory are judged as they close, evicted ones by a
+	// sweep of the store of at most 512 series per commit. Zero keeps every
+	// series.
+	RetireAfter time.Duration
 	// MaxSeries caps the series kept in memory; beyond it the least
 	// recently updated hundredth is evicted to the store until their next
 	// event, catching up on the buckets they missed as zeros. Zero keeps
@@ -100,7 +119,10 @@ type DayFlags struct {
 
 // DefaultConfig returns the defaults of run and backtests: daily buckets
 // in UTC with an hour of lateness, the auto ensemble of the LSTM, TSB and
-// the 28-bucket mean published, and the event limits of DefaultLimits.
+// the 28-bucket mean published, the event limits of DefaultLimits, event
+// ids deduplicated over 48 hours of event time, at most 2,000,000 per
+// partition, at most 100,000 series in memory per partition, and series
+// retired after 180 days of event time without a sale.
 func DefaultConfig() Config {
 	return Config{
 		Window: window.Config{Width: window.Day, Location: time.UTC, Lateness: time.Hour},
@@ -116,6 +138,8 @@ func DefaultConfig() Config {
 		Limits:       DefaultLimits(),
 		LatePolicy:   LateDeadLetter,
 		DedupHorizon: 48 * time.Hour,
+		DedupMaxIDs:  2_000_000,
+		RetireAfter:  180 * 24 * time.Hour,
 		MaxSeries:    100000,
 		FlatPct:      5,
 	}
@@ -138,6 +162,13 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("pipeline: LatePolicy %q is not %q or %q", c.LatePolicy, LateDeadLetter, LateDrop)
 	case c.DedupHorizon < 0:
 		return fmt.Errorf("pipeline: DedupHorizon %v is negative", c.DedupHorizon)
+	case c.DedupHorizon > 0 && c.DedupHorizon < c.Window.Width.Longest():
+		return fmt.Errorf("pipeline: DedupHorizon %v is shorter than a %v bucket (up to %v): copies of an event in a bucket still open would count twice; set it to at least %v, or to 0 to turn deduplication off",
+			c.DedupHorizon, c.Window.Width, c.Window.Width.Longest(), c.Window.Width.Longest())
+	case c.DedupMaxIDs < 0:
+		return fmt.Errorf("pipeline: DedupMaxIDs %d is negative", c.DedupMaxIDs)
+	case c.RetireAfter < 0:
+		return fmt.Errorf("pipeline: RetireAfter %v is negative", c.RetireAfter)
 	case c.MaxSeries < 0:
 		return fmt.Errorf("pipeline: MaxSeries %d is negative", c.MaxSeries)
 	case !(c.FlatPct >= 0) || math.IsInf(c.FlatPct, 0):
@@ -150,10 +181,14 @@ func (c *Config) Validate() error {
 	return err
 }
 
-// DedupTTL is how long the store keeps a deduplication record: twice the
-// horizon plus a day, so a record outlives every id it holds even when
-// event time runs ahead of the wall clock for a while.
-func (c *Config) DedupTTL() time.Duration { return 2*c.DedupHorizon + 24*time.Hour }
+// DedupTTL is how long, in wall-clock time, the store keeps a
+// deduplication record at most: a backstop for records no event-time
+// sweep reaches, such as those of a partition never assigned again.
+// Records expire by event time (see DedupHorizon); a wall-clock expiry
+// near the horizon would drop them during a downtime of a few days, and
+// the backlog's copies would count twice. A year plus twice the horizon
+// outlasts any downtime after which the backlog is still in Kafka.
+func (c *Config) DedupTTL() time.Duration { return 2*c.DedupHorizon + 366*24*time.Hour }
 
 func (c *Config) clock() func() time.Time {
 	if c.Clock == nil {

@@ -39,12 +39,13 @@ const (
 	ReasonKeyMismatch  Reason = "key_mismatch"
 	ReasonQtyRange     Reason = "qty_out_of_range"
 	ReasonFuture       Reason = "future_timestamp"
+	ReasonTooOld       Reason = "too_old"
 	ReasonLate         Reason = "late"
 )
 
 // Reasons lists every dead-letter reason, for metrics and documentation.
 var Reasons = []Reason{ReasonOversized, ReasonInvalidJSON, ReasonMissingField, ReasonInvalidField,
-	ReasonKeyMismatch, ReasonQtyRange, ReasonFuture, ReasonLate}
+	ReasonKeyMismatch, ReasonQtyRange, ReasonFuture, ReasonTooOld, ReasonLate}
 
 // InvalidError describes a record rejected by validation.
 type InvalidError struct {
@@ -68,15 +69,22 @@ type Limits struct {
 	// negative disables the check, for replays of synthetic data that runs
 	// ahead of the clock.
 	MaxFuture time.Duration
+	// MaxPast is how far before the wall clock an event time may be, so
+	// that a stray timestamp (1970) cannot drag the watermark of a new
+	// partition back by decades; negative disables the check, for replays
+	// of history.
+	MaxPast time.Duration
 	// MaxIDBytes bounds event_id, store and sku, at least 1.
 	MaxIDBytes int
 }
 
 // DefaultLimits returns payloads of at most 4096 bytes, quantities in
-// [0, 1,000,000], event times at most 24 hours ahead of the wall clock and
-// ids of at most 256 bytes.
+// [0, 1,000,000], event times from 30 days before to 24 hours after the
+// wall clock (30 days outlast Kafka's default retention of 7, so a
+// partition rebuilt from its topic accepts what the topic retains) and ids
+// of at most 256 bytes.
 func DefaultLimits() Limits {
-	return Limits{MaxBytes: 4096, MaxQty: 1e6, MaxFuture: 24 * time.Hour, MaxIDBytes: 256}
+	return Limits{MaxBytes: 4096, MaxQty: 1e6, MaxFuture: 24 * time.Hour, MaxPast: 30 * 24 * time.Hour, MaxIDBytes: 256}
 }
 
 func (l *Limits) validate() error {
@@ -129,6 +137,9 @@ func (d *Decoder) Decode(key, value []byte, now time.Time, ev *Event) error {
 	}
 	if d.limits.MaxFuture >= 0 && ev.Time.After(now.Add(d.limits.MaxFuture)) {
 		return &InvalidError{ReasonFuture, fmt.Sprintf("ts %s is more than %v after %s", ev.Time.Format(time.RFC3339), d.limits.MaxFuture, now.UTC().Format(time.RFC3339))}
+	}
+	if d.limits.MaxPast >= 0 && ev.Time.Before(now.Add(-d.limits.MaxPast)) {
+		return &InvalidError{ReasonTooOld, fmt.Sprintf("ts %s is more than %v before %s", ev.Time.Format(time.RFC3339), d.limits.MaxPast, now.UTC().Format(time.RFC3339))}
 	}
 	return nil
 }

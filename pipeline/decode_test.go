@@ -100,6 +100,8 @@ func TestDecodeInvalid(t *testing.T) {
 		{"huge qty", "s/k", ok(func(m map[string]any) { m["qty"] = 1e7 }), ReasonQtyRange},
 		{"overflowing qty", "s/k", `{"event_id":"e","store":"s","sku":"k","ts":"2024-05-02T12:00:00Z","qty":1e999}`, ReasonQtyRange},
 		{"future", "s/k", ok(func(m map[string]any) { m["ts"] = "2024-06-02T00:00:01Z" }), ReasonFuture},
+		{"too old", "s/k", ok(func(m map[string]any) { m["ts"] = "2024-05-01T23:59:59Z" }), ReasonTooOld},
+		{"epoch", "s/k", ok(func(m map[string]any) { m["ts"] = "1970-01-01T00:00:00Z" }), ReasonTooOld},
 		{"oversized", "s/k", ok(func(m map[string]any) { m["pad"] = strings.Repeat(" ", 5000) }), ReasonOversized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -133,15 +135,17 @@ func TestDecodeLimits(t *testing.T) {
 		}
 	}
 	l := DefaultLimits()
-	l.MinQty, l.MaxFuture = -10, -1
+	l.MinQty, l.MaxFuture, l.MaxPast = -10, -1, -1
 	d, err := NewDecoder(l)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := `{"event_id":"e","store":"s","sku":"k","ts":"2199-01-01T00:00:00Z","qty":-3}`
-	var ev Event
-	if err := d.Decode([]byte("s/k"), []byte(v), testNow, &ev); err != nil || ev.Qty != -3 {
-		t.Errorf("returns and far-future events with checks relaxed: %v", err)
+	for _, ts := range []string{"2199-01-01T00:00:00Z", "1900-01-01T00:00:00Z"} {
+		v := `{"event_id":"e","store":"s","sku":"k","ts":"` + ts + `","qty":-3}`
+		var ev Event
+		if err := d.Decode([]byte("s/k"), []byte(v), testNow, &ev); err != nil || ev.Qty != -3 {
+			t.Errorf("returns and events far from the clock with checks relaxed: %v", err)
+		}
 	}
 }
 
@@ -273,7 +277,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte("TX_3/FOODS_3_001"), []byte(v))
 	}
 	limits := DefaultLimits()
-	limits.MaxFuture = -1
+	limits.MaxFuture, limits.MaxPast = -1, -1
 	d, _ := NewDecoder(limits)
 	f.Fuzz(func(t *testing.T, key, value []byte) {
 		var ev Event

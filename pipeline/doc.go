@@ -37,9 +37,14 @@
 // Every prefix of the ordinary writes of a commit written by AppendState
 // leaves each series decodable, as its previous or its new state: a
 // series' new buckets are written before its state and the buckets that
-// left its history are deleted after it. So a crash inside a commit that
-// a store splits over several transactions never leaves a series that
-// fails to load. The commit point (next offset, window state, dedup
-// records) is always written last and atomically. A record whose series
-// state already holds it (Series.Seq) is never counted twice.
+// left its history are deleted after it, and a retired series' state is
+// deleted before its buckets. So a crash inside a commit that a store
+// splits over several transactions never leaves a series that fails to
+// load. The commit point (next offset, window state, dedup records) is
+// always written last and atomically, and stays small: it deletes at most
+// dedupDeletes expired dedup records. A record whose series state already
+// holds it (Series.Seq) is never counted twice, and an event in a bucket
+// its series has closed is late even when the partition's watermark lags
+// the series. Event ids are forgotten by event time only, or early when a
+// partition holds more than DedupMaxIDs.
 package pipeline

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/trendstream/trendstream/model"
 	"github.com/trendstream/trendstream/window"
@@ -111,17 +112,18 @@ func NewEncoder(spec window.Spec, levels []float64, flatPct float64) (*Encoder, 
 	return e, nil
 }
 
-// Append appends the JSON record of c's published forecast to dst.
-func (e *Encoder) Append(dst []byte, c *Close) []byte {
+// Append appends the JSON record of c's published forecast, made by the
+// given version of its model (see Close.Version), to dst.
+func (e *Encoder) Append(dst []byte, c *Close, version string) []byte {
 	s, f := c.Series, c.Forecasts[c.Published]
 	id := s.ID()
 	slash := strings.IndexByte(id, '/')
 	dst = append(dst, `{"series":`...)
-	dst = strconv.AppendQuote(dst, id)
+	dst = appendString(dst, id)
 	dst = append(dst, `,"store":`...)
-	dst = strconv.AppendQuote(dst, id[:slash])
+	dst = appendString(dst, id[:slash])
 	dst = append(dst, `,"sku":`...)
-	dst = strconv.AppendQuote(dst, id[slash+1:])
+	dst = appendString(dst, id[slash+1:])
 	dst = append(dst, `,"bucket":"`...)
 	dst = append(dst, e.bucket...)
 	starts := e.stepStarts(c.Bucket, len(f.Mean))
@@ -132,9 +134,9 @@ func (e *Encoder) Append(dst []byte, c *Close) []byte {
 	dst = append(dst, `,"watermark":`...)
 	dst = append(dst, e.wm.get(c.Watermark.In(e.spec.Location()))...)
 	dst = append(dst, `,"model":`...)
-	dst = strconv.AppendQuote(dst, c.Model)
+	dst = appendString(dst, c.Model)
 	dst = append(dst, `,"model_version":`...)
-	dst = strconv.AppendQuote(dst, c.Version())
+	dst = appendString(dst, version)
 	dst = append(dst, `,"steps":[`...)
 	nq := len(f.Levels)
 	for h := range f.Mean {
@@ -191,6 +193,57 @@ func (e *Encoder) stepStarts(bucket int64, h int) [][]byte {
 		}
 	}
 	return e.starts
+}
+
+// appendString appends s as a JSON string, as encoding/json writes it
+// without HTML escaping: quotes, backslashes and control characters
+// escaped, invalid UTF-8 as U+FFFD, and U+2028 and U+2029 escaped for
+// JavaScript readers. strconv.AppendQuote writes Go syntax instead, whose
+// \x7f, \a, \v and \U0010ffff are not JSON.
+func appendString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }
 
 func appendTime(dst []byte, t time.Time) []byte {

@@ -71,8 +71,16 @@ type Counters struct {
 	// Closes counts bucket closes and Forecasts the series forecast at
 	// them.
 	Closes, Forecasts int64
-	// Evicted and Revived count series moved out of and back into memory.
-	Evicted, Revived int64
+	// Evicted and Revived count series moved out of and back into memory,
+	// Retired series deleted for idleness (see Config.RetireAfter).
+	Evicted, Revived, Retired int64
+	// Forgotten counts event ids forgotten before the dedup horizon to
+	// keep at most Config.DedupMaxIDs.
+	Forgotten int64
+	// Skipped counts buckets closed without forecasts because the
+	// watermark passed more than History of them at once (see
+	// window.Partition.Advance).
+	Skipped int64
 }
 
 // Reset zeroes the counters, keeping their storage.
@@ -107,6 +115,7 @@ type Engine struct {
 	roster  *roster
 	now     time.Time
 	cnt     Counters
+	skipped int64 // the partition's Skipped as of the last Counters
 
 	// Series evicted to bound memory live on in the store; store and p
 	// are set by Load. evicted holds those evicted since the last commit,
@@ -119,6 +128,9 @@ type Engine struct {
 	idle    []*window.Series
 	ring    []window.IndexedBucket
 	gone    []int64 // buckets a commit deletes, for AppendState
+	sweep   []byte  // the stored series key the next retirement sweep starts at
+	key     []byte  // scratch
+	prefix  []byte  // scratch
 	// stale holds the keys of stored buckets older than their series'
 	// history, left by a crash between a series' state and the deletions
 	// after it (see AppendState); the next commit deletes them.
@@ -144,7 +156,7 @@ func NewEngine(cfg Config, sink Sink) (*Engine, error) {
 		clock:   cfg.clock(),
 		part:    part,
 		dec:     dec,
-		dedup:   newDedupSet(cfg.DedupHorizon),
+		dedup:   newDedupSet(cfg.DedupHorizon, cfg.DedupMaxIDs),
 		sink:    sink,
 		isDirty: make(map[*window.Series]bool),
 		cnt:     Counters{DeadLetters: make(map[Reason]int64)},
@@ -156,9 +168,12 @@ func NewEngine(cfg Config, sink Sink) (*Engine, error) {
 	return e, nil
 }
 
-// BeginBatch reads the clock once for the batch's future-time checks and
-// the generated_at of its forecasts.
+// BeginBatch reads the clock once for the batch's checks of event times
+// and the generated_at of its forecasts.
 func (e *Engine) BeginBatch() { e.now = e.clock() }
+
+// Now returns the wall-clock time BeginBatch read.
+func (e *Engine) Now() time.Time { return e.now }
 
 // Process handles one record. It returns an error only when the sink or
 // the store fails; bad records are the sink's dead letters, never errors.
@@ -197,6 +212,10 @@ func (e *Engine) Process(rec *Record) error {
 		e.cnt.Late++
 		if e.cfg.LatePolicy == LateDrop {
 			return nil
+		}
+		if !e.part.Late(ev.Time) {
+			return e.reject(rec, ReasonLate, fmt.Sprintf("ts %s is in a bucket series %q has closed (its state is ahead of the partition's watermark)",
+				ev.Time.Format(time.RFC3339), rec.Key))
 		}
 		wm, _ := e.part.Watermark()
 		return e.reject(rec, ReasonLate, fmt.Sprintf("ts %s is in a bucket closed by watermark %s",
@@ -318,6 +337,20 @@ func (e *Engine) Flush(t time.Time) error {
 	return e.part.AdvanceTo(e.part.Spec().End(e.part.Spec().Index(t)), e.onClose)
 }
 
+// Idle raises the watermark to wm, as an event at wm plus the lateness
+// would, if that closes at least one bucket, and reports whether it did:
+// a driver moves the watermark of a partition without input this way, so
+// that its buckets still close, committing once per bucket. It does
+// nothing before the first event, and never moves the watermark back.
+// Call BeginBatch first.
+func (e *Engine) Idle(wm time.Time) (bool, error) {
+	last, ok := e.part.LastClosed()
+	if !ok || wm.Before(e.part.Spec().End(last+1)) {
+		return false, nil
+	}
+	return true, e.part.AdvanceTo(wm, e.onClose)
+}
+
 // Release drops the bookkeeping kept for commits, for engines whose state
 // is never committed (backtests), and expires old dedup ids.
 func (e *Engine) Release() {
@@ -329,6 +362,7 @@ func (e *Engine) Release() {
 	if wm, ok := e.part.Watermark(); ok {
 		e.dedup.expire(wm)
 	}
+	e.dedup.drain(len(e.dedup.doomed))
 }
 
 // Models returns the names of the forecasters in the order of
@@ -337,7 +371,13 @@ func (e *Engine) Models() []string { return e.roster.names }
 
 // Counters returns the engine's running totals; the caller may read and
 // reset them between records.
-func (e *Engine) Counters() *Counters { return &e.cnt }
+func (e *Engine) Counters() *Counters {
+	e.cnt.Forgotten += e.dedup.forgotten
+	e.dedup.forgotten = 0
+	e.cnt.Skipped += e.part.Skipped() - e.skipped
+	e.skipped = e.part.Skipped()
+	return &e.cnt
+}
 
 // ModelStats returns what the forecasters did since the statistics were
 // last reset; the caller may read and reset them between records.
@@ -369,17 +409,25 @@ func (e *Engine) DedupIDs() int { return e.dedup.len() }
 // commit before the partition is released, which checkpoints the
 // learners. Ordinary writes: index entries for new series and, for every
 // dirty series, its newly closed buckets, then its state, then the deletion
-// of the buckets that left its history. Any prefix of them, which a crash
-// inside a split commit leaves behind, holds every series decodably: as
-// its old state, whose buckets are all still stored (a newer one is past
-// its last closed bucket and ignored), or as its new state, whose buckets
-// are all written (an older one is before its history and skipped). Final
-// writes: the dedup record, expired dedup records and the commit point
-// (next offset and window state). It clears the dirty set. Buckets such a
-// crash left behind after a series' new state are deleted by the first
-// commit after the series is read back.
+// of the buckets that left its history; a series idle for RetireAfter is
+// deleted instead (see retire). Any prefix of them, which a crash inside a
+// split commit leaves behind, holds every series decodably: as its old
+// state, whose buckets are all still stored (a newer one is past its last
+// closed bucket and ignored), or as its new state, whose buckets are all
+// written (an older one is before its history and skipped). Final writes:
+// the dedup record, the deletion of up to dedupDeletes expired dedup
+// records and the commit point (next offset and window state). It clears
+// the dirty set. Buckets such a crash left behind after a series' new
+// state are deleted by the first commit after the series is read back.
 func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) error {
 	var k, val []byte
+	if e.cfg.RetireAfter > 0 && e.spilled {
+		// Before the series in memory: those it retires are out of the
+		// store's sight.
+		if err := e.sweepStored(w, p); err != nil {
+			return err
+		}
+	}
 	if err := e.roster.appendState(w, p, e.dirty, final); err != nil {
 		return err
 	}
@@ -389,6 +437,11 @@ func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) e
 	e.created = e.created[:0]
 	for _, s := range e.dirty {
 		id := []byte(s.ID())
+		delete(e.isDirty, s)
+		if e.retirable(s.Activity()) {
+			e.retire(w, p, s)
+			continue
+		}
 		e.gone = e.gone[:0]
 		s.Changes(func(idx int64, bk window.Bucket) {
 			w.Set(bucketKey(k[:0], p, id, idx), window.AppendBucket(val[:0], bk))
@@ -400,7 +453,6 @@ func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) e
 		for _, idx := range e.gone {
 			w.Delete(bucketKey(k[:0], p, id, idx))
 		}
-		delete(e.isDirty, s)
 	}
 	e.dirty = e.dirty[:0]
 	for _, k := range e.stale {
@@ -415,15 +467,88 @@ func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) e
 		w.SetFinal(slotKey(k[:0], p, kindDedup, rec.slot, rec.seq), v, e.cfg.DedupTTL())
 	}
 	if wm, ok := e.part.Watermark(); ok {
-		for _, rec := range e.dedup.expire(wm) {
-			w.DeleteFinal(slotKey(k[:0], p, kindDedup, rec.slot, rec.seq))
-		}
+		e.dedup.expire(wm)
+	}
+	for _, rec := range e.dedup.drain(dedupDeletes) {
+		w.DeleteFinal(slotKey(k[:0], p, kindDedup, rec.slot, rec.seq))
 	}
 	val = append(val[:0], commitVersion)
 	val = binary.AppendVarint(val, next)
 	val, _ = e.part.AppendBinary(val)
 	w.SetFinal(CommitPointKey(k[:0], p), val, 0)
 	return nil
+}
+
+// retireScan bounds the stored series a commit examines for retirement.
+const retireScan = 512
+
+// retirable reports whether a series with the given activity is to be
+// retired.
+func (e *Engine) retirable(a window.Activity) bool {
+	return e.cfg.RetireAfter > 0 && e.part.IdleFor(a) >= e.cfg.RetireAfter
+}
+
+// retire takes series s out of memory and deletes its keys from the
+// store of partition p.
+func (e *Engine) retire(w Writes, p int32, s *window.Series) {
+	e.retireKeys(w, p, []byte(s.ID()), s.Activity())
+	e.part.Evict(s)
+	delete(e.evicted, s.ID())
+	e.roster.forget(s)
+}
+
+// retireKeys deletes every key of series id of partition p, given its
+// activity: its state first, so that a commit split by a crash never
+// leaves a state whose buckets are missing, then the buckets the store
+// holds, its latest forecast, its ensemble scores and its index entry.
+func (e *Engine) retireKeys(w Writes, p int32, id []byte, a window.Activity) {
+	k := e.key[:0]
+	w.Delete(key(k, p, kindSeries, id))
+	for idx := a.Stored.From; idx <= a.Stored.To; idx++ {
+		w.Delete(bucketKey(k, p, id, idx))
+	}
+	w.Delete(key(k, p, kindForecast, id))
+	w.Delete(key(k, p, kindSelect, id))
+	w.Delete(indexKey(k, id))
+	e.key = k
+	e.cnt.Retired++
+}
+
+// errSweepPaused stops a sweep of the stored series at its bound.
+var errSweepPaused = errors.New("pipeline: sweep paused")
+
+// sweepStored retires those of the next retireScan series stored for
+// partition p that memory does not hold (evicted ones; memory's are
+// checked as they close) and that are idle, resuming where the last
+// sweep stopped and starting over at the end.
+func (e *Engine) sweepStored(w Writes, p int32) error {
+	prefix := kindPrefix(e.prefix[:0], p, kindSeries)
+	e.prefix = prefix
+	n := 0
+	err := e.store.ScanFrom(prefix, e.sweep, func(k, v []byte) error {
+		if n == retireScan {
+			e.sweep = append(e.sweep[:0], k...)
+			return errSweepPaused
+		}
+		n++
+		id := k[len(prefix):]
+		if e.part.Series(string(id)) != nil || e.evicted[string(id)] != nil {
+			return nil
+		}
+		a, err := window.StoredActivity(v, e.part.Config().History)
+		if err != nil {
+			return fmt.Errorf("pipeline: series %q of partition %d: %w", id, p, err)
+		}
+		if e.retirable(a) {
+			e.retireKeys(w, p, id, a)
+		}
+		return nil
+	})
+	if errors.Is(err, errSweepPaused) {
+		return nil
+	}
+	e.sweep = e.sweep[:0]
+	return err
 }
 
 // ForecastKey appends the key of the latest forecast record published for

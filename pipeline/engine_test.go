@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trendstream/trendstream/state"
+	"github.com/trendstream/trendstream/window"
 )
 
 // countingSink counts what an engine produces.
@@ -28,11 +29,11 @@ func (c *countingSink) Closed(cl *Close) error {
 	return nil
 }
 
-// testConfig returns the defaults with TSB published and no future-time
-// check.
+// testConfig returns the defaults with TSB published and no checks of
+// event times against the wall clock.
 func testConfig() Config {
 	cfg := DefaultConfig()
-	cfg.Limits.MaxFuture = -1
+	cfg.Limits.MaxFuture, cfg.Limits.MaxPast = -1, -1
 	cfg.Published = "tsb"
 	return cfg
 }
@@ -231,5 +232,33 @@ func TestEngineEvictsIdleSeries(t *testing.T) {
 		if !bytes.Equal(gb, wb) || !slices.Equal(got.QtyTo(nil, days+1), want.QtyTo(nil, days+1)) {
 			t.Errorf("%s: capped engine's history %v, want %v", id, got.QtyTo(nil, days+1), want.QtyTo(nil, days+1))
 		}
+	}
+}
+
+// TestEngineWatermarkJump feeds, with the past-time check off as for a
+// replay of history, a first event stamped 1970 and then one from 2024 to
+// an engine with hourly buckets: the jump of about 473,000 buckets makes
+// at most History closes and forecasts, and is counted.
+func TestEngineWatermarkJump(t *testing.T) {
+	cfg := testConfig()
+	cfg.Window.Width = window.Hour
+	s := countingSink{want: true}
+	e, err := NewEngine(cfg, &s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.BeginBatch()
+	for i, ts := range []string{"1970-01-01T00:00:00Z", "2024-05-01T10:00:00Z"} {
+		v := fmt.Appendf(nil, `{"event_id":"e%d","store":"s","sku":"k","ts":"%s","qty":1}`, i, ts)
+		if err := e.Process(&Record{Offset: int64(i), Key: []byte("s/k"), Value: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	history := e.part.Config().History
+	if s.closes > history || s.forecasts > history {
+		t.Errorf("%d closes and %d forecasts, want at most %d", s.closes, s.forecasts, history)
+	}
+	if c := e.Counters(); c.Skipped < 470_000 {
+		t.Errorf("%d buckets counted as skipped, want the jump's", c.Skipped)
 	}
 }

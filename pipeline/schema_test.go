@@ -1,6 +1,10 @@
 package pipeline
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/trendstream/trendstream/internal/schematest"
@@ -36,5 +40,27 @@ func TestEventSchemaMatchesDecoder(t *testing.T) {
 		if (decErr == nil) != tc.ok || (schemaErr == nil) != tc.ok {
 			t.Errorf("%s: decoder %v, schema %v; want ok=%v", tc.value, decErr, schemaErr, tc.ok)
 		}
+	}
+}
+
+// TestDeadLetterSchemaReasons checks that schema/dead-letter.schema.json
+// lists every dead-letter reason, and no other.
+func TestDeadLetterSchemaReasons(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "schema", "dead-letter.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Properties struct {
+			Reason struct {
+				Enum []Reason `json:"enum"`
+			} `json:"reason"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if got := doc.Properties.Reason.Enum; !slices.Equal(got, Reasons) {
+		t.Errorf("the schema's reasons %v, want %v", got, Reasons)
 	}
 }

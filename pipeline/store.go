@@ -16,6 +16,9 @@ type Store interface {
 	// Scan calls fn, in key order, for every key with the prefix. Key and
 	// value are valid only during fn.
 	Scan(prefix []byte, fn func(key, value []byte) error) error
+	// ScanFrom is Scan from the first key with the prefix that is not
+	// before from on.
+	ScanFrom(prefix, from []byte, fn func(key, value []byte) error) error
 }
 
 // Writes collects the writes of one commit: ordinary writes in order, and
@@ -86,11 +89,12 @@ type Restored struct {
 // ApplyRestored adds to w the write a changelog record of partition p
 // stands for: an empty value deletes the key, deduplication records expire
 // after dedupTTL, and a series state also restores the series' global index
-// entry, which changelogs do not carry. Commit points and deduplication
-// records, set or deleted, are final writes, as AppendState makes them:
-// written last, so a restore that Writes splits never stores a commit
-// point without the deduplication records before it, and a deletion is
-// never overtaken by an earlier set of the same key.
+// entry, which changelogs do not carry, and its deletion (a retired
+// series) deletes the entry. Commit points and deduplication records, set
+// or deleted, are final writes, as AppendState makes them: written last,
+// so a restore that Writes splits never stores a commit point without the
+// deduplication records before it, and a deletion is never overtaken by an
+// earlier set of the same key.
 func ApplyRestored(w Writes, p int32, k, value []byte, dedupTTL time.Duration) (Restored, error) {
 	kd := keyKind(k)
 	final := kd == kindMeta || kd == kindDedup
@@ -100,6 +104,9 @@ func ApplyRestored(w Writes, p int32, k, value []byte, dedupTTL time.Duration) (
 		return Restored{CommitPoint: kd == kindMeta, Next: -1}, nil
 	case len(value) == 0:
 		w.Delete(k)
+		if kd == kindSeries {
+			w.Delete(indexKey(nil, k[len(kindPrefix(nil, p, kindSeries)):]))
+		}
 		return Restored{}, nil
 	case kd == kindDedup:
 		w.SetFinal(k, value, dedupTTL)

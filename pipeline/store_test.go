@@ -23,9 +23,13 @@ func (m memStore) Get(key []byte, fn func([]byte) error) (bool, error) {
 }
 
 func (m memStore) Scan(prefix []byte, fn func(k, v []byte) error) error {
+	return m.ScanFrom(prefix, nil, fn)
+}
+
+func (m memStore) ScanFrom(prefix, from []byte, fn func(k, v []byte) error) error {
 	var keys []string
 	for k := range m {
-		if strings.HasPrefix(k, string(prefix)) {
+		if strings.HasPrefix(k, string(prefix)) && k >= string(from) {
 			keys = append(keys, k)
 		}
 	}

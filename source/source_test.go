@@ -34,7 +34,7 @@ func drain(t testing.TB, s source.Source) []source.Record {
 func decoder(t testing.TB) *pipeline.Decoder {
 	t.Helper()
 	limits := pipeline.DefaultLimits()
-	limits.MaxFuture = -1
+	limits.MaxFuture, limits.MaxPast = -1, -1
 	d, err := pipeline.NewDecoder(limits)
 	if err != nil {
 		t.Fatal(err)

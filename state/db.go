@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -157,47 +158,81 @@ func (db *DB) Close() error {
 	return db.err
 }
 
+// View calls fn with a Snapshot: every read through it sees the same
+// committed state, however many commits happen meanwhile. The snapshot is
+// valid only during fn. View returns fn's error.
+func (db *DB) View(fn func(s *Snapshot) error) error {
+	return db.db.View(func(txn *badger.Txn) error { return fn(&Snapshot{txn: txn}) })
+}
+
+// Snapshot reads one consistent version of the DB; see View. It
+// implements the same reads as DB.
+type Snapshot struct{ txn *badger.Txn }
+
 // Get calls fn with the value stored under key and reports whether the key
 // exists. The value is valid only during fn; copy what must outlive it.
-func (db *DB) Get(key []byte, fn func(value []byte) error) (found bool, err error) {
-	err = db.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(key)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		found = true
-		return item.Value(fn)
-	})
-	if err != nil {
-		return found, fmt.Errorf("state: reading %q: %w", key, err)
+func (s *Snapshot) Get(key []byte, fn func(value []byte) error) (found bool, err error) {
+	item, err := s.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
 	}
-	return found, nil
+	if err == nil {
+		err = item.Value(fn)
+	}
+	if err != nil {
+		return true, fmt.Errorf("state: reading %q: %w", key, err)
+	}
+	return true, nil
 }
 
 // Scan calls fn, in key order, for every key with the given prefix and its
 // value, until fn returns an error, which Scan returns. Key and value are
 // valid only during fn.
-func (db *DB) Scan(prefix []byte, fn func(key, value []byte) error) error {
-	err := db.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = prefix
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			if err := item.Value(func(v []byte) error { return fn(item.Key(), v) }); err != nil {
-				return err
-			}
+func (s *Snapshot) Scan(prefix []byte, fn func(key, value []byte) error) error {
+	return s.ScanFrom(prefix, nil, fn)
+}
+
+// ScanFrom is Scan starting at the first key with the prefix that is not
+// before from, so that a long scan can resume where an earlier one
+// stopped.
+func (s *Snapshot) ScanFrom(prefix, from []byte, fn func(key, value []byte) error) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefix
+	it := s.txn.NewIterator(opts)
+	defer it.Close()
+	start := prefix
+	if bytes.Compare(from, prefix) > 0 {
+		start = from
+	}
+	for it.Seek(start); it.Valid(); it.Next() {
+		item := it.Item()
+		if err := item.Value(func(v []byte) error { return fn(item.Key(), v) }); err != nil {
+			return fmt.Errorf("state: scanning %q: %w", prefix, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("state: scanning %q: %w", prefix, err)
 	}
 	return nil
+}
+
+// Get calls fn with the value stored under key and reports whether the key
+// exists, in a snapshot of its own (see Snapshot.Get).
+func (db *DB) Get(key []byte, fn func(value []byte) error) (found bool, err error) {
+	err = db.View(func(s *Snapshot) (err error) {
+		found, err = s.Get(key, fn)
+		return err
+	})
+	return found, err
+}
+
+// Scan calls fn for every key with the prefix, in a snapshot of its own
+// (see Snapshot.Scan).
+func (db *DB) Scan(prefix []byte, fn func(key, value []byte) error) error {
+	return db.View(func(s *Snapshot) error { return s.Scan(prefix, fn) })
+}
+
+// ScanFrom calls fn for every key with the prefix from the key from on, in
+// a snapshot of its own (see Snapshot.ScanFrom).
+func (db *DB) ScanFrom(prefix, from []byte, fn func(key, value []byte) error) error {
+	return db.View(func(s *Snapshot) error { return s.ScanFrom(prefix, from, fn) })
 }
 
 // DeletePrefix deletes every key with the given prefix, in transactions

@@ -281,3 +281,44 @@ func TestBatchRewind(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshot checks that reads through one View see one version of the
+// DB while commits go on, and that ScanFrom resumes a scan at a key.
+func TestSnapshot(t *testing.T) {
+	db := openTest(t, Config{InMemory: true})
+	var b Batch
+	for _, k := range []string{"a1", "a2", "a3", "a4", "b1"} {
+		b.Set([]byte(k), []byte("old"))
+	}
+	if _, err := db.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	err := db.View(func(s *Snapshot) error {
+		b.Reset()
+		b.Set([]byte("a2"), []byte("new"))
+		b.Delete([]byte("a3"))
+		if _, err := db.Commit(&b); err != nil {
+			return err
+		}
+		var seen []string
+		err := s.ScanFrom([]byte("a"), []byte("a2"), func(k, v []byte) error {
+			seen = append(seen, fmt.Sprintf("%s=%s", k, v))
+			return nil
+		})
+		if want := "[a2=old a3=old a4=old]"; err != nil || fmt.Sprint(seen) != want {
+			t.Errorf("ScanFrom in the snapshot = %v, %v; want %s", seen, err, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := get(t, db, []byte("a2")); v != "new" {
+		t.Errorf("after the view a2 = %q, want the commit's", v)
+	}
+	var seen []string
+	db.ScanFrom([]byte("a"), []byte("0"), func(k, v []byte) error { seen = append(seen, string(k)); return nil })
+	if fmt.Sprint(seen) != "[a1 a2 a4]" {
+		t.Errorf("ScanFrom before the prefix = %v, want the whole prefix", seen)
+	}
+}

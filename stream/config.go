@@ -48,6 +48,13 @@ type Config struct {
 	OutputTopic string
 	// DLQTopic receives rejected records.
 	DLQTopic string
+	// DLQMaxBytes is the most bytes of a rejected record's key, and of its
+	// value, that its dead letter carries: a longer key or value is cut to
+	// its first DLQMaxBytes bytes, and the dead letter's headers give the
+	// original's size and SHA-256 digest (see schema/dead-letter.schema.json),
+	// so that the dead-letter topic accepts it. At most 256 KiB, which keeps
+	// a dead letter well below Kafka's default message.max.bytes of 1 MiB.
+	DLQMaxBytes int
 	// NoCreateTopics disables creating missing topics at start-up. By
 	// default the input topic is created with Partitions partitions and the
 	// output and dead-letter topics with as many as the input has.
@@ -93,6 +100,16 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// SessionTimeout is the consumer group session timeout.
 	SessionTimeout time.Duration
+	// IdleTimeout is how long a partition may go without input before its
+	// watermark follows the wall clock (pipeline.Config.Clock) minus the
+	// allowed lateness, so that its buckets close although no event moves
+	// it, as Flink's withIdleness does. A partition is idle only when it
+	// has no unread records and its newest event was at most the lateness
+	// plus IdleTimeout behind the clock when it arrived: a replay of
+	// history is not idle. The watermark never moves back, and only when
+	// that closes a bucket, whose forecasts are published and committed
+	// like a batch's. Zero disables it.
+	IdleTimeout time.Duration
 
 	// Logger receives the processor's logs. Nil discards them.
 	Logger *slog.Logger
@@ -103,12 +120,14 @@ type Config struct {
 
 // DefaultConfig returns the processor's defaults: pipeline.DefaultConfig
 // for the engines; group "trendstream" reading "sales", publishing to
-// "forecasts" with dead letters to "sales.dlq" and a changelog; topics of
-// 8 partitions created if missing with the brokers' replication factor; new
-// partitions read from the earliest offset; batches of up to 50,000
-// records, waiting up to 100ms; fetches of up to 8 MiB waiting up to
-// 500ms; a 10s shutdown grace and session timeout; standbys catching up
-// every 5s when enabled.
+// "forecasts" with dead letters of at most 64 KiB of key and of value to
+// "sales.dlq" and a changelog; topics of 8 partitions created if missing
+// with the brokers' replication factor; new partitions read from the
+// earliest offset; batches of up to 50,000 records, waiting up to 100ms;
+// fetches of up to 8 MiB waiting up to 500ms; a 10s shutdown grace and
+// session timeout; standbys catching up every 5s when enabled; a
+// partition's watermark following the clock after 10 minutes without
+// input.
 func DefaultConfig() Config {
 	return Config{
 		Config:          pipeline.DefaultConfig(),
@@ -116,6 +135,7 @@ func DefaultConfig() Config {
 		InputTopic:      "sales",
 		OutputTopic:     "forecasts",
 		DLQTopic:        "sales.dlq",
+		DLQMaxBytes:     64 << 10,
 		StandbyInterval: 5 * time.Second,
 		Partitions:      8,
 		StartOffset:     StartEarliest,
@@ -125,8 +145,14 @@ func DefaultConfig() Config {
 		FetchMaxWait:    500 * time.Millisecond,
 		ShutdownGrace:   10 * time.Second,
 		SessionTimeout:  10 * time.Second,
+		IdleTimeout:     10 * time.Minute,
 	}
 }
+
+// maxDLQBytes bounds DLQMaxBytes: a dead letter's key and value at their
+// longest, with its headers, stay below the largest batch the writer sends
+// (see kafkaconn.Connection.Writer).
+const maxDLQBytes = 256 << 10
 
 // changelogTopic returns the changelog's topic name.
 func (c *Config) changelogTopic() string {
@@ -146,6 +172,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("stream: Group %q, InputTopic %q, OutputTopic %q and DLQTopic %q must be set", c.Group, c.InputTopic, c.OutputTopic, c.DLQTopic)
 	case c.InputTopic == c.OutputTopic || c.InputTopic == c.DLQTopic || c.OutputTopic == c.DLQTopic:
 		return fmt.Errorf("stream: input %q, output %q and dead-letter %q topics must differ", c.InputTopic, c.OutputTopic, c.DLQTopic)
+	case c.DLQMaxBytes < 0 || c.DLQMaxBytes > maxDLQBytes:
+		return fmt.Errorf("stream: DLQMaxBytes %d is outside [0, %d]", c.DLQMaxBytes, maxDLQBytes)
 	case c.Partitions < 1:
 		return fmt.Errorf("stream: Partitions %d is below 1", c.Partitions)
 	case c.ReplicationFactor < 0:
@@ -162,6 +190,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("stream: FetchMaxBytes %d is below 1", c.FetchMaxBytes)
 	case c.BatchWait < 0:
 		return fmt.Errorf("stream: BatchWait %v is negative", c.BatchWait)
+	case c.IdleTimeout < 0:
+		return fmt.Errorf("stream: IdleTimeout %v is negative", c.IdleTimeout)
 	case c.FetchMaxWait <= 0 || c.ShutdownGrace <= 0 || c.SessionTimeout <= 0:
 		return fmt.Errorf("stream: FetchMaxWait %v, ShutdownGrace %v and SessionTimeout %v must be positive",
 			c.FetchMaxWait, c.ShutdownGrace, c.SessionTimeout)

@@ -19,6 +19,13 @@
 // the changelog. The package also serves the HTTP API (http.go), keeps the
 // Prometheus metrics (metrics.go) and holds the produce and follow tools.
 //
+// A task whose partition has had no input for Config.IdleTimeout moves
+// its watermark with the clock, so its buckets still close. Its writes
+// never block on one record: a dead letter too large for the dead-letter
+// topic is cut to a bounded prefix with the original's digest in headers,
+// and a record the brokers refuse for itself is dropped and counted rather
+// than retried forever.
+//
 // Everything that is not Kafka lives in package pipeline; the connection
 // settings are shared with backtest's topic replay (Connection).
 //

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 	"github.com/trendstream/trendstream/internal/kafkaconn"
 	"github.com/trendstream/trendstream/pipeline"
 )
@@ -37,11 +39,18 @@ type fetcher struct {
 	hwm     int64        // the partition's high watermark at the last fetch
 
 	controls int64 // transaction markers skipped
+
+	// client makes the protocol-level fetches that tell markers from data
+	// (see isControl); ctl holds the control records' offsets its last
+	// response showed, which covered the offsets ctlFrom to ctlTo.
+	client         *kafka.Client
+	ctl            []int64
+	ctlFrom, ctlTo int64
 }
 
 func newFetcher(conn *Connection, topic string, partition int, maxBytes int, maxWait time.Duration, from int64, log *slog.Logger) *fetcher {
 	return &fetcher{conn: conn, topic: topic, partition: partition, maxBytes: maxBytes, maxWait: maxWait,
-		log: log, next: from, hwm: -1}
+		log: log, next: from, hwm: -1, client: conn.Client(), ctlFrom: 0, ctlTo: -1}
 }
 
 // lag returns the records between the next offset and the high watermark
@@ -89,9 +98,11 @@ func (f *fetcher) endBatch() error {
 }
 
 // fetch appends records to dst: it waits until at least one record has
-// arrived or ctx ends, then takes what arrives within wait, up to limit
+// arrived, ctx ends or, when patience is positive, patience has passed
+// without a record, then takes what arrives within wait, up to limit
 // records in all. On an error it returns the records read before it.
-func (f *fetcher) fetch(ctx context.Context, dst []pipeline.Record, limit int, wait time.Duration) ([]pipeline.Record, error) {
+func (f *fetcher) fetch(ctx context.Context, dst []pipeline.Record, limit int, wait, patience time.Duration) ([]pipeline.Record, error) {
+	began := time.Now()
 	var deadline time.Time // set by the first record
 	if f.batch != nil {
 		// The rest of a response left by the last call: processing may have
@@ -102,13 +113,16 @@ func (f *fetcher) fetch(ctx context.Context, dst []pipeline.Record, limit int, w
 	for len(dst) < limit {
 		if f.batch == nil {
 			budget := f.maxWait
-			if !deadline.IsZero() {
+			switch {
+			case !deadline.IsZero():
 				budget = time.Until(deadline)
-				if budget <= 0 {
-					break
-				}
-				budget = min(budget, f.maxWait)
+			case patience > 0:
+				budget = patience - time.Since(began)
 			}
+			if budget <= 0 {
+				break
+			}
+			budget = min(budget, f.maxWait)
 			if err := ctx.Err(); err != nil {
 				return dst, err
 			}
@@ -135,9 +149,16 @@ func (f *fetcher) fetch(ctx context.Context, dst []pipeline.Record, limit int, w
 			continue
 		}
 		if kafkaconn.TransactionMarker(&msg) {
-			f.next = msg.Offset + 1
-			f.controls++
-			continue
+			control, err := f.isControl(ctx, msg.Offset)
+			if err != nil {
+				f.close() // the next fetch reads the record again
+				return dst, err
+			}
+			if control {
+				f.next = msg.Offset + 1
+				f.controls++
+				continue
+			}
 		}
 		dst = append(dst, pipeline.Record{Offset: msg.Offset, Key: msg.Key, Value: msg.Value})
 		f.next = msg.Offset + 1
@@ -146,6 +167,41 @@ func (f *fetcher) fetch(ctx context.Context, dst []pipeline.Record, limit int, w
 		}
 	}
 	return dst, nil
+}
+
+// ctlProbeBytes bounds the response of a fetch that tells markers from
+// data: one record batch at least, a few when they are small.
+const ctlProbeBytes = 64 << 10
+
+// isControl reports whether the record at offset, which has the shape of
+// a transaction marker, is one. kafka.Batch drops the record batch
+// attributes that mark control batches, and a data record can have a
+// marker's shape, so the partition's leader is asked again through
+// kafka-go's protocol-level Client.Fetch, whose response keeps control
+// batches apart (*protocol.ControlBatch). Its answer covers the batches the
+// response holds, so a run of small transactions costs one request per
+// ctlProbeBytes of input, not one per marker.
+func (f *fetcher) isControl(ctx context.Context, offset int64) (bool, error) {
+	if offset < f.ctlFrom || offset > f.ctlTo {
+		resp, err := f.client.Fetch(ctx, &kafka.FetchRequest{Topic: f.topic, Partition: f.partition,
+			Offset: offset, MinBytes: 1, MaxBytes: ctlProbeBytes, MaxWait: f.maxWait})
+		if err == nil {
+			err = resp.Error
+		}
+		if err != nil {
+			return false, fmt.Errorf("stream: checking whether %s/%d offset %d is a transaction marker: %w", f.topic, f.partition, offset, err)
+		}
+		f.ctl, f.ctlFrom, f.ctlTo = f.ctl[:0], offset, offset
+		if rs, ok := resp.Records.(*protocol.RecordStream); ok {
+			for _, r := range rs.Records {
+				if cb, ok := r.(*protocol.ControlBatch); ok {
+					f.ctl = append(f.ctl, cb.BaseOffset)
+					f.ctlTo = max(f.ctlTo, cb.BaseOffset)
+				}
+			}
+		}
+	}
+	return slices.Contains(f.ctl, offset), nil
 }
 
 // start connects if needed and sends a fetch for the next offset that the

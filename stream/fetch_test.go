@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -66,7 +67,7 @@ func TestFetcher(t *testing.T) {
 			first int64
 			n     int
 		}{{0, 10}, {10, 10}, {20, 5}} {
-			recs, err := f.fetch(ctx, nil, 10, 50*time.Millisecond)
+			recs, err := f.fetch(ctx, nil, 10, 50*time.Millisecond, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,7 +85,7 @@ func TestFetcher(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 			appendRecords(t, brokers, 5, 8)
 		}()
-		recs, err := f.fetch(ctx, nil, 100, 100*time.Millisecond)
+		recs, err := f.fetch(ctx, nil, 100, 100*time.Millisecond, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +94,7 @@ func TestFetcher(t *testing.T) {
 
 	t.Run("resumes from a stored offset", func(t *testing.T) {
 		f := newF(fetchTopic(t, 12), 7, time.Second)
-		recs, err := f.fetch(ctx, nil, 100, 50*time.Millisecond)
+		recs, err := f.fetch(ctx, nil, 100, 50*time.Millisecond, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +124,7 @@ func TestFetcher(t *testing.T) {
 			t.Fatalf("DeleteRecords: error code %d", code)
 		}
 		f := newF(brokers, 3, time.Second)
-		recs, err := f.fetch(ctx, nil, 100, 50*time.Millisecond)
+		recs, err := f.fetch(ctx, nil, 100, 50*time.Millisecond, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +133,7 @@ func TestFetcher(t *testing.T) {
 
 	t.Run("offset past the end", func(t *testing.T) {
 		f := newF(fetchTopic(t, 3), 50, time.Second)
-		_, err := f.fetch(ctx, nil, 100, 50*time.Millisecond)
+		_, err := f.fetch(ctx, nil, 100, 50*time.Millisecond, 0)
 		if err == nil || !strings.Contains(err.Error(), "past its end") || !permanent(err) {
 			t.Fatalf("got %v, want a permanent error: an offset past the end", err)
 		}
@@ -160,7 +161,7 @@ func TestFetcher(t *testing.T) {
 			t.Fatal(err)
 		}
 		f := newF(brokers, kafka.FirstOffset, time.Second)
-		recs, err := f.fetch(ctx, nil, 100, 100*time.Millisecond)
+		recs, err := f.fetch(ctx, nil, 100, 100*time.Millisecond, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -170,12 +171,24 @@ func TestFetcher(t *testing.T) {
 		}
 	})
 
+	t.Run("gives up waiting after its patience", func(t *testing.T) {
+		f := newF(fetchTopic(t, 2), 2, 100*time.Millisecond)
+		began := time.Now()
+		recs, err := f.fetch(ctx, nil, 100, time.Second, 300*time.Millisecond)
+		if err != nil || len(recs) != 0 {
+			t.Fatalf("got %d records and %v, want none", len(recs), err)
+		}
+		if d := time.Since(began); d < 300*time.Millisecond || d > 5*time.Second {
+			t.Errorf("returned after %v, want about 300ms", d)
+		}
+	})
+
 	t.Run("cancellation interrupts a waiting fetch", func(t *testing.T) {
 		f := newF(fetchTopic(t, 2), 2, 20*time.Second)
 		cctx, ccancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer ccancel()
 		began := time.Now()
-		recs, err := f.fetch(cctx, nil, 100, time.Second)
+		recs, err := f.fetch(cctx, nil, 100, time.Second, 0)
 		if err == nil || len(recs) != 0 {
 			t.Fatalf("got %d records and %v, want the context's error", len(recs), err)
 		}
@@ -247,5 +260,27 @@ func TestTransactionalInput(t *testing.T) {
 	}
 	if dlq := kafkatest.ReadTopic(t, brokers, "sales.dlq", 0, time.Second, 5*time.Second); len(dlq) != 0 {
 		t.Errorf("%d dead letters, want none: %q", len(dlq), dlq[0].Value)
+	}
+}
+
+// TestMarkerShapedData writes a data record shaped like a transaction
+// marker (a 4-byte key of version 0 and type 0, a 6-byte value, no
+// headers) with an ordinary producer: it is data, so it must be
+// dead-lettered and counted, not skipped as a marker.
+func TestMarkerShapedData(t *testing.T) {
+	brokers := kafkatest.NewCluster(t, 1, "sales", "sales.dlq")
+	fake := kafka.Message{Key: []byte{0, 0, 0, 0}, Value: []byte{0, 0, 0, 0, 0, 7}}
+	produce(t, brokers, "sales", fake, testEvent{ID: "e", Store: "s1", SKU: "a", TS: ts(0, 1), Qty: 1}.message())
+	rp := startProcessor(t, testConfig(brokers), t.TempDir())
+	defer rp.stop(t)
+	waitFor(t, 20*time.Second, "both records consumed", func() bool {
+		return testutilCounter(rp.p.m.consumed) == 2
+	})
+	if n := testutilCounter(rp.p.m.markers); n != 0 {
+		t.Errorf("%v records taken for markers, want 0", n)
+	}
+	dlq := kafkatest.ReadTopic(t, brokers, "sales.dlq", 1, 5*time.Second, 10*time.Second)
+	if len(dlq) != 1 || !bytes.Equal(dlq[0].Value, fake.Value) || header(dlq[0], "source") != "sales/0/0" {
+		t.Fatalf("dead letters %v, want the marker-shaped record", dlq)
 	}
 }

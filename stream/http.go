@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/trendstream/trendstream/pipeline"
+	"github.com/trendstream/trendstream/state"
 	"github.com/trendstream/trendstream/window"
 )
 
@@ -86,9 +87,20 @@ func (p *Processor) serveSeries(w http.ResponseWriter, r *http.Request) {
 }
 
 // Series returns the committed state of series id ("STORE/SKU"), if a
-// partition this instance currently owns holds it.
+// partition this instance currently owns holds it. It reads the index, the
+// series and its latest forecast in one snapshot of the store, so a commit
+// in between cannot make them disagree.
 func (p *Processor) Series(id string) (*SeriesResponse, error) {
-	part, found, err := pipeline.SeriesPartition(p.db, []byte(id))
+	var resp *SeriesResponse
+	err := p.db.View(func(st *state.Snapshot) (err error) {
+		resp, err = p.series(st, id)
+		return err
+	})
+	return resp, err
+}
+
+func (p *Processor) series(st *state.Snapshot, id string) (*SeriesResponse, error) {
+	part, found, err := pipeline.SeriesPartition(st, []byte(id))
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +114,7 @@ func (p *Processor) Series(id string) (*SeriesResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, found, err := pipeline.ReadSeries(p.db, part, view, []byte(id))
+	s, found, err := pipeline.ReadSeries(st, part, view, []byte(id))
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +138,7 @@ func (p *Processor) Series(id string) (*SeriesResponse, error) {
 	for _, o := range s.Open(nil) {
 		resp.Open = append(resp.Open, BucketJSON{Start: spec.Start(o.Index), Qty: o.Qty, Events: o.Events})
 	}
-	_, err = pipeline.LatestForecast(p.db, part, []byte(id), func(v []byte) error {
+	_, err = pipeline.LatestForecast(st, part, []byte(id), func(v []byte) error {
 		resp.Forecast = append(json.RawMessage(nil), v...)
 		return nil
 	})

@@ -24,6 +24,9 @@ type metrics struct {
 	batches    prometheus.Counter
 	evicted    prometheus.Counter
 	revived    prometheus.Counter
+	forgotten  prometheus.Counter
+	retired    prometheus.Counter
+	skipped    prometheus.Counter
 
 	watermark *prometheus.GaugeVec
 	lag       *prometheus.GaugeVec
@@ -50,10 +53,12 @@ type metrics struct {
 	standbyRecords  prometheus.Counter
 	standbyParts    prometheus.Gauge
 
-	assigned   prometheus.Gauge
-	ready      prometheus.Gauge
-	outputErrs prometheus.Counter
-	fetchErrs  prometheus.Counter
+	assigned      prometheus.Gauge
+	ready         prometheus.Gauge
+	outputErrs    prometheus.Counter
+	outputRefused *prometheus.CounterVec
+	dlqTruncated  prometheus.Counter
+	fetchErrs     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -72,6 +77,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		batches:    f.counter("batches_committed_total", "Input batches whose state and offset were committed."),
 		evicted:    f.counter("series_evicted_total", "Idle series evicted from memory to stay under the series cap; their state stays in the store."),
 		revived:    f.counter("series_revived_total", "Evicted series taken back into memory by a new event."),
+		retired: f.counter("series_retired_total",
+			"Series deleted from memory and the store after --retire-after of event time without a sale."),
+		skipped: f.counter("buckets_skipped_total",
+			"Buckets closed without forecasts because a partition's watermark passed more than History of them at once (a stray event far ahead, or a first one far behind)."),
+		forgotten: f.counter("dedup_forgotten_total",
+			"Event ids forgotten before the dedup horizon to keep a partition under its cap (--dedup-max-ids); a copy of one arriving while its bucket is open counts again."),
 
 		watermark: f.gaugeVec("watermark_seconds", "Partition watermark as a Unix time.", partition...),
 		lag:       f.gaugeVec("consumer_lag_records", "Records between the last fetched offset and the partition's end.", partition...),
@@ -103,13 +114,26 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		assigned:   f.gauge("assigned_partitions", "Input partitions assigned to this instance."),
 		ready:      f.gauge("ready", "1 when every assigned partition has loaded its state."),
 		outputErrs: f.counter("output_write_errors_total", "Failed attempts to write outputs to Kafka (retried)."),
-		fetchErrs:  f.counter("fetch_errors_total", "Failed attempts to fetch input records (retried)."),
+		outputRefused: f.counterVec("output_refused_total",
+			"Output records the brokers refused for themselves (too large, invalid) and that were dropped, a dead letter only once its bounded form was refused too; each is logged with its source.", "output"),
+		dlqTruncated: f.counter("dlq_truncated_total",
+			"Dead letters sent with their key or value cut to fit the dead-letter topic; their headers hold the original's size and SHA-256."),
+		fetchErrs: f.counter("fetch_errors_total", "Failed attempts to fetch input records (retried)."),
+	}
+	for _, o := range []string{outputForecast, outputDeadLetter} {
+		m.outputRefused.WithLabelValues(o)
 	}
 	for _, r := range pipeline.Reasons {
 		m.dlq.WithLabelValues(string(r))
 	}
 	return m
 }
+
+// Values of the output label of output_refused_total.
+const (
+	outputForecast   = "forecast"
+	outputDeadLetter = "dead_letter"
+)
 
 // addModels folds the models' statistics into the metrics and resets
 // them.
@@ -140,6 +164,9 @@ func (m *metrics) add(c *pipeline.Counters) {
 	m.forecasts.Add(float64(c.Forecasts))
 	m.evicted.Add(float64(c.Evicted))
 	m.revived.Add(float64(c.Revived))
+	m.forgotten.Add(float64(c.Forgotten))
+	m.retired.Add(float64(c.Retired))
+	m.skipped.Add(float64(c.Skipped))
 	for r, n := range c.DeadLetters {
 		m.dlq.WithLabelValues(string(r)).Add(float64(n))
 	}

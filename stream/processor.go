@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/state"
@@ -235,12 +237,23 @@ func (p *Processor) rememberMember(member string) error {
 }
 
 // ensureTopics creates missing topics, retrying while the brokers are
-// unreachable.
+// unreachable. It fails at once, naming every missing topic, when the
+// brokers do not offer CreateTopics.
 func (p *Processor) ensureTopics(ctx context.Context) error {
+	topics := []string{p.cfg.InputTopic, p.cfg.OutputTopic, p.cfg.DLQTopic}
+	if p.changelog != nil {
+		topics = append(topics, p.changelog.topic)
+	}
 	backoff := newBackoff(200*time.Millisecond, 5*time.Second)
 	for {
-		err := EnsureTopics(ctx, p.cfg.Connection, p.cfg.Partitions, p.cfg.ReplicationFactor,
-			p.cfg.InputTopic, p.cfg.OutputTopic, p.cfg.DLQTopic)
+		client := p.cfg.Connection.Client()
+		exists, err := topicPartitions(ctx, client, topics)
+		if err == nil {
+			err = checkCreateTopics(ctx, client, missingTopics(exists, topics))
+		}
+		if err == nil {
+			err = EnsureTopics(ctx, p.cfg.Connection, p.cfg.Partitions, p.cfg.ReplicationFactor, topics[:3]...)
+		}
 		if err == nil && p.changelog != nil {
 			err = p.changelog.ensure(ctx, p.cfg.InputTopic, p.cfg.ReplicationFactor)
 		}
@@ -262,30 +275,24 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 // EnsureTopics creates those of the topics that do not exist, with
 // replication replicas, or the brokers' default when it is 0. The first
 // topic gets partitions partitions when created; the others get as many as
-// the first has.
+// the first has. Brokers that do not offer CreateTopics make it fail with
+// an error naming the missing topics.
 func EnsureTopics(ctx context.Context, conn Connection, partitions, replication int, topics ...string) error {
 	client := conn.Client()
-	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	exists, err := topicPartitions(ctx, client, topics)
 	if err != nil {
-		return fmt.Errorf("stream: reading topic metadata: %w", err)
+		return err
 	}
-	exists := make(map[string]int)
-	for _, t := range meta.Topics {
-		if t.Error == nil {
-			exists[t.Name] = len(t.Partitions)
-		}
+	missing := missingTopics(exists, topics)
+	if err := checkCreateTopics(ctx, client, missing); err != nil || len(missing) == 0 {
+		return err
 	}
 	if n, ok := exists[topics[0]]; ok {
 		partitions = n
 	}
 	var create []kafka.TopicConfig
-	for _, t := range topics {
-		if _, ok := exists[t]; !ok {
-			create = append(create, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: replicas(replication)})
-		}
-	}
-	if len(create) == 0 {
-		return nil
+	for _, t := range missing {
+		create = append(create, kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: replicas(replication)})
 	}
 	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: create})
 	if err != nil {
@@ -306,6 +313,55 @@ func replicas(replication int) int {
 		return -1
 	}
 	return replication
+}
+
+// topicPartitions returns the partition count of each of the topics that
+// exists.
+func topicPartitions(ctx context.Context, client *kafka.Client, topics []string) (map[string]int, error) {
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, fmt.Errorf("stream: reading topic metadata: %w", err)
+	}
+	exists := make(map[string]int)
+	for _, t := range meta.Topics {
+		if t.Error == nil {
+			exists[t.Name] = len(t.Partitions)
+		}
+	}
+	return exists, nil
+}
+
+// missingTopics returns those of the topics exists lacks.
+func missingTopics(exists map[string]int, topics []string) []string {
+	var missing []string
+	for _, t := range topics {
+		if _, ok := exists[t]; !ok {
+			missing = append(missing, t)
+		}
+	}
+	return missing
+}
+
+// checkCreateTopics returns an error naming the missing topics to create
+// by hand when the brokers do not offer the CreateTopics API, as some
+// managed services do not: creating them would fail with an error kafka-go
+// reports as a broker not being available, which looks like an outage
+// worth waiting out.
+func checkCreateTopics(ctx context.Context, client *kafka.Client, missing []string) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	versions, err := client.ApiVersions(ctx, &kafka.ApiVersionsRequest{})
+	if err != nil {
+		return fmt.Errorf("stream: reading the brokers' API versions: %w", err)
+	}
+	for _, k := range versions.ApiKeys {
+		if k.ApiKey == int(protocol.CreateTopics) {
+			return nil
+		}
+	}
+	return fmt.Errorf("stream: the brokers do not offer the CreateTopics API: create the topics %s by hand, with as many partitions as the input topic (a changelog topic with cleanup.policy=compact), and run with --create-topics=false",
+		strings.Join(missing, ", "))
 }
 
 // setGeneration records the partitions of a new generation, or none (nil)

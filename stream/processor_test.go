@@ -131,6 +131,7 @@ func testConfig(brokers []string) Config {
 	cfg.FetchMaxWait = 100 * time.Millisecond
 	cfg.SessionTimeout = 6 * time.Second
 	cfg.Clock = func() time.Time { return base.Add(60 * 24 * time.Hour) }
+	cfg.Limits.MaxPast = -1
 	return cfg
 }
 
@@ -356,6 +357,10 @@ func TestConfigErrors(t *testing.T) {
 		{"standby without changelog", "Standby needs the changelog", func(c *Config) { c.Standby, c.NoChangelog = true, true }},
 		{"negative lateness", "Lateness", func(c *Config) { c.Window.Lateness = -time.Second }},
 		{"negative replication", "ReplicationFactor", func(c *Config) { c.ReplicationFactor = -1 }},
+		{"huge dead letters", "DLQMaxBytes", func(c *Config) { c.DLQMaxBytes = 1 << 20 }},
+		{"negative retirement", "RetireAfter", func(c *Config) { c.RetireAfter = -time.Hour }},
+		{"negative idle timeout", "IdleTimeout", func(c *Config) { c.IdleTimeout = -time.Second }},
+		{"negative dedup cap", "DedupMaxIDs", func(c *Config) { c.DedupMaxIDs = -1 }},
 	} {
 		cfg := DefaultConfig()
 		cfg.Brokers = []string{"x"}
@@ -366,7 +371,8 @@ func TestConfigErrors(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	cfg.Brokers = []string{"x"}
-	cfg.Window.Lateness, cfg.MaxSeries, cfg.DedupHorizon = 0, 0, 0 // zero means zero
+	cfg.Window.Lateness, cfg.MaxSeries, cfg.DedupHorizon, cfg.DLQMaxBytes = 0, 0, 0, 0 // zero means zero
+	cfg.DedupMaxIDs, cfg.RetireAfter, cfg.Limits.MaxPast, cfg.IdleTimeout = 0, 0, 0, 0
 	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "state DB") {
 		t.Errorf("New without a DB = %v", err)
 	}

@@ -2,6 +2,8 @@ package stream
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +45,12 @@ type task struct {
 	key     []byte
 	next    int64 // next input offset committed to Badger, -1 before any
 	skipped int   // learner steps skipped, as last reported
+
+	// inputAt is when, by the engine's clock, input last arrived, and
+	// behind how far its newest event time then was behind the clock
+	// (see idle).
+	inputAt time.Time
+	behind  time.Duration
 }
 
 // owner is the consumer-group generation a task's partition is assigned
@@ -160,6 +168,8 @@ func (t *task) run(ctx context.Context) error {
 	}
 	m.loadSeconds.Observe(time.Since(start).Seconds())
 	t.next = next
+	t.eng.BeginBatch()
+	t.arrived()
 	from := next
 	if next < 0 {
 		from = kafka.FirstOffset
@@ -188,7 +198,11 @@ func (t *task) run(ctx context.Context) error {
 	for {
 		var ferr error
 		markers := f.controls
-		t.recs, ferr = f.fetch(ctx, t.recs[:0], cfg.BatchSize, cfg.BatchWait)
+		var patience time.Duration // how long to wait for input before the idle check
+		if cfg.IdleTimeout > 0 {
+			patience = cfg.FetchMaxWait
+		}
+		t.recs, ferr = f.fetch(ctx, t.recs[:0], cfg.BatchSize, cfg.BatchWait, patience)
 		m.markers.Add(float64(f.controls - markers))
 		if len(t.recs) > 0 {
 			// The batch after which the generation has ended is the
@@ -206,6 +220,7 @@ func (t *task) run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			t.arrived()
 			m.lag.WithLabelValues(t.label).Set(float64(f.lag()))
 		}
 		if ctx.Err() != nil {
@@ -233,7 +248,60 @@ func (t *task) run(ctx context.Context) error {
 			continue
 		}
 		backoff.reset()
+		if len(t.recs) == 0 {
+			err := t.idle(wctx, f.lag())
+			if errors.Is(err, errAbandoned) {
+				t.log.Warn("stopping without committing the buckets the clock closed; they close again")
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
 	}
+}
+
+// arrived notes, after a batch (or the state's load), when the
+// partition's input last arrived by the engine's clock and how far its
+// newest event then was behind the clock, for idle.
+func (t *task) arrived() {
+	t.inputAt = t.eng.Now()
+	if wm, ok := t.eng.Watermark(); ok {
+		t.behind = t.inputAt.Sub(wm) - t.eng.Lateness()
+	}
+}
+
+// idle moves the watermark of a partition without input to the clock
+// minus the lateness, when the partition is idle (see
+// Config.IdleTimeout) and that closes a bucket: the close's forecasts are
+// written and the watermark committed like a batch's. lag is the number
+// of records known to be unread.
+func (t *task) idle(wctx context.Context, lag int64) error {
+	timeout := t.proc.cfg.IdleTimeout
+	if timeout <= 0 || lag > 0 {
+		return nil
+	}
+	t.eng.BeginBatch()
+	now := t.eng.Now()
+	if now.Sub(t.inputAt) < timeout || t.behind > t.eng.Lateness()+timeout {
+		return nil
+	}
+	t.batch.Reset()
+	closed, err := t.eng.Idle(now.Add(-t.eng.Lateness()))
+	if err != nil {
+		return fmt.Errorf("stream: partition %d idle since %s: %w", t.partition, t.inputAt.Format(time.RFC3339), err)
+	}
+	if !closed {
+		return nil
+	}
+	wm, _ := t.eng.Watermark()
+	t.log.Debug("idle partition: the watermark follows the clock", "watermark", wm, "idle_since", t.inputAt)
+	if err := t.writeOutputs(wctx); err != nil {
+		return err
+	}
+	err = t.commit(wctx, t.next, t.next, false)
+	t.release()
+	return err
 }
 
 // restore takes the partition over in the changelog and brings its local
@@ -310,7 +378,8 @@ func (t *task) takeOver(ctx context.Context) error {
 
 // processBatch runs the batch through the engine, writes its outputs and
 // commits its state with the next offset; the last batch of the partition
-// before it is released checkpoints the models.
+// before it is released checkpoints the models. Buffers the batch grew
+// beyond what a task keeps are released.
 func (t *task) processBatch(wctx context.Context, last bool) error {
 	m := t.proc.m
 	t.batch.Reset()
@@ -328,8 +397,9 @@ func (t *task) processBatch(wctx context.Context, last bool) error {
 	if err := t.writeOutputs(wctx); err != nil {
 		return err
 	}
-
-	return t.commit(wctx, t.recs[0].Offset, t.recs[len(t.recs)-1].Offset+1, last)
+	err := t.commit(wctx, t.recs[0].Offset, t.recs[len(t.recs)-1].Offset+1, last)
+	t.release()
+	return err
 }
 
 // commit writes the engine's state changes with the next input offset to
@@ -414,24 +484,137 @@ func (t *task) commit(wctx context.Context, first, next int64, last bool) error 
 	return nil
 }
 
-// writeOutputs writes the batch's forecasts and dead letters, retrying
-// with backoff until they are written or wctx ends.
+// writeOutputs writes the batch's forecasts and dead letters. Failures
+// that may clear (an unreachable broker, a moving leader) are retried with
+// backoff until wctx ends, resending only the messages not yet written.
+// A message the brokers refuse for itself (see refusedAlone) never blocks
+// the partition: a dead letter is replaced by its bounded form, and a
+// message refused even so is dropped, logged and counted.
 func (t *task) writeOutputs(wctx context.Context) error {
 	if len(t.out) == 0 {
 		return nil
 	}
 	started := time.Now()
-	err := t.retry(wctx, "writing outputs", len(t.out), func(ctx context.Context) error {
-		return t.proc.writer.WriteMessages(ctx, t.out...)
-	})
-	if err != nil {
-		return err
+	pending := t.out
+	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
+	for len(pending) > 0 {
+		err := t.proc.writer.WriteMessages(wctx, pending...)
+		if err == nil {
+			break
+		}
+		t.proc.m.outputErrs.Inc()
+		if wctx.Err() != nil {
+			return errAbandoned
+		}
+		retry, refused := failedOutputs(pending, err)
+		for i := range refused {
+			if err := t.writeRefused(wctx, &refused[i]); err != nil {
+				return err
+			}
+		}
+		if len(retry) == 0 {
+			break
+		}
+		t.log.Warn("writing outputs", "messages", len(retry), "err", writeError(err))
+		if !backoff.wait(wctx) {
+			return errAbandoned
+		}
+		pending = retry
 	}
 	t.proc.m.writeSeconds.Observe(time.Since(started).Seconds())
 	clear(t.out)
 	t.out = t.out[:0]
 	t.arena = t.arena[:0]
 	return nil
+}
+
+// failedOutputs sorts the messages a failed write did not write into
+// those to retry and those refused for themselves. kafka-go's writer
+// refuses a message above its batch size before sending anything; a
+// broker refuses a whole produce batch for one record in it, so a refused
+// message may be innocent: writeRefused sends each alone.
+func failedOutputs(msgs []kafka.Message, err error) (retry, refused []kafka.Message) {
+	var tooLarge kafka.MessageTooLargeError
+	var werrs kafka.WriteErrors
+	switch {
+	case errors.As(err, &tooLarge):
+		return tooLarge.Remaining, []kafka.Message{tooLarge.Message}
+	case errors.As(err, &werrs) && len(werrs) == len(msgs):
+		for i, e := range werrs {
+			switch {
+			case e == nil:
+			case refusedAlone(e):
+				refused = append(refused, msgs[i])
+			default:
+				retry = append(retry, msgs[i])
+			}
+		}
+		return retry, refused
+	}
+	return msgs, nil
+}
+
+// refusedAlone reports whether a write error is a broker's verdict on the
+// records themselves, which no retry changes: too large, or invalid for
+// the topic. Other permanent errors, such as a missing authorization, are
+// about the topic or the client and are retried until an operator fixes
+// them. A kafka.WriteErrors is refused when every failed message in it is.
+func refusedAlone(err error) bool {
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) {
+		for _, e := range werrs {
+			if e != nil && !refusedAlone(e) {
+				return false
+			}
+		}
+		return werrs.Count() > 0
+	}
+	return errors.Is(err, kafka.MessageSizeTooLarge) || errors.Is(err, kafka.RecordListTooLarge) ||
+		errors.Is(err, kafka.InvalidRecord) || errors.Is(err, kafka.InvalidTimestamp)
+}
+
+// writeRefused writes a message that was refused, alone, retrying failures
+// that may clear. If the brokers refuse it alone, a dead letter is sent
+// again in its bounded form (headers only, see boundDeadLetter); a
+// forecast, or a dead letter refused even so, is dropped, logged with its
+// source and counted.
+func (t *task) writeRefused(wctx context.Context, m *kafka.Message) error {
+	backoff := newBackoff(100*time.Millisecond, 10*time.Second)
+	for {
+		err := t.proc.writer.WriteMessages(wctx, *m)
+		switch {
+		case err == nil:
+			return nil
+		case wctx.Err() != nil:
+			return errAbandoned
+		case !refusedAlone(err):
+			t.proc.m.outputErrs.Inc()
+			t.log.Warn("writing a refused output alone", "topic", m.Topic, "err", writeError(err))
+			if !backoff.wait(wctx) {
+				return errAbandoned
+			}
+			continue
+		}
+		t.proc.m.outputErrs.Inc()
+		if m.Topic == t.proc.cfg.DLQTopic && (len(m.Key) > 0 || len(m.Value) > 0) {
+			if boundDeadLetter(m, 0) {
+				t.proc.m.dlqTruncated.Inc()
+			}
+			t.log.Warn("the dead-letter topic refused a dead letter: sending its headers alone",
+				"source", headerValue(m, hdrSource), "err", writeError(err))
+			continue
+		}
+		if m.Topic == t.proc.cfg.DLQTopic {
+			t.proc.m.outputRefused.WithLabelValues(outputDeadLetter).Inc()
+			t.log.Error("dropping a dead letter the dead-letter topic refuses even without key and value",
+				"source", headerValue(m, hdrSource), "reason", headerValue(m, hdrReason), "err", writeError(err))
+			return nil
+		}
+		t.proc.m.outputRefused.WithLabelValues(outputForecast).Inc()
+		t.log.Error("dropping a forecast the brokers refuse", "topic", m.Topic, "series", string(m.Key),
+			"bytes", len(m.Value), "err", writeError(err))
+		return nil
+	}
 }
 
 // retry calls write until it succeeds, backing off between attempts and
@@ -476,20 +659,71 @@ func writeError(err error) error {
 	return fmt.Errorf("%d of %d messages failed: %w", we.Count(), len(we), errors.Join(distinct...))
 }
 
-// DeadLetter implements pipeline.Sink: the original bytes go to the
-// dead-letter topic with the reason and origin in headers.
+// Dead-letter headers; schema/dead-letter.schema.json describes them.
+const (
+	hdrReason      = "reason"
+	hdrDetail      = "detail"
+	hdrSource      = "source"
+	hdrTruncated   = "truncated"
+	hdrKeyBytes    = "original-key-bytes"
+	hdrKeySHA256   = "original-key-sha256"
+	hdrValueBytes  = "original-value-bytes"
+	hdrValueSHA256 = "original-value-sha256"
+)
+
+// DeadLetter implements pipeline.Sink: the record goes to the dead-letter
+// topic with the reason, the detail and its source (topic/partition/offset)
+// in headers. A key or value longer than DLQMaxBytes is cut to a prefix
+// (see boundDeadLetter), so that the dead-letter topic accepts it.
 func (t *task) DeadLetter(rec *pipeline.Record, reason pipeline.Reason, detail string) error {
-	t.out = append(t.out, kafka.Message{
+	m := kafka.Message{
 		Topic: t.proc.cfg.DLQTopic,
 		Key:   rec.Key,
 		Value: rec.Value,
 		Headers: []kafka.Header{
-			{Key: "reason", Value: []byte(reason)},
-			{Key: "detail", Value: []byte(detail)},
-			{Key: "source", Value: fmt.Appendf(nil, "%s/%d/%d", t.proc.cfg.InputTopic, t.partition, rec.Offset)},
+			{Key: hdrReason, Value: []byte(reason)},
+			{Key: hdrDetail, Value: []byte(detail)},
+			{Key: hdrSource, Value: fmt.Appendf(nil, "%s/%d/%d", t.proc.cfg.InputTopic, t.partition, rec.Offset)},
 		},
-	})
+	}
+	if boundDeadLetter(&m, t.proc.cfg.DLQMaxBytes) {
+		t.proc.m.dlqTruncated.Inc()
+	}
+	t.out = append(t.out, m)
 	return nil
+}
+
+// boundDeadLetter cuts a dead letter's key and value to at most limit
+// bytes each and reports whether it cut anything. The first cut records
+// the original key's and value's sizes and SHA-256 digests in headers,
+// with "truncated: true", so the record can be identified in the input
+// topic from the source header.
+func boundDeadLetter(m *kafka.Message, limit int) bool {
+	if len(m.Key) <= limit && len(m.Value) <= limit {
+		return false
+	}
+	if headerValue(m, hdrTruncated) == "" {
+		key, value := sha256.Sum256(m.Key), sha256.Sum256(m.Value)
+		m.Headers = append(m.Headers,
+			kafka.Header{Key: hdrTruncated, Value: []byte("true")},
+			kafka.Header{Key: hdrKeyBytes, Value: strconv.AppendInt(nil, int64(len(m.Key)), 10)},
+			kafka.Header{Key: hdrKeySHA256, Value: hex.AppendEncode(nil, key[:])},
+			kafka.Header{Key: hdrValueBytes, Value: strconv.AppendInt(nil, int64(len(m.Value)), 10)},
+			kafka.Header{Key: hdrValueSHA256, Value: hex.AppendEncode(nil, value[:])})
+	}
+	m.Key = m.Key[:min(len(m.Key), limit)]
+	m.Value = m.Value[:min(len(m.Value), limit)]
+	return true
+}
+
+// headerValue returns the value of a message's header, or "".
+func headerValue(m *kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
 }
 
 // Wants implements pipeline.Sink: live processing publishes every close.
@@ -499,13 +733,39 @@ func (t *task) Wants(int64) bool { return true }
 // output topic and, as the series' latest, into the state batch.
 func (t *task) Closed(c *pipeline.Close) error {
 	start := len(t.arena)
-	t.arena = t.enc.Append(t.arena, c)
+	t.arena = t.enc.Append(t.arena, c, c.Version())
 	value := t.arena[start:len(t.arena):len(t.arena)]
 	id := c.Series.ID()
 	t.out = append(t.out, kafka.Message{Topic: t.proc.cfg.OutputTopic, Key: []byte(id), Value: value})
 	t.key = pipeline.ForecastKey(t.key[:0], t.partition, id)
 	t.batch.Set(t.key, value)
 	return nil
+}
+
+// A task keeps at most this much buffer capacity between batches (see
+// release).
+const (
+	retainBytes    = 8 << 20
+	retainMessages = 8 << 10
+)
+
+// release drops the buffers a batch grew beyond what a task keeps between
+// batches: one close of 100,000 series fills them with about 600 MB of
+// forecasts, state writes and changelog messages, which a partition
+// should not hold until its next close. They are regrown on demand.
+func (t *task) release() {
+	if cap(t.arena) > retainBytes {
+		t.arena = nil
+	}
+	if cap(t.out) > retainMessages {
+		t.out = nil
+	}
+	if cap(t.clmsgs) > retainMessages {
+		t.clmsgs = nil
+	}
+	if t.batch.Bytes() > retainBytes {
+		t.batch = state.Batch{}
+	}
 }
 
 // backoff sleeps exponentially longer between retries.

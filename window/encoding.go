@@ -59,6 +59,52 @@ func (s *Series) AppendBinary(b []byte) ([]byte, error) {
 // bucketSize is the size of an encoded Bucket.
 const bucketSize = 16
 
+// StoredActivity returns the activity (see Series.Activity) of a series
+// whose state AppendBinary encoded as b, without decoding its seasonal
+// profile; the state was stored with its closed buckets, so Stored spans
+// the last history of them.
+func StoredActivity(b []byte, history int) (Activity, error) {
+	d := decoder{b: b}
+	var s Series
+	if err := d.head(&s); err != nil {
+		return Activity{}, err
+	}
+	return s.activity(s.closed, int64(history)), nil
+}
+
+// head decodes a series state's fields before its seasonal profile into
+// s: all but the ring and the profile.
+func (d *decoder) head(s *Series) error {
+	if v := d.byte(); d.err == nil && v != seriesVersion {
+		return fmt.Errorf("%w: series version %d (this build reads %d)", ErrVersion, v, seriesVersion)
+	}
+	s.id = string(d.bytes(int(d.uvarint())))
+	s.first = d.varint()
+	s.closed = d.varint()
+	s.Seq = d.varint()
+	nopen := d.count(20)
+	for range nopen {
+		s.open = append(s.open, openBucket{
+			idx:      d.varint(),
+			qty:      d.f64(),
+			priceSum: d.f64(),
+			priceN:   uint32(d.uvarint()),
+			promoN:   uint32(d.uvarint()),
+			n:        uint32(d.uvarint()),
+		})
+	}
+	s.lastPrice = d.f32()
+	s.level = d.f64()
+	s.trend = d.f64()
+	s.buckets = d.varint()
+	s.zeros = d.varint()
+	s.sinceSale = d.varint()
+	if d.err != nil {
+		return fmt.Errorf("window: decoding series: %w", d.err)
+	}
+	return nil
+}
+
 // AppendBucket appends the encoding of a closed bucket to dst.
 func AppendBucket(dst []byte, b Bucket) []byte {
 	dst = appendF64(dst, b.Qty)
@@ -91,32 +137,14 @@ type IndexedBucket struct {
 // differs from the partition's is an error.
 func (p *Partition) DecodeSeries(b []byte, ring []IndexedBucket) (*Series, error) {
 	d := decoder{b: b}
-	if v := d.byte(); d.err == nil && v != seriesVersion {
-		return nil, fmt.Errorf("%w: series version %d (this build reads %d)", ErrVersion, v, seriesVersion)
+	var h Series
+	if err := d.head(&h); err != nil {
+		return nil, err
 	}
-	id := string(d.bytes(int(d.uvarint())))
-	first := d.varint()
-	s := p.newSeries(id, first)
-	s.closed = d.varint()
-	s.saved = s.closed
-	s.Seq = d.varint()
-	nopen := d.count(20)
-	for range nopen {
-		s.open = append(s.open, openBucket{
-			idx:      d.varint(),
-			qty:      d.f64(),
-			priceSum: d.f64(),
-			priceN:   uint32(d.uvarint()),
-			promoN:   uint32(d.uvarint()),
-			n:        uint32(d.uvarint()),
-		})
-	}
-	s.lastPrice = d.f32()
-	s.level = d.f64()
-	s.trend = d.f64()
-	s.buckets = d.varint()
-	s.zeros = d.varint()
-	s.sinceSale = d.varint()
+	s := p.newSeries(h.id, h.first)
+	h.serial, h.ring, h.season, h.seasonN, h.saved = s.serial, s.ring, s.season, s.seasonN, h.closed
+	*s = h
+	id := s.id
 	if period := d.count(9); d.err == nil && period != len(s.season) {
 		return nil, fmt.Errorf("window: series %q has seasonal period %d, partition uses %d", id, period, len(s.season))
 	}

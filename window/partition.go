@@ -96,6 +96,7 @@ type Partition struct {
 	serials uint64 // Series created
 	byID    map[string]*Series
 	closing []*Series
+	skipped int64 // buckets closed without being reported (see Advance)
 }
 
 // newSeries returns a new Series with the next serial number.
@@ -146,6 +147,22 @@ func (p *Partition) LastClosed() (idx int64, ok bool) {
 	return p.lastClosed, p.maxEvent != noEvent
 }
 
+// IdleFor returns how long, in event time, the watermark is past the end
+// of a series' last bucket with sales (the start of its first bucket when
+// it never sold), or zero if one of its buckets has not closed for the
+// partition yet.
+func (p *Partition) IdleFor(a Activity) time.Duration {
+	wm, ok := p.Watermark()
+	if !ok || a.LastOpen > p.lastClosed {
+		return 0
+	}
+	return max(wm.Sub(p.spec.End(a.LastSale)), 0)
+}
+
+// Skipped returns the number of buckets that watermark jumps closed
+// without reporting them (see Advance).
+func (p *Partition) Skipped() int64 { return p.skipped }
+
 // Len returns the number of series.
 func (p *Partition) Len() int { return len(p.series) }
 
@@ -170,18 +187,23 @@ func (p *Partition) Late(t time.Time) bool {
 
 // Add counts a sale for the series id, creating the series on its first
 // sale. It returns ErrLate, and changes nothing, when the sale's bucket has
-// already closed. Add advances the watermark but does not close buckets: call
+// already closed, for the partition or for the series: a series' state may
+// be ahead of its partition's after a crash stored the one and not the
+// other. Add advances the watermark but does not close buckets: call
 // Advance after it.
 func (p *Partition) Add(id []byte, sale *Sale) (*Series, error) {
 	idx := p.index(sale.Time)
 	ns := sale.Time.UnixNano()
+	s := p.byID[string(id)]
+	if s != nil && s.closed >= s.first && idx <= s.closed {
+		return nil, ErrLate
+	}
 	if p.maxEvent == noEvent {
 		p.maxEvent = ns
 		p.setLastClosed(p.spec.Index(p.watermarkTime()) - 1)
 	} else if idx <= p.lastClosed {
 		return nil, ErrLate
 	}
-	s := p.byID[string(id)]
 	if s == nil {
 		s = p.newSeries(string(id), idx)
 		p.insert(s)
@@ -202,11 +224,21 @@ func (p *Partition) Ready() bool {
 // Advance closes, in index order, every bucket whose end the watermark has
 // reached. For each closed bucket it calls fn with the bucket's index and the
 // series that closed it (every series whose first bucket is at or before
-// it), in id order; buckets no series has reached yet close silently. The slice is reused after fn returns. If fn returns an
-// error Advance stops and returns it; the bucket it was called for stays
-// closed.
+// it), in id order; buckets no series has reached yet close silently. The
+// slice is reused after fn returns. If fn returns an error Advance stops
+// and returns it; the bucket it was called for stays closed.
+//
+// However far the watermark moved, fn is called for at most the last
+// History buckets: the buckets before them close without being reported
+// (counted in Skipped), and series catch up over long runs without sales
+// in time and memory bounded by History (see catchUp). A stray event far
+// ahead of the rest, or a first one far behind, thus costs at most
+// History closes.
 func (p *Partition) Advance(fn func(idx int64, closed []*Series) error) error {
 	p.sort()
+	if p.Ready() {
+		p.skipGap()
+	}
 	for p.Ready() {
 		idx := p.lastClosed + 1
 		season := p.spec.Season(idx)
@@ -217,9 +249,9 @@ func (p *Partition) Advance(fn func(idx int64, closed []*Series) error) error {
 			}
 			// A series restored from an older state may lag: close the
 			// buckets it missed, then this one.
-			for s.closed < idx {
-				next := s.closed + 1
-				s.close(next, p.seasonOf(next, idx, season), &p.cfg)
+			p.catchUp(s, idx-1)
+			if s.closed < idx {
+				s.close(idx, season, &p.cfg)
 			}
 			p.closing = append(p.closing, s)
 		}
@@ -247,11 +279,38 @@ func (p *Partition) AdvanceTo(wm time.Time, fn func(idx int64, closed []*Series)
 	return p.Advance(fn)
 }
 
-func (p *Partition) seasonOf(i, idx int64, season int) int {
-	if i == idx {
-		return season
+// skipGap closes without reporting the buckets the watermark has passed
+// but for the last History, when there are more.
+func (p *Partition) skipGap() {
+	last := p.spec.Index(p.watermarkTime()) - 1 // the last bucket whose end the watermark reached
+	to := last - int64(p.cfg.History)
+	if to <= p.lastClosed {
+		return
 	}
-	return p.spec.Season(i)
+	for _, s := range p.series {
+		if s.first <= to {
+			p.catchUp(s, to)
+		}
+	}
+	p.skipped += to - p.lastClosed
+	p.setLastClosed(to)
+}
+
+// catchUp closes a series' buckets up to and including to. Of a run of
+// buckets without sales longer than the series' history, only the last
+// History close one by one; the ones before are skipped (see Series.skip).
+func (p *Partition) catchUp(s *Series, to int64) {
+	for s.closed < to {
+		end := to // the end of the run of buckets without sales from s.closed+1
+		if len(s.open) > 0 && s.open[0].idx <= to {
+			end = s.open[0].idx - 1
+		}
+		if n := end - s.closed - int64(len(s.ring)); n > 0 {
+			s.skip(n)
+		}
+		next := s.closed + 1
+		s.close(next, p.spec.Season(next), &p.cfg)
+	}
 }
 
 func (p *Partition) setLastClosed(idx int64) {

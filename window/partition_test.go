@@ -432,3 +432,106 @@ func BenchmarkSeriesMemory(b *testing.B) {
 		runtime.KeepAlive(p)
 	}
 }
+
+// TestSeriesAheadOfPartition loads a series whose state has closed more
+// buckets than its partition, as after a crash that stored the series but
+// not the partition's commit point: an event in a bucket the series has
+// closed is late even though the partition's watermark would take it, and
+// the series' later buckets keep their sales.
+func TestSeriesAheadOfPartition(t *testing.T) {
+	ahead := newTestPartition(t, Config{Width: Day})
+	for d, q := range []float64{1, 2, 3} {
+		ahead.Add([]byte("s/a"), sale(at(float64(d), 10), q))
+	}
+	ahead.Advance(func(int64, []*Series) error { return nil }) // closes days 0 and 1
+	src := ahead.Series("s/a")
+	state, _ := src.AppendBinary(nil)
+	var ring []IndexedBucket
+	for i := range src.Len() {
+		ring = append(ring, IndexedBucket{Index: src.Closed() - int64(src.Len()) + 1 + int64(i), Bucket: src.At(i)})
+	}
+
+	p := newTestPartition(t, Config{Width: Day})
+	p.Add([]byte("s/b"), sale(at(0, 12), 1)) // the partition has closed nothing
+	s, err := p.DecodeSeries(state, ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Add([]byte("s/a"), sale(at(1, 15), 5)); !errors.Is(err, ErrLate) {
+		t.Fatalf("an event in a bucket the series closed: Add = %v, want ErrLate", err)
+	}
+	if _, err := p.Add([]byte("s/a"), sale(at(2, 15), 4)); err != nil {
+		t.Fatal(err)
+	}
+	p.Add([]byte("s/b"), sale(at(3, 12), 1))
+	if err := p.Advance(func(int64, []*Series) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.QtyTo(nil, 10); !slices.Equal(got, []float64{1, 2, 7}) {
+		t.Errorf("s/a buckets %v, want [1 2 7]", got)
+	}
+	if open := s.Open(nil); len(open) != 0 {
+		t.Errorf("s/a has buckets stuck open: %+v", open)
+	}
+}
+
+// TestWatermarkJump moves the watermark by hundreds of thousands of
+// buckets at once, from a first event stamped 1970 to one in 2024: only
+// the last History buckets are reported closed, the series' counts still
+// cover the whole gap, and the bucket changes to store stay within the
+// history. A series revived from a state far behind catches up the same
+// way. Before, every bucket in the gap was closed and reported in turn.
+func TestWatermarkJump(t *testing.T) {
+	const history = 28
+	p := newTestPartition(t, Config{Width: Hour, History: history})
+	epoch := time.Date(1970, 1, 1, 0, 30, 0, 0, time.UTC)
+	if _, err := p.Add([]byte("s/old"), sale(epoch, 3)); err != nil {
+		t.Fatal(err)
+	}
+	old := p.Series("s/old")
+	stale, _ := old.AppendBinary(nil) // as evicted before the jump, with no closed bucket
+	now := time.Date(2024, 1, 1, 0, 30, 0, 0, time.UTC)
+	if _, err := p.Add([]byte("s/new"), sale(now, 1)); err != nil {
+		t.Fatal(err)
+	}
+	reported := 0
+	if err := p.Advance(func(int64, []*Series) error { reported++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	gap := p.spec.Index(now) - p.spec.Index(epoch)
+	if reported != history {
+		t.Errorf("%d closes reported for a jump of %d buckets, want the last %d", reported, gap, history)
+	}
+	checkCaughtUp := func(s *Series, closed int64) {
+		t.Helper()
+		f := s.Features()
+		if s.Closed() != closed || f.Buckets != gap || f.SinceSale != gap-1 || f.ZeroShare != float64(gap-1)/float64(gap) {
+			t.Errorf("%s: closed %d, features %+v; want closed %d, %d buckets, %d since the sale", s.ID(), s.Closed(), f, closed, gap, gap-1)
+		}
+		if got := s.QtyTo(nil, history); len(got) != history || slices.Max(got) != 0 {
+			t.Errorf("%s: history %v, want %d zeros", s.ID(), got, history)
+		}
+		var sets, dels int
+		s.Changes(func(int64, Bucket) { sets++ }, func(int64) { dels++ })
+		if sets != history || dels != 0 {
+			t.Errorf("%s: %d buckets to store and %d to delete, want %d and none stored before", s.ID(), sets, dels, history)
+		}
+	}
+	checkCaughtUp(old, p.spec.Index(now)-1)
+	if n := p.Skipped(); n != gap-history {
+		t.Errorf("Skipped = %d, want %d", n, gap-history)
+	}
+
+	// The series comes back from its state before the jump.
+	p.Evict(old)
+	revived, err := p.DecodeSeries(stale, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Add([]byte("s/new"), sale(now.Add(time.Hour), 1))
+	if err := p.Advance(func(int64, []*Series) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	gap++
+	checkCaughtUp(revived, p.spec.Index(now))
+}

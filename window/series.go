@@ -140,7 +140,9 @@ func (s *Series) QtyTo(dst []float64, k int) []float64 {
 // that way, writing each bucket once.
 func (s *Series) Changes(set func(idx int64, b Bucket), del func(idx int64)) {
 	history := int64(len(s.ring))
-	for idx := max(s.saved-history+1, s.first); idx <= s.closed-history; idx++ {
+	// Buckets after saved were never reported, and after a gap (see skip)
+	// most of those before closed-history were not either.
+	for idx := max(s.saved-history+1, s.first); idx <= min(s.closed-history, s.saved); idx++ {
 		del(idx)
 	}
 	oldest := s.closed - int64(s.n) + 1
@@ -148,6 +150,39 @@ func (s *Series) Changes(set func(idx int64, b Bucket), del func(idx int64)) {
 		set(idx, s.At(int(idx-oldest)))
 	}
 	s.saved = s.closed
+}
+
+// Activity is what a series' idleness is judged by (see
+// Partition.IdleFor), and which of its closed buckets a caller storing
+// them (see Changes) has stored.
+type Activity struct {
+	// First is the series' first bucket and LastSale its last bucket with
+	// sales, closed or open, First-1 when none sold.
+	First, LastSale int64
+	// LastOpen is its last open bucket, or its last closed one when none
+	// is open. An evicted series' open buckets stay open until its next
+	// event, however far the partition has closed.
+	LastOpen int64
+	// Stored is the range of closed buckets Changes has reported and not
+	// yet deleted, empty when From > To.
+	Stored struct{ From, To int64 }
+}
+
+// Activity returns the series' activity.
+func (s *Series) Activity() Activity { return s.activity(s.saved, int64(len(s.ring))) }
+
+// activity returns the series' activity when the buckets up to saved of
+// a history of the given length are stored.
+func (s *Series) activity(saved, history int64) Activity {
+	a := Activity{First: s.first, LastSale: s.closed - s.sinceSale, LastOpen: s.closed}
+	for _, o := range s.open {
+		if o.qty != 0 {
+			a.LastSale = o.idx
+		}
+		a.LastOpen = o.idx
+	}
+	a.Stored.From, a.Stored.To = max(s.first, saved-history+1), saved
+	return a
 }
 
 // OpenBucket is the partial total of a bucket that has not closed yet.
@@ -214,6 +249,18 @@ func (s *Series) close(idx int64, season int, cfg *Config) Bucket {
 	s.push(b)
 	s.update(b.Qty, season, cfg)
 	return b
+}
+
+// skip closes the next n buckets, which must have no sales, at once: they
+// count in Buckets, ZeroShare and SinceSale, but the smoothed features
+// (Holt level and trend, seasonal profile) and the ring do not see them.
+// Callers close at least History more buckets one by one right after, so
+// the ring and the smoothed features see a full history of zeros.
+func (s *Series) skip(n int64) {
+	s.closed += n
+	s.buckets += n
+	s.zeros += n
+	s.sinceSale += n
 }
 
 func (s *Series) push(b Bucket) {

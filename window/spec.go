@@ -45,6 +45,19 @@ func (w Width) String() string {
 	return fmt.Sprintf("Width(%d)", uint8(w))
 }
 
+// Longest returns the longest a bucket of this width lasts: an hour, 25
+// hours for a day and 169 hours for a week that span a daylight-saving
+// change.
+func (w Width) Longest() time.Duration {
+	switch w {
+	case Hour:
+		return time.Hour
+	case Day:
+		return 25 * time.Hour
+	}
+	return 169 * time.Hour
+}
+
 // Spec maps event times to bucket indexes and back. The zero Spec is not
 // valid; build one with NewSpec. A Spec is an immutable value and safe for
 // concurrent use.

@@ -171,6 +171,16 @@ func bare(ctx context.Context, brokers, topic string) error {
 	return nil
 }
 
+// freeAddr returns a local address no one listens on now.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
 // run starts trendstream run and waits until its metrics show every record
 // consumed and committed. With a profile path, it also saves a CPU profile
 // of the first three seconds after the processor is ready.
@@ -179,19 +189,21 @@ func run(ctx context.Context, brokers, topic, bin, stateDir, extra, profile stri
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
 		return err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	// A group of its own per run: a changelog left by an earlier run
 	// would otherwise hand the new state directory the finished state.
 	group := fmt.Sprintf("ingestbench-%d", time.Now().UnixNano())
 	args := []string{"run", "--brokers", brokers, "--input-topic", topic, "--state-dir", stateDir,
-		"--group", group, "--http-addr", addr, "--max-future", "-1s", "--log-level", "warn"}
+		"--group", group, "--http-addr", addr, "--max-future", "-1s", "--max-past", "-1s", "--log-level", "warn"}
+	pprofAddr := ""
 	if profile != "" {
-		args = append(args, "--pprof")
+		if pprofAddr, err = freeAddr(); err != nil {
+			return err
+		}
+		args = append(args, "--pprof-addr", pprofAddr)
 	}
 	args = append(args, strings.Fields(extra)...)
 	cmd := exec.Command(bin, args...)
@@ -222,7 +234,7 @@ func run(ctx context.Context, brokers, topic, bin, stateDir, extra, profile stri
 	}
 	profiled := make(chan error, 1)
 	if profile != "" {
-		go func() { profiled <- saveProfile("http://"+addr+"/debug/pprof/profile?seconds=3", profile) }()
+		go func() { profiled <- saveProfile("http://"+pprofAddr+"/debug/pprof/profile?seconds=3", profile) }()
 	} else {
 		profiled <- nil
 	}

@@ -72,7 +72,7 @@ func TestScaleOutChaos(t *testing.T) {
 		in := &instance{addr: kafkatest.FreeAddr(t)}
 		in.child = startChild(t, filepath.Join(dir, fmt.Sprintf("run%d.log", i)), "run", "--brokers", brokers[0],
 			"--group", "chaos", "--state-dir", filepath.Join(dir, fmt.Sprintf("state%d", i)), "--http-addr", in.addr,
-			"--session-timeout", "2s", "--max-future", "-1s", "--batch-size", "100", "--model", "tsb")
+			"--session-timeout", "2s", "--max-future", "-1s", "--max-past", "-1s", "--batch-size", "100", "--model", "tsb")
 		mu.Lock()
 		insts = append(insts, in)
 		mu.Unlock()

@@ -175,7 +175,7 @@ func TestCrashRecovery(t *testing.T) {
 	stateDir, logPath := filepath.Join(dir, "state"), filepath.Join(dir, "run.log")
 	httpAddr := kafkatest.FreeAddr(t)
 	args := []string{"run", "--brokers", brokers[0], "--state-dir", stateDir, "--http-addr", httpAddr,
-		"--session-timeout", "1s", "--max-future", "-1s", "--batch-size", "64", "--log-level", "debug"}
+		"--session-timeout", "1s", "--max-future", "-1s", "--max-past", "-1s", "--batch-size", "64", "--log-level", "debug"}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

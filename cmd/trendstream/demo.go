@@ -55,10 +55,11 @@ the processor's HTTP API answers; the addresses are printed at start.
 }
 
 // demoConfig returns the processor defaults of the demo: the generator
-// runs ahead of the clock.
+// runs ahead of the clock from a backfill that --backfill may make older
+// than the default --max-past.
 func demoConfig() stream.Config {
 	cfg := stream.DefaultConfig()
-	cfg.Limits.MaxFuture = -1
+	cfg.Limits.MaxFuture, cfg.Limits.MaxPast = -1, -1
 	return cfg
 }
 

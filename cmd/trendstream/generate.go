@@ -21,7 +21,8 @@ with weekly seasonality, trends, price changes, promotions that lift sales,
 launches and discontinuations. It first sends --backfill of history as fast
 as possible, then runs at --speed (event time per wall-clock time), ahead of
 the clock when speed > 1: run the processor with --max-future -1s to accept
-that. The --out-of-order, --late, --duplicate and --malformed shares alter
+that, and with --max-past -1s if the backfill reaches further back than
+--max-past (30 days) or the topic is replayed later. The --out-of-order, --late, --duplicate and --malformed shares alter
 records to exercise lateness, the dead-letter topic and deduplication.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -30,7 +30,7 @@ func TestKcatClient(t *testing.T) {
 	broker := startChild(t, filepath.Join(dir, "broker.log"), "broker", "--listen", brokerAddr, "--partitions", "3")
 	defer broker.kill()
 	run := startChild(t, filepath.Join(dir, "run.log"), "run", "--brokers", brokerAddr, "--state-dir", filepath.Join(dir, "state"),
-		"--http-addr", httpAddr, "--partitions", "3", "--max-future", "-1s")
+		"--http-addr", httpAddr, "--partitions", "3", "--max-future", "-1s", "--max-past", "-1s")
 	defer run.kill()
 	waitReady(t, run, httpAddr)
 

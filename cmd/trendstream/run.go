@@ -36,7 +36,8 @@ letters are delivered at least once.
 
 HTTP on --http-addr: the web console at /, /healthz, /readyz, /metrics and
 GET /v1/series/{store}/{sku}; --http-tls-cert and --http-tls-key serve it
-over TLS, --http-token-file requires a bearer token (or a console sign-in).`,
+over TLS, --http-token-file requires a bearer token (or a console sign-in).
+Go profiles under /debug/pprof/ on --pprof-addr, if given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v, log, err := setup(cmd)
@@ -55,8 +56,11 @@ over TLS, --http-token-file requires a bearer token (or a console sign-in).`,
 			if err != nil {
 				return err
 			}
-			if v.GetBool("pprof") {
-				svc.enablePprof()
+			if addr := v.GetString("pprof-addr"); addr != "" {
+				if err := svc.servePprof(addr); err != nil {
+					svc.shutdown()
+					return err
+				}
 			}
 			return svc.run(cmd.Context())
 		},
@@ -68,6 +72,7 @@ over TLS, --http-token-file requires a bearer token (or a console sign-in).`,
 	fs.String("input-topic", def.InputTopic, "topic of sales events")
 	fs.String("output-topic", def.OutputTopic, "topic forecasts are published to")
 	fs.String("dlq-topic", def.DLQTopic, "topic rejected records are sent to")
+	fs.Int("dlq-max-bytes", def.DLQMaxBytes, "most bytes of a rejected record's key, and of its value, a dead letter carries; longer ones are cut, with the original's size and SHA-256 in headers (at most 262144)")
 	fs.Int("partitions", def.Partitions, "partitions of the input topic if run creates it")
 	fs.Int("replication-factor", def.ReplicationFactor, "replicas of the topics run creates (0: the brokers' default.replication.factor)")
 	fs.Bool("create-topics", !def.NoCreateTopics, "create missing input, output, dead-letter and changelog topics at start-up")
@@ -80,18 +85,22 @@ over TLS, --http-token-file requires a bearer token (or a console sign-in).`,
 	addHTTPFlags(fs)
 	addProcessingFlags(fs, def.Config)
 	fs.String("late-policy", string(def.LatePolicy), "what happens to events behind the watermark: dlq or drop (both counted)")
-	fs.Duration("dedup-horizon", def.DedupHorizon, "event time during which a repeated event_id is dropped as a duplicate")
+	fs.Duration("dedup-horizon", def.DedupHorizon, "event time during which a repeated event_id is dropped as a duplicate; at least the longest bucket (25h for 1d, 169h for 1w), or 0 to turn deduplication off")
+	fs.Int("dedup-max-ids", def.DedupMaxIDs, "event ids remembered per partition, about 50 bytes each; beyond it the oldest event-time hours are forgotten early (counted in dedup_forgotten_total) (0: no cap)")
 	fs.Float64("min-qty", def.Limits.MinQty, "smallest accepted quantity (negative accepts returns)")
 	fs.Float64("max-qty", def.Limits.MaxQty, "largest accepted quantity")
 	fs.Duration("max-future", def.Limits.MaxFuture, "how far past the wall clock an event time may be (negative disables)")
+	fs.Duration("max-past", def.Limits.MaxPast, "how far before the wall clock an event time may be (negative disables, for replays of history)")
 	fs.Int("max-bytes", def.Limits.MaxBytes, "largest accepted event payload in bytes")
 	fs.String("start-offset", string(def.StartOffset), "where a partition without local state starts: earliest or latest")
 	fs.Int("checkpoint-every", def.CheckpointEvery, "bucket closes between checkpoints of the learners into a partition's state commit (revocation and shutdown always checkpoint)")
+	fs.Duration("retire-after", def.RetireAfter, "event time without a sale after which a series' state, buckets and latest forecast are deleted; its next event starts it afresh (0: never)")
 	fs.Int("max-series", def.MaxSeries, "series kept in memory per partition; the least recently updated beyond it are evicted to the state store until their next event (0: no cap)")
 	fs.Int("batch-size", def.BatchSize, "most records processed per state commit")
 	fs.Duration("batch-wait", def.BatchWait, "how long a batch waits for more records once it has one")
+	fs.Duration("idle-timeout", def.IdleTimeout, "time without input after which a partition's watermark follows the wall clock minus the lateness, closing its buckets; not while it has unread records or replays history (0: never)")
 	fs.Duration("session-timeout", def.SessionTimeout, "consumer group session timeout: how soon a crashed member's partitions move")
-	fs.Bool("pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address")
+	fs.String("pprof-addr", "", "address of a second HTTP server with Go profiles under /debug/pprof/, apart from the unauthenticated API (empty: none)")
 	return cmd
 }
 
@@ -155,6 +164,7 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 	cfg.InputTopic = v.GetString("input-topic")
 	cfg.OutputTopic = v.GetString("output-topic")
 	cfg.DLQTopic = v.GetString("dlq-topic")
+	cfg.DLQMaxBytes = v.GetInt("dlq-max-bytes")
 	cfg.Partitions = v.GetInt("partitions")
 	cfg.ReplicationFactor = v.GetInt("replication-factor")
 	cfg.NoCreateTopics = !v.GetBool("create-topics")
@@ -166,18 +176,22 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 	cfg.Limits.MinQty = v.GetFloat64("min-qty")
 	cfg.Limits.MaxQty = v.GetFloat64("max-qty")
 	cfg.Limits.MaxFuture = v.GetDuration("max-future")
+	cfg.Limits.MaxPast = v.GetDuration("max-past")
 	cfg.LatePolicy = pipeline.LatePolicy(v.GetString("late-policy"))
 	cfg.DedupHorizon = v.GetDuration("dedup-horizon")
+	cfg.DedupMaxIDs = v.GetInt("dedup-max-ids")
 	cfg.StartOffset = stream.StartOffset(v.GetString("start-offset"))
 	cfg.BatchSize = v.GetInt("batch-size")
 	cfg.BatchWait = v.GetDuration("batch-wait")
 	cfg.MaxSeries = v.GetInt("max-series")
+	cfg.RetireAfter = v.GetDuration("retire-after")
 	cfg.SessionTimeout = v.GetDuration("session-timeout")
+	cfg.IdleTimeout = v.GetDuration("idle-timeout")
 	cfg.Logger = log
 	return cfg, nil
 }
 
-// service is a processor with its state store and HTTP server.
+// service is a processor with its state store and HTTP servers.
 type service struct {
 	log     *slog.Logger
 	db      *state.DB
@@ -186,8 +200,24 @@ type service struct {
 	srv     *http.Server
 	console *console.Server // nil without the console
 	addr    string
-	served  chan error
+	pprof   *http.Server // nil unless servePprof started it
+	// pprofAddr is the address pprof listens on.
+	pprofAddr string
+	served    chan error // one result per server started
 }
+
+// Timeouts of the HTTP API: a client cannot hold a connection, send its
+// headers or read an answer for longer. The API's answers are small; the
+// console's live streams set their own deadline per event.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+	// pprofWriteTimeout leaves room for CPU profiles and traces of up to
+	// a few minutes (?seconds=).
+	pprofWriteTimeout = 5 * time.Minute
+)
 
 // startService opens the state store, builds the processor and starts
 // serving HTTP as web says; run then processes until its context ends. reg
@@ -213,7 +243,7 @@ func startService(log *slog.Logger, cfg stream.Config, stateDir string, web webC
 		db.Close()
 		return nil, fmt.Errorf("--http-addr: %w", err)
 	}
-	s := &service{log: log, db: db, proc: proc, addr: ln.Addr().String(), served: make(chan error, 1), mux: http.NewServeMux()}
+	s := &service{log: log, db: db, proc: proc, addr: ln.Addr().String(), served: make(chan error, 2), mux: http.NewServeMux()}
 	s.mux.Handle("/", proc.Handler(reg))
 	handler, err := s.webHandler(web, reg)
 	if err != nil {
@@ -221,8 +251,9 @@ func startService(log *slog.Logger, cfg stream.Config, stateDir string, web webC
 		db.Close()
 		return nil, err
 	}
-	s.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, TLSConfig: tc}
-	go func() { s.served <- s.serve(ln) }()
+	s.srv = &http.Server{Handler: handler, TLSConfig: tc, ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout}
+	s.serve(s.srv, ln)
 	cfg = proc.Config()
 	log.Info("processing", "brokers", cfg.Brokers, "group", cfg.Group, "input", cfg.InputTopic,
 		"output", cfg.OutputTopic, "dlq", cfg.DLQTopic, "state_dir", stateDir, "http", s.baseURL(),
@@ -231,37 +262,63 @@ func startService(log *slog.Logger, cfg stream.Config, stateDir string, web webC
 	return s, nil
 }
 
-// enablePprof serves the runtime profiles under /debug/pprof/.
-func (s *service) enablePprof() {
-	s.mux.HandleFunc("/debug/pprof/", pprof.Index)
-	s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+// servePprof serves the runtime profiles under /debug/pprof/ on addr, a
+// server of their own: they reveal the process's internals and take
+// long to answer, so they stay off the API's address, guard and timeouts.
+func (s *service) servePprof(addr string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		WriteTimeout: pprofWriteTimeout, IdleTimeout: idleTimeout}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof-addr: %w", err)
+	}
+	s.serve(srv, ln)
+	s.pprof, s.pprofAddr = srv, ln.Addr().String()
+	s.log.Info("serving Go profiles", "pprof", s.pprofAddr)
+	return nil
 }
 
 // run processes until ctx ends, then shuts down in order: the processor
 // leaves the group after committing its partitions, the console's live
-// streams end (they would hold the HTTP server's shutdown up), the HTTP
-// server stops, the state store closes.
+// streams end (they would hold the HTTP server's shutdown up), then the
+// servers and the store stop (see shutdown).
 func (s *service) run(ctx context.Context) error {
 	stopConsole := s.startConsole(ctx)
 	runErr := s.proc.Run(ctx)
 	stopConsole()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.srv.Shutdown(sctx); err != nil {
-		s.log.Warn("stopping HTTP server", "err", err)
-	}
-	if err := <-s.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		s.log.Warn("HTTP server", "err", err)
-	}
-	closeErr := s.db.Close()
+	closeErr := s.shutdown()
 	if runErr != nil {
 		return runErr
 	}
 	s.log.Info("stopped cleanly")
 	return closeErr
+}
+
+// shutdown stops the HTTP servers, then closes the state store.
+func (s *service) shutdown() error {
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	servers := []*http.Server{s.srv}
+	if s.pprof != nil {
+		servers = append(servers, s.pprof)
+	}
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil {
+			s.log.Warn("stopping HTTP server", "err", err)
+		}
+	}
+	for range servers {
+		if err := <-s.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Warn("HTTP server", "err", err)
+		}
+	}
+	return s.db.Close()
 }
 
 // newRegistry returns a metrics registry with Go runtime and process

@@ -108,12 +108,16 @@ func (s *service) webHandler(w webConfig, g prometheus.Gatherer) (http.Handler, 
 	return guard.Wrap(s.mux), nil
 }
 
-// serve serves HTTP on ln, over TLS when the server has a certificate.
-func (s *service) serve(ln net.Listener) error {
-	if s.srv.TLSConfig != nil {
-		return s.srv.ServeTLS(ln, "", "")
-	}
-	return s.srv.Serve(ln)
+// serve serves srv on ln, over TLS when srv has a certificate, until it
+// is shut down; its result goes to s.served.
+func (s *service) serve(srv *http.Server, ln net.Listener) {
+	go func() {
+		if srv.TLSConfig != nil {
+			s.served <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		s.served <- srv.Serve(ln)
+	}()
 }
 
 // baseURL is the server's address as a URL.
