@@ -41,8 +41,10 @@
 #           write_bytes: Badger's WAL, L0 flushes, compactions and value
 #           log; the process writes no other files). Badger's logical
 #           writes, keys and values, are what the changelog carries.
-# and the CPU seconds trendstream and the broker used meanwhile. Timings on
-# shared machines are noisy: compare ratios within one run.
+# and the CPU seconds trendstream and the broker used meanwhile (less
+# sensitive than rates to other load on the machine; together they show
+# how much of the two cores the pair used). Timings on shared machines are
+# noisy: compare ratios within one run.
 #
 # Settings (environment):
 #   WORKLOADS  workloads to run, in order (default "W1 W2 W3")
@@ -155,11 +157,11 @@ $3 == "trendstream" {
 	kafka[k] += field("out_bytes") + field("changelog_bytes") + field("dlq_bytes")
 	outb[k] += field("out_bytes"); clb[k] += field("changelog_bytes")
 	disk[k] += field("disk_write_bytes")
-	cpu[k] += field("cpu_seconds"); bcpu[k] += field("broker_cpu_seconds"); secs[k] += field("seconds")
+	cpu[k] += field("cpu_seconds"); bcpu[k] += field("broker_cpu_seconds")
 }
 END {
 	print ""
-	print "| workload | config | records/s | bare Reader records/s | ratio | peak RSS MiB | closes | forecasts | Kafka KiB/close (forecasts + changelog) | Badger disk KiB/close | CPU cores trendstream / broker |"
+	print "| workload | config | records/s | bare Reader records/s | ratio | peak RSS MiB | closes | forecasts | Kafka KiB/close (forecasts + changelog) | Badger disk KiB/close | CPU s trendstream / broker |"
 	print "|---|---|---|---|---|---|---|---|---|---|---|"
 	for (i = 1; i <= nw; i++) {
 		w = order[i]; b = bare[w] / nbare[w]
@@ -167,10 +169,10 @@ END {
 			k = w SUBSEP c
 			if (!(k in n)) continue
 			m = n[k]; cl = closes[k] / m
-			printf "| %s | %s | %.0f | %.0f | %.3f | %.0f | %.0f | %.0f | %.0f (%.0f + %.0f) | %.0f | %.2f / %.2f |\n",
+			printf "| %s | %s | %.0f | %.0f | %.3f | %.0f | %.0f | %.0f | %.0f (%.0f + %.0f) | %.0f | %.1f / %.1f |\n",
 				w, cfg[c], rate[k] / m, b, rate[k] / m / b, rss[k], cl, fcs[k] / m,
 				kafka[k] / m / cl / 1024, outb[k] / m / cl / 1024, clb[k] / m / cl / 1024, disk[k] / m / cl / 1024,
-				cpu[k] / secs[k], bcpu[k] / secs[k]
+				cpu[k] / m, bcpu[k] / m
 		}
 	}
 	print ""
