@@ -20,10 +20,14 @@
 #       in-memory broker to hold and an hour to run. W3 is also the only one
 #       of W1-W3 in which the LSTM trains: it needs window + horizon = 84
 #       buckets of history.
-#   W4  the scale run: 100,000 series over 90 days with 20 events each
-#       (2,000,000 events; 89 closes of 12,500 series per partition, 8.9
-#       million series closes; about half an hour on 2 cores). Only when
-#       named in WORKLOADS.
+#   W4  the scale run: 100,000 series over 90 days, 120 events each
+#       (12,000,000 events, 1.3 per series and day): 89 closes of 12,500
+#       series per partition, 8.9 million series closes, 33 times W1's; the
+#       LSTM trains in the last closes. Fewer events would not be cheaper:
+#       a batch (--batch-size records) would span more closes, and
+#       trendstream holds a batch's forecasts in memory until it commits
+#       (at 20 events per series, 18 closes of 12,500 series: over 10 GB).
+#       Only when named in WORKLOADS.
 #
 # Each workload gets a fresh broker and topic: it pre-produces the events,
 # then reads them alternately with the bare consumer (a kafka-go Reader
@@ -68,7 +72,7 @@ workload() {
 	W1) echo 2000000 10000 28 ;;
 	W2) echo 2000000 10000 2 ;;
 	W3) echo 2000000 1000 28 --bucket 1h ;;
-	W4) echo 2000000 100000 90 ;;
+	W4) echo 12000000 100000 90 ;;
 	*)
 		echo "unknown workload $1 (have W1 W2 W3 W4)" >&2
 		return 1
