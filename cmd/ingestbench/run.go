@@ -116,11 +116,13 @@ func run(ctx context.Context, rc *runConfig) error {
 		return err
 	}
 	pid := cmd.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	stopped := false
 	defer func() {
 		if !stopped {
 			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
+			<-exited
 		}
 	}()
 	base := "http://" + addr
@@ -138,6 +140,10 @@ func run(ctx context.Context, rc *runConfig) error {
 		if time.Since(began) > time.Minute {
 			return fmt.Errorf("trendstream not ready after a minute")
 		}
+		if err := exitedEarly(exited); err != nil {
+			stopped = true
+			return err
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	cpu0, bcpu0 := cpuSeconds(pid), cpuSeconds(rc.brokerPID)
@@ -149,6 +155,10 @@ func run(ctx context.Context, rc *runConfig) error {
 	for {
 		if scrape(base)["trendstream_committed_offset"] >= float64(total) {
 			break
+		}
+		if err := exitedEarly(exited); err != nil {
+			stopped = true
+			return err
 		}
 		if time.Since(first) > rc.timeout {
 			return fmt.Errorf("timed out at %v of %d records", scrape(base)["trendstream_committed_offset"], total)
@@ -211,13 +221,24 @@ func run(ctx context.Context, rc *runConfig) error {
 	}
 	stopped = true
 	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
+	if err := <-exited; err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) {
 			return err
 		}
 	}
 	return nil
+}
+
+// exitedEarly returns an error when the process has exited, which it
+// should not before it is told to.
+func exitedEarly(exited <-chan error) error {
+	select {
+	case err := <-exited:
+		return fmt.Errorf("trendstream exited before consuming every record: %v", err)
+	default:
+		return nil
+	}
 }
 
 func sum(m map[int32]int64) (n int64) {
