@@ -41,7 +41,9 @@
 # run; then once with kafka-go's Conn.ReadBatch alone, trendstream's own
 # way of fetching. It prints every run's line (see cmd/ingestbench) and a
 # table per workload and configuration: mean rates, their ratio, the
-# largest peak RSS, bucket closes (of a partition), and bytes per close:
+# largest peak RSS (VmHWM; in parentheses the largest RssAnon, without the
+# Badger files the process maps), bucket closes (of a partition), and
+# bytes per close:
 #   Kafka   RecordBatch bytes the broker stores for the run's forecast and
 #           changelog topics (kfake's log size; the broker counts and trims
 #           them every 5 s, as retention would, to bound its memory).
@@ -162,6 +164,7 @@ $3 == "trendstream" {
 	k = field("workload") SUBSEP field("config"); n[k]++
 	rate[k] += field("per_second")
 	if (field("peak_rss_mib") > rss[k]) rss[k] = field("peak_rss_mib")
+	if (field("peak_anon_mib") > anon[k]) anon[k] = field("peak_anon_mib")
 	closes[k] += field("closes"); fcs[k] += field("forecasts")
 	kafka[k] += field("out_bytes") + field("changelog_bytes") + field("dlq_bytes")
 	outb[k] += field("out_bytes"); clb[k] += field("changelog_bytes")
@@ -170,7 +173,7 @@ $3 == "trendstream" {
 }
 END {
 	print ""
-	print "| workload | config | records/s | bare Reader records/s | ratio | peak RSS MiB | closes | forecasts | Kafka KiB/close (forecasts + changelog) | Badger disk KiB/close | CPU s trendstream / broker |"
+	print "| workload | config | records/s | bare Reader records/s | ratio | peak RSS MiB (anon) | closes | forecasts | Kafka KiB/close (forecasts + changelog) | Badger disk KiB/close | CPU s trendstream / broker |"
 	print "|---|---|---|---|---|---|---|---|---|---|---|"
 	for (i = 1; i <= nw; i++) {
 		w = order[i]; b = bare[w] / nbare[w]
@@ -178,8 +181,8 @@ END {
 			k = w SUBSEP c
 			if (!(k in n)) continue
 			m = n[k]; cl = closes[k] / m
-			printf "| %s | %s | %.0f | %.0f | %.3f | %.0f | %.0f | %.0f | %.0f (%.0f + %.0f) | %.0f | %.1f / %.1f |\n",
-				w, cfg[c], rate[k] / m, b, rate[k] / m / b, rss[k], cl, fcs[k] / m,
+			printf "| %s | %s | %.0f | %.0f | %.3f | %.0f (%.0f) | %.0f | %.0f | %.0f (%.0f + %.0f) | %.0f | %.1f / %.1f |\n",
+				w, cfg[c], rate[k] / m, b, rate[k] / m / b, rss[k], anon[k], cl, fcs[k] / m,
 				kafka[k] / m / cl / 1024, outb[k] / m / cl / 1024, clb[k] / m / cl / 1024, disk[k] / m / cl / 1024,
 				cpu[k] / m, bcpu[k] / m
 		}

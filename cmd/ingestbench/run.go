@@ -43,7 +43,10 @@ var metricsClient = &http.Client{Transport: &http.Transport{DisableCompression: 
 // consumed and committed. It then prints one line of key=value fields:
 //
 //   - records, seconds (from readiness to the last commit), per_second,
-//     startup_seconds, peak_rss_mib (VmHWM) and cpu_seconds (user and
+//     startup_seconds, peak_rss_mib (VmHWM), peak_anon_mib (the largest
+//     RssAnon seen while polling: the RSS without file pages, which
+//     include the Badger tables and logs the process maps) and
+//     file_rss_mib (RssFile at the end), cpu_seconds (user and
 //     system time of the process while processing), and broker_cpu_seconds,
 //     the broker's in the same time, when its process id is known;
 //   - from trendstream's metrics: closes (bucket closes of a partition),
@@ -152,7 +155,9 @@ func run(ctx context.Context, rc *runConfig) error {
 		prof = startProfiler(base, rc.profile)
 	}
 	lastTrim := time.Now()
+	var peakAnon float64
 	for {
+		peakAnon = max(peakAnon, procField(pid, "status", "RssAnon")/1024)
 		if scrape(base)["trendstream_committed_offset"] >= float64(total) {
 			break
 		}
@@ -178,6 +183,8 @@ func run(ctx context.Context, rc *runConfig) error {
 	end := time.Now()
 	cpu, bcpu := cpuSeconds(pid)-cpu0, cpuSeconds(rc.brokerPID)-bcpu0
 	rss := peakRSS(pid)
+	peakAnon = max(peakAnon, procField(pid, "status", "RssAnon")/1024)
+	rssFile := procField(pid, "status", "RssFile") / 1024
 	written := ioWriteBytes(pid)
 	m := scrape(base)
 	var kbytes map[string]int64
@@ -195,11 +202,11 @@ func run(ctx context.Context, rc *runConfig) error {
 	}
 	disk := dirBlocks(rc.stateDir)
 	el := end.Sub(first).Seconds()
-	fmt.Printf("trendstream records=%d seconds=%.2f per_second=%.0f peak_rss_mib=%.0f startup_seconds=%.2f cpu_seconds=%.1f broker_cpu_seconds=%.1f"+
+	fmt.Printf("trendstream records=%d seconds=%.2f per_second=%.0f peak_rss_mib=%.0f peak_anon_mib=%.0f file_rss_mib=%.0f startup_seconds=%.2f cpu_seconds=%.1f broker_cpu_seconds=%.1f"+
 		" closes=%.0f forecasts=%.0f batches=%.0f close_s=%.2f commit_s=%.2f write_s=%.2f train_s=%.2f train_steps=%.0f dlq=%.0f"+
 		" out_bytes=%d out_records=%d changelog_bytes=%d changelog_records=%d dlq_bytes=%d trims=%d"+
 		" disk_write_bytes=%d state_sst_bytes=%d state_vlog_bytes=%d state_mem_bytes=%d state_other_bytes=%d\n",
-		total, el, float64(total)/el, rss, first.Sub(began).Seconds(), cpu, bcpu,
+		total, el, float64(total)/el, rss, peakAnon, rssFile, first.Sub(began).Seconds(), cpu, bcpu,
 		m["trendstream_bucket_closes_total"], m["trendstream_forecasts_published_total"], m["trendstream_batches_committed_total"],
 		m["trendstream_bucket_close_seconds_sum"], m["trendstream_batch_commit_seconds_sum"],
 		m["trendstream_output_write_seconds_sum"], m["trendstream_train_seconds_sum"], m["trendstream_train_steps_total"],
