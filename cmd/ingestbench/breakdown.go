@@ -13,7 +13,7 @@ import (
 // by series id, counted as kind 0.
 var kindNames = map[byte]string{
 	'm': "meta", 's': "series", 'b': "bucket", 'f': "forecast", 'd': "dedup",
-	'x': "model", 'c': "select", 'l': "position", 0: "record",
+	'x': "model", 'c': "select", 'l': "position", 'g': "fence", 0: "record",
 }
 
 // kindBytes totals the records of one kind.
