@@ -1,37 +1,32 @@
 // Command ingestbench measures trendstream's ingest rate against a bare
-// kafka-go consumer on the same topic, in one run. scripts/bench-ingest.sh
-// drives it; see the README's benchmark section.
+// kafka-go consumer on the same topic, in one run, with what each run
+// writes to Kafka and Badger. scripts/bench-workloads.sh drives it; see the
+// README's benchmark section.
 //
-//	ingestbench produce -brokers B -events 2000000 -series 10000
+//	ingestbench produce -brokers B -events 2000000 -series 10000 -days 28
 //	ingestbench bare    -brokers B
 //	ingestbench conn    -brokers B
-//	ingestbench run     -brokers B -bin ./trendstream -state DIR
+//	ingestbench run     -brokers B -bin ./trendstream -state DIR [-args '--model tsb'] [-profile DIR] [-breakdown] [-trim 5s]
 //
-// produce fills topic "sales" (8 partitions) with JSON events; bare reads
-// every partition with one kafka-go Reader each, fetching only; conn reads
-// them with kafka-go's connection-level Conn.ReadBatch, as trendstream's
-// own fetcher does, fetching only; run starts
-// the trendstream binary on the topic and watches its metrics until it has
-// consumed every record. Each mode prints one line: records, seconds,
-// records per second and peak RSS.
+// produce fills topic "sales" (8 partitions) with JSON events whose times
+// rise evenly over the given days; bare reads every partition with one
+// kafka-go Reader each, fetching only; conn reads them with kafka-go's
+// connection-level Conn.ReadBatch, as trendstream's own fetcher does,
+// fetching only; run starts the trendstream binary on the topic, with a
+// consumer group, output, dead-letter and changelog topics of its own, and
+// watches its metrics until it has committed every record. Each mode
+// prints one line of key=value fields: records, seconds, records per
+// second and peak RSS; run adds what the process did and wrote (see run).
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -51,11 +46,18 @@ func main() {
 	series := fs.Int("series", 10_000, "distinct series")
 	partitions := fs.Int("partitions", 8, "partitions of the topic")
 	days := fs.Int("days", 2, "days of event time the events span")
-	bin := fs.String("bin", "./trendstream", "trendstream binary (run mode)")
-	stateDir := fs.String("state", "", "state directory (run mode)")
-	extra := fs.String("args", "", "extra flags for trendstream run, space separated")
-	profile := fs.String("profile", "", "write a CPU profile of the first seconds of trendstream run's processing to this file (run mode)")
+	var rc runConfig
+	fs.StringVar(&rc.bin, "bin", "./trendstream", "trendstream binary (run mode)")
+	fs.StringVar(&rc.stateDir, "state", "", "state directory (run mode)")
+	fs.StringVar(&rc.extra, "args", "", "extra flags for trendstream run, space separated (run mode)")
+	fs.StringVar(&rc.profile, "profile", "", "directory to write CPU profiles of the whole run in 2-second parts (cpu-NNN.pprof; merge with go tool pprof -proto) and heap profiles at the end and at peak RSS (run mode)")
+	fs.BoolVar(&rc.breakdown, "breakdown", false, "after the run, read its changelog and forecast topics and print their bytes by state key kind (run mode; disables -trim)")
+	fs.DurationVar(&rc.trim, "trim", 0, "count and delete the records of the run's output and changelog topics this often, to bound the in-memory broker's size on long runs; 0 never (run mode)")
+	fs.BoolVar(&rc.keep, "keep", false, "keep the run's output, dead-letter and changelog topics (run mode)")
+	fs.IntVar(&rc.brokerPID, "broker-pid", 0, "process id of the broker, whose CPU time during the run is reported (run mode)")
+	fs.DurationVar(&rc.timeout, "timeout", 30*time.Minute, "give up when the run has not committed every record after this long (run mode)")
 	fs.Parse(os.Args[2:])
+	rc.brokers, rc.topic = *brokers, *topic
 	ctx := context.Background()
 	var err error
 	switch os.Args[1] {
@@ -66,7 +68,7 @@ func main() {
 	case "bare":
 		err = bare(ctx, *brokers, *topic)
 	case "run":
-		err = run(ctx, *brokers, *topic, *bin, *stateDir, *extra, *profile)
+		err = run(ctx, &rc)
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}
@@ -169,148 +171,4 @@ func bare(ctx context.Context, brokers, topic string) error {
 	el := time.Since(began).Seconds()
 	fmt.Printf("bare records=%d seconds=%.2f per_second=%.0f peak_rss_mib=%.0f\n", count.Load(), el, float64(total)/el, peakRSS(os.Getpid()))
 	return nil
-}
-
-// freeAddr returns a local address no one listens on now.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// run starts trendstream run and waits until its metrics show every record
-// consumed and committed. With a profile path, it also saves a CPU profile
-// of the first three seconds after the processor is ready.
-func run(ctx context.Context, brokers, topic, bin, stateDir, extra, profile string) error {
-	_, total, err := endOffsets(ctx, brokers, topic)
-	if err != nil {
-		return err
-	}
-	addr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	// A group of its own per run: a changelog left by an earlier run
-	// would otherwise hand the new state directory the finished state.
-	group := fmt.Sprintf("ingestbench-%d", time.Now().UnixNano())
-	args := []string{"run", "--brokers", brokers, "--input-topic", topic, "--state-dir", stateDir,
-		"--group", group, "--http-addr", addr, "--max-future", "-1s", "--max-past", "-1s", "--log-level", "warn"}
-	pprofAddr := ""
-	if profile != "" {
-		if pprofAddr, err = freeAddr(); err != nil {
-			return err
-		}
-		args = append(args, "--pprof-addr", pprofAddr)
-	}
-	args = append(args, strings.Fields(extra)...)
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}()
-	// The clock starts when every partition has loaded its state and
-	// starts fetching (readyz), as the bare consumer's starts before its
-	// readers connect.
-	var first time.Time
-	for first.IsZero() {
-		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				first = time.Now()
-			}
-		}
-		if time.Since(began) > time.Minute {
-			return fmt.Errorf("trendstream not ready after a minute")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	profiled := make(chan error, 1)
-	if profile != "" {
-		go func() { profiled <- saveProfile("http://"+pprofAddr+"/debug/pprof/profile?seconds=3", profile) }()
-	} else {
-		profiled <- nil
-	}
-	for {
-		committed := committedOffsets(addr)
-		if committed >= float64(total) {
-			break
-		}
-		if time.Since(began) > 10*time.Minute {
-			return fmt.Errorf("timed out at %v of %d records", committed, total)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	end := time.Now()
-	rss := peakRSS(cmd.Process.Pid)
-	el := end.Sub(first).Seconds()
-	fmt.Printf("trendstream records=%d seconds=%.2f per_second=%.0f peak_rss_mib=%.0f startup_seconds=%.2f\n",
-		total, el, float64(total)/el, rss, first.Sub(began).Seconds())
-	return <-profiled
-}
-
-// saveProfile writes the response body of url to path.
-func saveProfile(url, path string) error {
-	resp, err := http.Get(url)
-	if err != nil {
-		return fmt.Errorf("profile: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("profile: %s", resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("profile: %w", err)
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return fmt.Errorf("profile: %w", err)
-	}
-	return f.Close()
-}
-
-// committedOffsets reads the sum of committed offsets from a trendstream
-// /metrics page.
-func committedOffsets(addr string) (committed float64) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		name, val, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		v, _ := strconv.ParseFloat(val, 64)
-		if strings.HasPrefix(name, "trendstream_committed_offset{") {
-			committed += v
-		}
-	}
-	return committed
-}
-
-// peakRSS returns a process's peak resident set size in MiB.
-func peakRSS(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }
