@@ -202,7 +202,7 @@ func TestPausedOwner(t *testing.T) {
 		in := &instance{addr: kafkatest.FreeAddr(t)}
 		in.child = startChild(t, filepath.Join(dir, fmt.Sprintf("run%d.log", i)), "run", "--brokers", brokers[0],
 			"--group", "paused", "--state-dir", filepath.Join(dir, fmt.Sprintf("state%d", i)), "--http-addr", in.addr,
-			"--session-timeout", "1s", "--max-future", "-1s", "--batch-size", "50", "--model", "tsb")
+			"--session-timeout", "1s", "--max-future", "-1s", "--max-past", "-1s", "--batch-size", "50", "--model", "tsb")
 		defer in.child.kill()
 		insts = append(insts, in)
 	}

@@ -326,7 +326,7 @@ func TestConsoleBrowser(t *testing.T) {
 		addr := kafkatest.FreeAddr(t)
 		c := startChild(t, filepath.Join(dir, fmt.Sprintf("run%d.log", i)), "run", "--brokers", brokers[0],
 			"--state-dir", filepath.Join(dir, fmt.Sprintf("state%d", i)), "--http-addr", addr, "--http-token-file", tokenFile,
-			"--model", "tsb", "--session-timeout", "2s", "--batch-wait", "10ms", "--log-level", "warn")
+			"--model", "tsb", "--session-timeout", "2s", "--batch-wait", "10ms", "--max-past", "-1s", "--log-level", "warn")
 		t.Cleanup(c.kill)
 		insts = append(insts, &instance{child: c, addr: addr, token: token})
 	}

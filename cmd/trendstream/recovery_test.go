@@ -37,7 +37,7 @@ func TestRecoveryTime(t *testing.T) {
 	dir := t.TempDir()
 	httpAddr, logPath := kafkatest.FreeAddr(t), filepath.Join(dir, "run.log")
 	args := []string{"run", "--brokers", brokers[0], "--state-dir", filepath.Join(dir, "state"), "--http-addr", httpAddr,
-		"--max-future", "-1s", "--model", "tsb"}
+		"--max-future", "-1s", "--max-past", "-1s", "--model", "tsb"}
 	c := startChild(t, logPath, args...)
 	waitReady(t, c, httpAddr)
 	restart := func() time.Duration {
