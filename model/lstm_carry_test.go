@@ -205,7 +205,7 @@ func TestLSTMCarryStep(t *testing.T) {
 	m.ForecastBatch(dst, lstmSlide(long, 20, 20))
 	type saved struct {
 		state []float32
-		norm  lstmNorm
+		norm  featNorm
 	}
 	before := make([]saved, len(long))
 	for i := range long {
@@ -222,12 +222,12 @@ func TestLSTMCarryStep(t *testing.T) {
 	var rescaled bool
 	for i := range in {
 		s0, p0 := before[i].norm.scale, before[i].norm.pmean
-		norm, _ := lstmBuild(&m.feat, &in[i], len(in[i].Y), x, sh.features, 0, 1, sh.window-1, nil, true)
+		norm, _ := buildFeatures(&m.feat, &in[i], len(in[i].Y), x, sh.features, 0, 1, sh.window-1, nil, true)
 		rescaled = rescaled || (norm.scale != s0 && norm.pmean != p0)
 		// The step's features are relative to the last full run's norm.
 		last := len(in[i].Y) - 1
 		x[0] = float32(in[i].Y[last] / s0)
-		x[2] = float32(min(float64(in[i].Price[last])/p0, lstmPriceCap))
+		x[2] = float32(min(float64(in[i].Price[last])/p0, priceCap))
 		input := make([]float64, 0, sh.features)
 		for _, v := range x {
 			input = append(input, float64(v))
@@ -262,7 +262,7 @@ func TestLSTMCarryStep(t *testing.T) {
 			}
 			out[j] = float32(v)
 		}
-		m.writeForecast(want[0], out, s0)
+		writeForecast(want[0], out, s0, m.levels)
 		if d := lstmRelDiff(dst[i:i+1], want); d > 1e-4 {
 			t.Errorf("series %d: carried step differs from the reference by %.3g", i, d)
 		}

@@ -56,26 +56,26 @@ func lstmTestSeries(n, length int, seed uint64) []Input {
 // lstmGradCase builds a float64 network with random parameters and a batch
 // of examples cut from series of the given lengths (shorter than L+H means
 // left padding).
-func lstmGradCase(t *testing.T, layers, hidden, window, horizon int, lens []int) (*lstmNet[float64], *lstmBufs[float64]) {
+func lstmGradCase(t *testing.T, layers, hidden, window, horizon int, lens []int) (*rnnNet[float64], *rnnBufs[float64]) {
 	t.Helper()
 	taus := []float64{0.1, 0.5, 0.9}
-	feat := lstmFeaturizer{window: window, features: lstmBaseFeatures + 2}
-	sh := lstmShape{layers: layers, hidden: hidden, window: window, horizon: horizon, levels: len(taus), features: feat.features}
-	n := newLSTMNet[float64](sh, taus, true)
+	feat := featurizer{window: window, features: baseFeatures + 2}
+	sh := shape{layers: layers, hidden: hidden, window: window, horizon: horizon, levels: len(taus), features: feat.features}
+	n := newRNNNet[float64](sh, lstmCell, taus, true)
 	rng := rand.NewPCG(3, 4)
 	n.init(rng)
 	// Random biases too, so every gate is exercised away from its
 	// initial value.
 	for i := range n.params {
-		n.params[i] += lstmUniform(rng, 0.5)
+		n.params[i] += uniform(rng, 0.5)
 	}
-	n.transpose()
-	bf := newLSTMBufs[float64](sh, len(lens), true)
+	n.pack()
+	bf := n.newBufs(len(lens), true)
 	bf.setRows(len(lens))
 	for r, l := range lens {
 		s := lstmTestSeries(1, l, uint64(10+r))[0]
 		end := l - horizon
-		norm, pad := lstmBuild(&feat, &s, end, bf.xh[0].data, sh.rows(0), r, len(lens), 0, nil, false)
+		norm, pad := buildFeatures(&feat, &s, end, bf.xh[0].data, n.lay[0].ld, r, len(lens), 0, nil, false)
 		scale := norm.scale
 		bf.scale[r], bf.pad[r] = scale, int32(pad)
 		for j, y := range s.Y[end:] {
@@ -116,12 +116,12 @@ func TestLSTMGradient(t *testing.T) {
 				t.Fatal("no padding in a padded case")
 			}
 			n.forward(bf)
-			n.lossGrad(bf)
+			n.lossGrad(&bf.rowBufs)
 			n.backward(bf)
 			grad := append([]float64(nil), n.grads...)
 			loss := func() float64 {
 				n.forward(bf)
-				return n.lossGrad(bf)
+				return n.lossGrad(&bf.rowBufs)
 			}
 			type block struct {
 				name string
@@ -205,7 +205,7 @@ func lstmForecasts(cfg Config, n int) []*Forecast {
 }
 
 // lstmSameBits reports whether a and b are bit-identical.
-func lstmSameBits[T lstmFloat](a, b []T) bool {
+func lstmSameBits[T float](a, b []T) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -249,10 +249,10 @@ func TestLSTMConfig(t *testing.T) {
 	if m.Name() != NameLSTM {
 		t.Errorf("Name() = %q", m.Name())
 	}
-	if m.sh != (lstmShape{layers: 2, hidden: 32, window: 56, horizon: 28, levels: 3, features: 8}) {
+	if m.sh != (shape{layers: 2, hidden: 32, window: 56, horizon: 28, levels: 3, features: 8}) {
 		t.Errorf("default shape %+v", m.sh)
 	}
-	if m.cfg.MiniBatch != 512 || m.cfg.StepsPerClose != 1 || m.hp != (lstmHyper{3e-3, 0.9, 0.999, 1e-8, 1e-4, 1}) || m.cfg.Seed != 1 {
+	if m.cfg.MiniBatch != 512 || m.cfg.StepsPerClose != 1 || m.hp != (hyper{3e-3, 0.9, 0.999, 1e-8, 1e-4, 1}) || m.cfg.Seed != 1 {
 		t.Errorf("defaults %+v %+v", m.cfg, m.hp)
 	}
 	if m := lstmNew(t, LearnerConfig{WeightDecay: -1, ClipNorm: math.Inf(1)}, Config{}); m.hp.wd != 0 || !math.IsInf(m.hp.clip, 1) {
@@ -374,19 +374,19 @@ func TestLSTMFeatures(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			nf := lstmBaseFeatures + 2
+			nf := baseFeatures + 2
 			var calBuf []float32
 			if tc.cal != nil {
-				nf = lstmBaseFeatures + tc.cal.Width()
+				nf = baseFeatures + tc.cal.Width()
 				calBuf = make([]float32, tc.cal.Width())
 			}
-			f := lstmFeaturizer{window: L, features: nf, cal: tc.cal, calBuf: calBuf}
+			f := featurizer{window: L, features: nf, cal: tc.cal, calBuf: calBuf}
 			const rows, r, ld = 3, 1, 13
 			x := make([]float64, L*rows*ld)
 			for i := range x {
 				x[i] = -99 // padding must be cleared, other columns left alone
 			}
-			norm, pad := lstmBuild(&f, &tc.in, tc.end, x, ld, r, rows, 0, nil, false)
+			norm, pad := buildFeatures(&f, &tc.in, tc.end, x, ld, r, rows, 0, nil, false)
 			scale := norm.scale
 			if math.Abs(scale-tc.scale) > 1e-12 || pad != tc.pad {
 				t.Errorf("scale, pad = %v, %d, want %v, %d", scale, pad, tc.scale, tc.pad)
@@ -628,7 +628,7 @@ func TestLSTMAverage(t *testing.T) {
 	// latest weights are the average.
 	c := lstmNew(t, latestCfg, lstmSmallCfg)
 	copy(c.net.params, a.avg.params)
-	c.net.transpose()
+	c.net.pack()
 	fb, fc := lstmForecasts(lstmSmallCfg, len(in)), lstmForecasts(lstmSmallCfg, len(in))
 	a.ForecastBatch(fa, in)
 	b.ForecastBatch(fb, in)
@@ -696,7 +696,7 @@ func TestLSTMAverage(t *testing.T) {
 // lstmResum recomputes the checksum of a checkpoint after an edit.
 func lstmResum(b []byte) []byte {
 	b = bytes.Clone(b)
-	binary.LittleEndian.PutUint32(b[len(b)-4:], crc32.Checksum(b[:len(b)-4], lstmCRC))
+	binary.LittleEndian.PutUint32(b[len(b)-4:], crc32.Checksum(b[:len(b)-4], ckCRC))
 	return b
 }
 
