@@ -45,6 +45,7 @@ var learners = []struct {
 	new  func(LearnerConfig, Config) (Learner, error)
 }{
 	{NameLSTM, func(c LearnerConfig, m Config) (Learner, error) { return NewLSTM(c, m) }},
+	{NameGRU, func(c LearnerConfig, m Config) (Learner, error) { return NewGRU(c, m) }},
 }
 
 // Learners lists the learners NewLearner knows, in report order.

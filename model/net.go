@@ -25,6 +25,8 @@ type kernels[T float] struct {
 	packB                  func(dst, b []T, k, n, ldb int, trans bool)
 	lstmFwd                func(gates, z, cPrev, c, tanhC, h []T, ldh int, h2 []T, ldh2 int, b, hid int)
 	lstmBwd                func(gates, cPrev, tanhC, dh, dc, dz, dcPrev []T, b, hid int)
+	gruFwd                 func(gates, z, hPrev []T, ldp int, h []T, ldh int, h2 []T, ldh2 int, b, hid int)
+	gruBwd                 func(gates, hPrev []T, ldp int, dh, dc, dz, dcPrev []T, b, hid int)
 	adam                   func(params, grads, m, v []T, lr, beta1, beta2, eps, wd, bc1, bc2 T)
 	sqNorm                 func(x []T) float64
 	scale                  func(alpha T, x []T)
@@ -41,12 +43,14 @@ var (
 		gemmNN: kern.GemmNN32, gemmNT: kern.GemmNT32, gemmTN: kern.GemmTN32,
 		gemmNNP: kern.GemmNNPacked32, packB: kern.PackB32, packedFwd: true, gemmTNSum: kern.GemmTNSum32,
 		lstmFwd: kern.LSTMForwardTo32, lstmBwd: kern.LSTMBackward32,
+		gruFwd: kern.GRUForwardTo32, gruBwd: kern.GRUBackward32,
 		adam: kern.Adam32, sqNorm: kern.SqNorm32, scale: kern.Scale32,
 	}
 	kernels64 = kernels[float64]{
 		gemmNN: kern.GemmNN64, gemmNT: kern.GemmNT64, gemmTN: kern.GemmTN64,
 		gemmNNP: kern.GemmNNPacked64, packB: kern.PackB64, gemmTNSum: kern.GemmTNSum64,
 		lstmFwd: kern.LSTMForwardTo64, lstmBwd: kern.LSTMBackward64,
+		gruFwd: kern.GRUForwardTo64, gruBwd: kern.GRUBackward64,
 		adam: kern.Adam64, sqNorm: kern.SqNorm64, scale: kern.Scale64,
 	}
 )

@@ -7,30 +7,45 @@ import (
 	"github.com/trendstream/trendstream/model/internal/kern"
 )
 
-// This file holds the network behind LSTM: stacked recurrent layers
-// feeding the shared head (see outHead), forward, backward through time
-// and the carried state.
+// This file holds the network behind LSTM and GRU: stacked recurrent
+// layers feeding the shared head (see outHead), forward, backward through
+// time and the carried state.
 
 // rnnCell is the cell of a recurrent network.
 type rnnCell uint8
 
 const (
 	lstmCell rnnCell = iota // gates [i | f | g | o], state h and c
+	gruCell                 // gates [n_x | r | u | n_h] (kern.GRUForwardTo32), state h
 )
 
-// rnnProd is one product of a layer's step input with its weights:
-// columns [row0, row0+rows) of the step input times the same rows of W_l
-// (the last of them the bias, multiplying a constant one) give gate
-// columns [zcol, zcol+gw).
-type rnnProd struct{ row0, rows, zcol int }
+// rnnPart is a block of rows of a layer's weights W_l: columns [row0,
+// row0+rows) of the step input times these rows (the last of them the
+// bias, multiplying a constant one) give gate columns [zcol, zcol+gw).
+// Each part is one matrix of the parameters.
+type rnnPart struct{ row0, rows, zcol int }
+
+// rnnProd is one product of the forward pass: part's weight columns
+// [wcol, wcol+cols) write gate columns from its zcol+wcol, or add to them
+// with acc.
+type rnnProd struct {
+	part, wcol, cols int
+	acc              bool
+}
 
 // rnnLayer is the layout of one layer. Its step input xh_t, row length
 // ld, holds x_t (in columns from 0), h_{t-1} (hidden columns from hOff)
-// and the constant ones: [x_t | h_{t-1} | 1] for the LSTM. W_l is ld×gw,
-// and its products (one for the LSTM) write the gate pre-activations z,
-// 4·hidden wide.
+// and the constant ones. W_l is ld×gw, and the gate pre-activations z are
+// 4·hidden wide for both cells. For the LSTM the step input is
+// [x_t | h_{t-1} | 1] and one part and product give all four gates. For
+// the GRU it is [x_t | 1 | h_{t-1} | 1], W_l = [W_x; W_h] (each 3·hidden
+// wide, so that the reset gate can scale the recurrent part of the
+// candidate), and [x_t | 1]·W_x gives [n_x | r | u], [h_{t-1} | 1]·W_h
+// gives [r | u | n_h]: three products, [x_t | 1]·W_x written, the r and u
+// columns of [h_{t-1} | 1]·W_h added, its n_h columns written.
 type rnnLayer struct {
 	in, ld, hOff int
+	parts        []rnnPart
 	prods        []rnnProd
 }
 
@@ -72,13 +87,22 @@ func newRNNNet[T float](sh shape, cell rnnCell, taus []float64, train bool) *rnn
 		w: make([][]T, sh.layers), dw: make([][]T, sh.layers),
 		wp: make([][][]T, sh.layers), whp: make([][]T, sh.layers), wxp: make([][]T, sh.layers),
 	}
+	if cell == gruCell {
+		n.gw, n.hz = 3*hid, hid
+	}
 	var pl paramLayout
 	for l := range sh.layers {
 		in := sh.inputs(l)
 		ly := rnnLayer{in: in, ld: in + hid + 1, hOff: in}
-		ly.prods = []rnnProd{{0, ly.ld, 0}}
+		ly.parts = []rnnPart{{0, ly.ld, 0}}
+		ly.prods = []rnnProd{{0, 0, g, false}}
+		if cell == gruCell {
+			ly = rnnLayer{in: in, ld: in + hid + 2, hOff: in + 1}
+			ly.parts = []rnnPart{{0, in + 1, 0}, {in + 1, hid + 1, hid}}
+			ly.prods = []rnnProd{{0, 0, 3 * hid, false}, {1, 0, 2 * hid, true}, {1, 2 * hid, hid, false}}
+		}
 		n.lay[l] = ly
-		for _, p := range ly.prods {
+		for _, p := range ly.parts {
 			pl.add(p.rows, n.gw)
 		}
 	}
@@ -91,7 +115,7 @@ func newRNNNet[T float](sh shape, cell rnnCell, taus []float64, train bool) *rnn
 		if n.k.packedFwd {
 			n.wp[l] = make([][]T, len(ly.prods))
 			for j, p := range ly.prods {
-				n.wp[l][j] = make([]T, kern.PackedLen(p.rows, n.gw))
+				n.wp[l][j] = make([]T, kern.PackedLen(ly.parts[p.part].rows, p.cols))
 			}
 		}
 		if train {
@@ -111,11 +135,17 @@ func newRNNNet[T float](sh shape, cell rnnCell, taus []float64, train bool) *rnn
 }
 
 // init draws the initial parameters from rng: every weight uniform in
-// ±1/√hidden (PyTorch's LSTM and Linear default), forget-gate biases 1,
-// other gate biases 0, and the head biases of outHead.initBias.
+// ±1/√hidden (PyTorch's LSTM, GRU and Linear default), the biases of the
+// gates that keep the state (the LSTM's forget gate, the GRU's update
+// gate, in its input product) 1, other gate biases 0, and the head biases
+// of outHead.initBias.
 func (n *rnnNet[T]) init(rng *rand.PCG) {
 	a := 1 / math.Sqrt(float64(n.sh.hidden))
 	hid := n.sh.hidden
+	keep, parts := hid, 1 // first bias column of the keeping gate, parts per layer
+	if n.cell == gruCell {
+		keep, parts = 2*hid, 2
+	}
 	top := len(n.mats) - 1
 	for i, s := range n.mats {
 		b := n.initUniform(rng, s, a)
@@ -123,9 +153,9 @@ func (n *rnnNet[T]) init(rng *rand.PCG) {
 			n.initBias(b)
 			continue
 		}
-		for j := range b {
-			b[j] = 0
-			if j >= hid && j < 2*hid {
+		clear(b)
+		if i%parts == 0 {
+			for j := keep; j < keep+hid; j++ {
 				b[j] = 1
 			}
 		}
@@ -142,7 +172,8 @@ func (n *rnnNet[T]) pack() {
 		ly := n.lay[l]
 		if n.k.packedFwd {
 			for j, p := range ly.prods {
-				n.k.packB(n.wp[l][j], w[p.row0*gw:], p.rows, gw, gw, false)
+				pt := ly.parts[p.part]
+				n.k.packB(n.wp[l][j], w[pt.row0*gw+p.wcol:], pt.rows, p.cols, gw, false)
 			}
 		}
 		if n.whp[l] != nil {
@@ -221,7 +252,7 @@ func newRNNBufs[T float](n *rnnNet[T], sh shape, rows int, train bool) *rnnBufs[
 	}
 	for l, ly := range n.lay {
 		bf.xhMem[l] = make([]T, steps*rows*ly.ld)
-		for _, p := range ly.prods {
+		for _, p := range ly.parts {
 			setCol(bf.xhMem[l], ly.ld, p.row0+p.rows-1)
 		}
 		if n.cell == lstmCell {
@@ -364,10 +395,12 @@ func (n *rnnNet[T]) forwardRows(bf *rnnBufs[T], r0, r1 int) {
 				zb = bf.zs[:nb*g]
 			}
 			for j, p := range ly.prods {
+				pt := ly.parts[p.part]
+				a, c := xh[pt.row0:], zb[pt.zcol+p.wcol:]
 				if k.packedFwd {
-					k.gemmNNP(nb, n.gw, p.rows, xh[p.row0:], ld, n.wp[l][j], zb[p.zcol:], g, j > 0)
+					k.gemmNNP(nb, p.cols, pt.rows, a, ld, n.wp[l][j], c, g, p.acc)
 				} else {
-					k.gemmNN(nb, n.gw, p.rows, xh[p.row0:], ld, n.w[l][p.row0*n.gw:], n.gw, zb[p.zcol:], g, j > 0)
+					k.gemmNN(nb, p.cols, pt.rows, a, ld, n.w[l][pt.row0*n.gw+p.wcol:], n.gw, c, g, p.acc)
 				}
 			}
 			// h_t goes straight into the step inputs that read it: the
@@ -386,8 +419,13 @@ func (n *rnnNet[T]) forwardRows(bf *rnnBufs[T], r0, r1 int) {
 			if h1 == nil {
 				h1, ld1, h2 = h2, ld2, nil
 			}
-			c1 := bf.c[l].at(t + 1)[r0*hid : r1*hid]
-			k.lstmFwd(z, zb, bf.c[l].at(t)[r0*hid:r1*hid], c1, bf.th[l].at(t)[r0*hid:r1*hid], h1, ld1, h2, ld2, nb, hid)
+			var c1 []T // the LSTM's c_t, reset with h_t in the padding
+			if n.cell == gruCell {
+				k.gruFwd(z, zb, xh[ly.hOff:], ld, h1, ld1, h2, ld2, nb, hid)
+			} else {
+				c1 = bf.c[l].at(t + 1)[r0*hid : r1*hid]
+				k.lstmFwd(z, zb, bf.c[l].at(t)[r0*hid:r1*hid], c1, bf.th[l].at(t)[r0*hid:r1*hid], h1, ld1, h2, ld2, nb, hid)
+			}
 			if t < bf.maxPad {
 				bf.clearPadded(t, r0, r1, c1, hid, h1, ld1)
 				if h2 != nil {
@@ -442,7 +480,11 @@ func (n *rnnNet[T]) backwardRows(bf *rnnBufs[T], l, r0, r1 int) {
 		if upper {
 			dzb = bf.zs[nb*g : 2*nb*g]
 		}
-		k.lstmBwd(z.at(t)[r0*g:r1*g], c.at(t)[r0*hid:r1*hid], th.at(t)[r0*hid:r1*hid], dht, dc, dzb, dc, nb, hid)
+		if n.cell == gruCell {
+			k.gruBwd(z.at(t)[r0*g:r1*g], xh.at(t)[r0*ld+ly.hOff:], ld, dht, dc, dzb, dc, nb, hid)
+		} else {
+			k.lstmBwd(z.at(t)[r0*g:r1*g], c.at(t)[r0*hid:r1*hid], th.at(t)[r0*hid:r1*hid], dht, dc, dzb, dc, nb, hid)
+		}
 		if t > 0 {
 			// The top layer's dh_{t-1} has no other source: overwrite.
 			k.gemmNNP(nb, hid, gw, dzb[n.hz:], g, n.whp[l], dh.at(t - 1)[r0*hid:r1*hid], hid, l != top)
@@ -458,7 +500,7 @@ func (n *rnnNet[T]) backwardRows(bf *rnnBufs[T], l, r0, r1 int) {
 		if pending {
 			segs = 2
 		}
-		for _, p := range ly.prods {
+		for _, p := range ly.parts {
 			k.gemmTNSum(p.rows, gw, nb, segs, xh.data[t*xh.stride+r0*ld+p.row0:], ld, xh.stride,
 				bf.zs[p.zcol:], g, nb*g, n.dw[l][p.row0*gw:], gw, !first)
 		}

@@ -4272,6 +4272,428 @@ done:
 	VZEROUPPER
 	RET
 
+// func gruFwdRow32(z *float32, gates *float32, hPrev *float32, h *float32, h2 *float32, hid int, nv int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·gruFwdRow32(SB), NOSPLIT, $0-56
+	MOVQ z+0(FP), AX
+	MOVQ gates+8(FP), CX
+	MOVQ hPrev+16(FP), DX
+	MOVQ h+24(FP), BX
+	MOVQ h2+32(FP), SI
+	MOVQ hid+40(FP), DI
+	SHLQ $0x02, DI
+	LEAQ (DI)(DI*2), R8
+	MOVQ nv+48(FP), R9
+	XORQ R10, R10
+
+loop2:
+	CMPQ         R9, $0x02
+	JL           after2
+	VMOVUPS      (AX)(DI*1), Y0
+	VMOVUPS      32(AX)(DI*1), Y1
+	VMOVUPS      kconst<>+672(SB), Y2
+	VMAXPS       Y0, Y2, Y2
+	VMOVUPS      kconst<>+672(SB), Y0
+	VMAXPS       Y1, Y0, Y0
+	VMOVUPS      kconst<>+640(SB), Y1
+	VMINPS       Y2, Y1, Y2
+	VMOVUPS      kconst<>+640(SB), Y1
+	VMINPS       Y0, Y1, Y0
+	VMOVUPS      kconst<>+384(SB), Y1
+	VFMADD231PS  kconst<>+96(SB), Y2, Y1
+	VMOVUPS      kconst<>+384(SB), Y3
+	VFMADD231PS  kconst<>+96(SB), Y0, Y3
+	VSUBPS       kconst<>+384(SB), Y1, Y4
+	VSUBPS       kconst<>+384(SB), Y3, Y5
+	VFNMSUB231PS kconst<>+128(SB), Y4, Y2
+	VFNMSUB231PS kconst<>+128(SB), Y5, Y0
+	VFNMADD231PS kconst<>+160(SB), Y4, Y2
+	VFNMADD231PS kconst<>+160(SB), Y5, Y0
+	VMULPS       Y2, Y2, Y4
+	VMULPS       Y0, Y0, Y5
+	VMOVUPS      kconst<>+320(SB), Y6
+	VFMADD213PS  kconst<>+352(SB), Y2, Y6
+	VMOVUPS      kconst<>+256(SB), Y8
+	VFMADD213PS  kconst<>+288(SB), Y2, Y8
+	VMOVUPS      kconst<>+192(SB), Y10
+	VFMADD213PS  kconst<>+224(SB), Y2, Y10
+	VMOVUPS      kconst<>+320(SB), Y7
+	VFMADD213PS  kconst<>+352(SB), Y0, Y7
+	VMOVUPS      kconst<>+256(SB), Y9
+	VFMADD213PS  kconst<>+288(SB), Y0, Y9
+	VMOVUPS      kconst<>+192(SB), Y11
+	VFMADD213PS  kconst<>+224(SB), Y0, Y11
+	VFMADD231PS  Y8, Y4, Y6
+	VFMADD231PS  Y9, Y5, Y7
+	VMULPS       Y4, Y4, Y8
+	VMULPS       Y5, Y5, Y9
+	VFMADD231PS  Y10, Y8, Y6
+	VFMADD231PS  Y11, Y9, Y7
+	VFMADD213PS  Y2, Y4, Y6
+	VFMADD213PS  Y0, Y5, Y7
+	VPSLLD       $0x17, Y1, Y1
+	VPSLLD       $0x17, Y3, Y3
+	VADDPS       kconst<>+0(SB), Y1, Y0
+	VADDPS       kconst<>+0(SB), Y3, Y2
+	VFMADD231PS  Y1, Y6, Y0
+	VFMADD231PS  Y3, Y7, Y2
+	VMOVUPS      kconst<>+0(SB), Y1
+	VDIVPS       Y0, Y1, Y1
+	VMOVUPS      kconst<>+0(SB), Y3
+	VDIVPS       Y2, Y3, Y3
+	VMOVUPS      Y1, (CX)(DI*1)
+	VMOVUPS      Y3, 32(CX)(DI*1)
+	VMOVUPS      (AX)(DI*2), Y0
+	VMOVUPS      32(AX)(DI*2), Y1
+	VMOVUPS      kconst<>+672(SB), Y2
+	VMAXPS       Y0, Y2, Y2
+	VMOVUPS      kconst<>+672(SB), Y0
+	VMAXPS       Y1, Y0, Y0
+	VMOVUPS      kconst<>+640(SB), Y1
+	VMINPS       Y2, Y1, Y2
+	VMOVUPS      kconst<>+640(SB), Y1
+	VMINPS       Y0, Y1, Y0
+	VMOVUPS      kconst<>+384(SB), Y1
+	VFMADD231PS  kconst<>+96(SB), Y2, Y1
+	VMOVUPS      kconst<>+384(SB), Y3
+	VFMADD231PS  kconst<>+96(SB), Y0, Y3
+	VSUBPS       kconst<>+384(SB), Y1, Y4
+	VSUBPS       kconst<>+384(SB), Y3, Y5
+	VFNMSUB231PS kconst<>+128(SB), Y4, Y2
+	VFNMSUB231PS kconst<>+128(SB), Y5, Y0
+	VFNMADD231PS kconst<>+160(SB), Y4, Y2
+	VFNMADD231PS kconst<>+160(SB), Y5, Y0
+	VMULPS       Y2, Y2, Y4
+	VMULPS       Y0, Y0, Y5
+	VMOVUPS      kconst<>+320(SB), Y6
+	VFMADD213PS  kconst<>+352(SB), Y2, Y6
+	VMOVUPS      kconst<>+256(SB), Y8
+	VFMADD213PS  kconst<>+288(SB), Y2, Y8
+	VMOVUPS      kconst<>+192(SB), Y10
+	VFMADD213PS  kconst<>+224(SB), Y2, Y10
+	VMOVUPS      kconst<>+320(SB), Y7
+	VFMADD213PS  kconst<>+352(SB), Y0, Y7
+	VMOVUPS      kconst<>+256(SB), Y9
+	VFMADD213PS  kconst<>+288(SB), Y0, Y9
+	VMOVUPS      kconst<>+192(SB), Y11
+	VFMADD213PS  kconst<>+224(SB), Y0, Y11
+	VFMADD231PS  Y8, Y4, Y6
+	VFMADD231PS  Y9, Y5, Y7
+	VMULPS       Y4, Y4, Y8
+	VMULPS       Y5, Y5, Y9
+	VFMADD231PS  Y10, Y8, Y6
+	VFMADD231PS  Y11, Y9, Y7
+	VFMADD213PS  Y2, Y4, Y6
+	VFMADD213PS  Y0, Y5, Y7
+	VPSLLD       $0x17, Y1, Y1
+	VPSLLD       $0x17, Y3, Y3
+	VADDPS       kconst<>+0(SB), Y1, Y0
+	VADDPS       kconst<>+0(SB), Y3, Y2
+	VFMADD231PS  Y1, Y6, Y0
+	VFMADD231PS  Y3, Y7, Y2
+	VMOVUPS      kconst<>+0(SB), Y1
+	VDIVPS       Y0, Y1, Y1
+	VMOVUPS      kconst<>+0(SB), Y3
+	VDIVPS       Y2, Y3, Y3
+	VMOVUPS      Y1, (CX)(DI*2)
+	VMOVUPS      Y3, 32(CX)(DI*2)
+	VMOVUPS      (AX)(R8*1), Y0
+	VMOVUPS      Y0, (CX)(R8*1)
+	VMULPS       (CX)(DI*1), Y0, Y0
+	VADDPS       (AX), Y0, Y0
+	VMOVUPS      32(AX)(R8*1), Y1
+	VMOVUPS      Y1, 32(CX)(R8*1)
+	VMULPS       32(CX)(DI*1), Y1, Y1
+	VADDPS       32(AX), Y1, Y1
+	VANDPS       kconst<>+32(SB), Y0, Y2
+	VANDPS       kconst<>+32(SB), Y1, Y3
+	VADDPS       Y2, Y2, Y2
+	VADDPS       Y3, Y3, Y3
+	VMOVUPS      kconst<>+640(SB), Y4
+	VMINPS       Y2, Y4, Y2
+	VMOVUPS      kconst<>+640(SB), Y4
+	VMINPS       Y3, Y4, Y3
+	VMOVUPS      kconst<>+384(SB), Y4
+	VFMADD231PS  kconst<>+96(SB), Y2, Y4
+	VMOVUPS      kconst<>+384(SB), Y5
+	VFMADD231PS  kconst<>+96(SB), Y3, Y5
+	VSUBPS       kconst<>+384(SB), Y4, Y6
+	VSUBPS       kconst<>+384(SB), Y5, Y7
+	VFNMSUB231PS kconst<>+128(SB), Y6, Y2
+	VFNMSUB231PS kconst<>+128(SB), Y7, Y3
+	VFNMADD231PS kconst<>+160(SB), Y6, Y2
+	VFNMADD231PS kconst<>+160(SB), Y7, Y3
+	VMULPS       Y2, Y2, Y6
+	VMULPS       Y3, Y3, Y7
+	VMOVUPS      kconst<>+320(SB), Y8
+	VFMADD213PS  kconst<>+352(SB), Y2, Y8
+	VMOVUPS      kconst<>+256(SB), Y10
+	VFMADD213PS  kconst<>+288(SB), Y2, Y10
+	VMOVUPS      kconst<>+192(SB), Y12
+	VFMADD213PS  kconst<>+224(SB), Y2, Y12
+	VMOVUPS      kconst<>+320(SB), Y9
+	VFMADD213PS  kconst<>+352(SB), Y3, Y9
+	VMOVUPS      kconst<>+256(SB), Y11
+	VFMADD213PS  kconst<>+288(SB), Y3, Y11
+	VMOVUPS      kconst<>+192(SB), Y13
+	VFMADD213PS  kconst<>+224(SB), Y3, Y13
+	VFMADD231PS  Y10, Y6, Y8
+	VFMADD231PS  Y11, Y7, Y9
+	VMULPS       Y6, Y6, Y10
+	VMULPS       Y7, Y7, Y11
+	VFMADD231PS  Y12, Y10, Y8
+	VFMADD231PS  Y13, Y11, Y9
+	VFMADD213PS  Y2, Y6, Y8
+	VFMADD213PS  Y3, Y7, Y9
+	VPSLLD       $0x17, Y4, Y4
+	VPSLLD       $0x17, Y5, Y5
+	VSUBPS       kconst<>+0(SB), Y4, Y2
+	VADDPS       kconst<>+0(SB), Y4, Y6
+	VSUBPS       kconst<>+0(SB), Y5, Y3
+	VADDPS       kconst<>+0(SB), Y5, Y7
+	VFMADD231PS  Y4, Y8, Y2
+	VFMADD231PS  Y4, Y8, Y6
+	VFMADD231PS  Y5, Y9, Y3
+	VFMADD231PS  Y5, Y9, Y7
+	VDIVPS       Y6, Y2, Y2
+	VDIVPS       Y7, Y3, Y3
+	VANDPS       kconst<>+32(SB), Y2, Y2
+	VANDPS       kconst<>+64(SB), Y0, Y4
+	VORPS        Y2, Y4, Y4
+	VANDPS       kconst<>+32(SB), Y3, Y3
+	VANDPS       kconst<>+64(SB), Y1, Y5
+	VORPS        Y3, Y5, Y5
+	VMOVUPS      Y4, (CX)
+	VMOVUPS      Y5, 32(CX)
+	VMOVUPS      (DX)(R10*1), Y2
+	VSUBPS       Y4, Y2, Y2
+	VMOVUPS      (CX)(DI*2), Y0
+	VFMADD213PS  Y4, Y0, Y2
+	VMOVUPS      32(DX)(R10*1), Y0
+	VSUBPS       Y5, Y0, Y0
+	VMOVUPS      32(CX)(DI*2), Y1
+	VFMADD213PS  Y5, Y1, Y0
+	VMOVUPS      Y2, (BX)(R10*1)
+	VMOVUPS      Y2, (SI)(R10*1)
+	VMOVUPS      Y0, 32(BX)(R10*1)
+	VMOVUPS      Y0, 32(SI)(R10*1)
+	ADDQ         $0x00000040, AX
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x00000040, R10
+	SUBQ         $0x02, R9
+	JMP          loop2
+
+after2:
+loop1:
+	CMPQ         R9, $0x01
+	JL           after1
+	VMOVUPS      (AX)(DI*1), Y0
+	VMOVUPS      kconst<>+672(SB), Y1
+	VMAXPS       Y0, Y1, Y1
+	VMOVUPS      kconst<>+640(SB), Y0
+	VMINPS       Y1, Y0, Y1
+	VMOVUPS      kconst<>+384(SB), Y0
+	VFMADD231PS  kconst<>+96(SB), Y1, Y0
+	VSUBPS       kconst<>+384(SB), Y0, Y2
+	VFNMSUB231PS kconst<>+128(SB), Y2, Y1
+	VFNMADD231PS kconst<>+160(SB), Y2, Y1
+	VMULPS       Y1, Y1, Y2
+	VMOVUPS      kconst<>+320(SB), Y3
+	VFMADD213PS  kconst<>+352(SB), Y1, Y3
+	VMOVUPS      kconst<>+256(SB), Y4
+	VFMADD213PS  kconst<>+288(SB), Y1, Y4
+	VMOVUPS      kconst<>+192(SB), Y5
+	VFMADD213PS  kconst<>+224(SB), Y1, Y5
+	VFMADD231PS  Y4, Y2, Y3
+	VMULPS       Y2, Y2, Y4
+	VFMADD231PS  Y5, Y4, Y3
+	VFMADD213PS  Y1, Y2, Y3
+	VPSLLD       $0x17, Y0, Y0
+	VADDPS       kconst<>+0(SB), Y0, Y1
+	VFMADD231PS  Y0, Y3, Y1
+	VMOVUPS      kconst<>+0(SB), Y0
+	VDIVPS       Y1, Y0, Y0
+	VMOVUPS      Y0, (CX)(DI*1)
+	VMOVUPS      (AX)(DI*2), Y0
+	VMOVUPS      kconst<>+672(SB), Y1
+	VMAXPS       Y0, Y1, Y1
+	VMOVUPS      kconst<>+640(SB), Y0
+	VMINPS       Y1, Y0, Y1
+	VMOVUPS      kconst<>+384(SB), Y0
+	VFMADD231PS  kconst<>+96(SB), Y1, Y0
+	VSUBPS       kconst<>+384(SB), Y0, Y2
+	VFNMSUB231PS kconst<>+128(SB), Y2, Y1
+	VFNMADD231PS kconst<>+160(SB), Y2, Y1
+	VMULPS       Y1, Y1, Y2
+	VMOVUPS      kconst<>+320(SB), Y3
+	VFMADD213PS  kconst<>+352(SB), Y1, Y3
+	VMOVUPS      kconst<>+256(SB), Y4
+	VFMADD213PS  kconst<>+288(SB), Y1, Y4
+	VMOVUPS      kconst<>+192(SB), Y5
+	VFMADD213PS  kconst<>+224(SB), Y1, Y5
+	VFMADD231PS  Y4, Y2, Y3
+	VMULPS       Y2, Y2, Y4
+	VFMADD231PS  Y5, Y4, Y3
+	VFMADD213PS  Y1, Y2, Y3
+	VPSLLD       $0x17, Y0, Y0
+	VADDPS       kconst<>+0(SB), Y0, Y1
+	VFMADD231PS  Y0, Y3, Y1
+	VMOVUPS      kconst<>+0(SB), Y0
+	VDIVPS       Y1, Y0, Y0
+	VMOVUPS      Y0, (CX)(DI*2)
+	VMOVUPS      (AX)(R8*1), Y0
+	VMOVUPS      Y0, (CX)(R8*1)
+	VMULPS       (CX)(DI*1), Y0, Y0
+	VADDPS       (AX), Y0, Y0
+	VANDPS       kconst<>+32(SB), Y0, Y1
+	VADDPS       Y1, Y1, Y1
+	VMOVUPS      kconst<>+640(SB), Y2
+	VMINPS       Y1, Y2, Y1
+	VMOVUPS      kconst<>+384(SB), Y2
+	VFMADD231PS  kconst<>+96(SB), Y1, Y2
+	VSUBPS       kconst<>+384(SB), Y2, Y3
+	VFNMSUB231PS kconst<>+128(SB), Y3, Y1
+	VFNMADD231PS kconst<>+160(SB), Y3, Y1
+	VMULPS       Y1, Y1, Y3
+	VMOVUPS      kconst<>+320(SB), Y4
+	VFMADD213PS  kconst<>+352(SB), Y1, Y4
+	VMOVUPS      kconst<>+256(SB), Y5
+	VFMADD213PS  kconst<>+288(SB), Y1, Y5
+	VMOVUPS      kconst<>+192(SB), Y6
+	VFMADD213PS  kconst<>+224(SB), Y1, Y6
+	VFMADD231PS  Y5, Y3, Y4
+	VMULPS       Y3, Y3, Y5
+	VFMADD231PS  Y6, Y5, Y4
+	VFMADD213PS  Y1, Y3, Y4
+	VPSLLD       $0x17, Y2, Y2
+	VSUBPS       kconst<>+0(SB), Y2, Y1
+	VADDPS       kconst<>+0(SB), Y2, Y3
+	VFMADD231PS  Y2, Y4, Y1
+	VFMADD231PS  Y2, Y4, Y3
+	VDIVPS       Y3, Y1, Y1
+	VANDPS       kconst<>+32(SB), Y1, Y1
+	VANDPS       kconst<>+64(SB), Y0, Y2
+	VORPS        Y1, Y2, Y2
+	VMOVUPS      Y2, (CX)
+	VMOVUPS      (DX)(R10*1), Y1
+	VSUBPS       Y2, Y1, Y1
+	VMOVUPS      (CX)(DI*2), Y0
+	VFMADD213PS  Y2, Y0, Y1
+	VMOVUPS      Y1, (BX)(R10*1)
+	VMOVUPS      Y1, (SI)(R10*1)
+	ADDQ         $0x00000020, AX
+	ADDQ         $0x00000020, CX
+	ADDQ         $0x00000020, R10
+	SUBQ         $0x01, R9
+	JMP          loop1
+
+after1:
+	VZEROUPPER
+	RET
+
+// func gruBwdRow32(gates *float32, hPrev *float32, dh *float32, dc *float32, dz *float32, dcPrev *float32, hid int, nv int)
+// Requires: AVX, FMA3
+TEXT ·gruBwdRow32(SB), NOSPLIT, $0-64
+	MOVQ  gates+0(FP), AX
+	MOVQ  hPrev+8(FP), CX
+	MOVQ  dh+16(FP), DX
+	MOVQ  dc+24(FP), BX
+	MOVQ  dz+32(FP), SI
+	MOVQ  dcPrev+40(FP), DI
+	MOVQ  hid+48(FP), R8
+	SHLQ  $0x02, R8
+	LEAQ  (R8)(R8*2), R9
+	MOVQ  nv+56(FP), R10
+	XORQ  R11, R11
+	TESTQ R10, R10
+	JZ    done
+
+loop:
+	VMOVUPS      kconst<>+0(SB), Y0
+	VMOVUPS      (AX), Y1
+	VMOVUPS      (AX)(R8*1), Y2
+	VMOVUPS      (AX)(R8*2), Y3
+	VMOVUPS      (DX)(R11*1), Y4
+	VADDPS       (BX)(R11*1), Y4, Y4
+	VMULPS       Y3, Y4, Y5
+	VMOVUPS      Y5, (DI)(R11*1)
+	VSUBPS       Y3, Y0, Y5
+	VMOVUPS      (CX)(R11*1), Y6
+	VSUBPS       Y1, Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VMULPS       Y3, Y6, Y6
+	VMULPS       Y5, Y6, Y6
+	VMOVUPS      Y6, (SI)(R8*2)
+	VMOVAPS      Y1, Y3
+	VFNMADD213PS Y0, Y1, Y3
+	VMULPS       Y5, Y4, Y4
+	VMULPS       Y3, Y4, Y4
+	VMOVUPS      Y4, (SI)
+	VMULPS       Y2, Y4, Y5
+	VMOVUPS      Y5, (SI)(R9*1)
+	VMULPS       (AX)(R9*1), Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y2, Y0, Y0
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, (SI)(R8*1)
+	ADDQ         $0x20, AX
+	ADDQ         $0x20, SI
+	ADDQ         $0x20, R11
+	DECQ         R10
+	JNZ          loop
+
+done:
+	VZEROUPPER
+	RET
+
+// func expShift32(x *float32, n int, m float32) float32
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·expShift32(SB), NOSPLIT, $0-28
+	MOVQ         x+0(FP), AX
+	MOVQ         n+8(FP), CX
+	MOVSS        m+16(FP), X0
+	VBROADCASTSS X0, Y0
+	VXORPS       Y1, Y1, Y1
+	SHRQ         $0x03, CX
+	JZ           done
+
+loop:
+	VSUBPS       (AX), Y0, Y2
+	VMOVUPS      kconst<>+384(SB), Y3
+	VFMADD231PS  kconst<>+96(SB), Y2, Y3
+	VSUBPS       kconst<>+384(SB), Y3, Y4
+	VMOVAPS      Y2, Y5
+	VFNMSUB231PS kconst<>+128(SB), Y4, Y5
+	VFNMADD231PS kconst<>+160(SB), Y4, Y5
+	VMOVUPS      kconst<>+192(SB), Y6
+	VFMADD213PS  kconst<>+224(SB), Y5, Y6
+	VFMADD213PS  kconst<>+256(SB), Y5, Y6
+	VFMADD213PS  kconst<>+288(SB), Y5, Y6
+	VFMADD213PS  kconst<>+320(SB), Y5, Y6
+	VFMADD213PS  kconst<>+352(SB), Y5, Y6
+	VFMADD213PS  kconst<>+0(SB), Y5, Y6
+	VFMADD213PS  kconst<>+0(SB), Y5, Y6
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y6, Y6
+	VCMPPS       $0x1e, kconst<>+416(SB), Y2, Y4
+	VANDNPS      Y6, Y4, Y6
+	VMOVUPS      Y6, (AX)
+	VADDPS       Y6, Y1, Y1
+	ADDQ         $0x20, AX
+	DECQ         CX
+	JNZ          loop
+
+done:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X0, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	MOVSS        X1, ret+24(FP)
+	VZEROUPPER
+	RET
+
 // func adam32(p *float32, gr *float32, m *float32, v *float32, n int, hp *[8]float32)
 // Requires: AVX, FMA3
 TEXT ·adam32(SB), NOSPLIT, $0-48

@@ -80,6 +80,24 @@ func lstmFwdRow32(z *float32, gates *float32, cPrev *float32, c *float32, h *flo
 //go:noescape
 func lstmBwdRow32(gates *float32, cPrev *float32, tanhC *float32, dh *float32, dc *float32, dz *float32, dcPrev *float32, hid int, nv int)
 
+// gruFwdRow32 is the forward GRU cell for nv*8 columns of one row: it reads the
+// pre-activations at z and writes the gates at gates (which may equal z) and h
+// at both h and h2 (either may equal hPrev).
+//
+//go:noescape
+func gruFwdRow32(z *float32, gates *float32, hPrev *float32, h *float32, h2 *float32, hid int, nv int)
+
+// gruBwdRow32 is the backward GRU cell for nv*8 columns of one row.
+//
+//go:noescape
+func gruBwdRow32(gates *float32, hPrev *float32, dh *float32, dc *float32, dz *float32, dcPrev *float32, hid int, nv int)
+
+// expShift32 sets x[i] = exp(x[i]-m) for i < n and returns their sum; n must be a
+// multiple of 8 and x[i] <= m. Results below exp(-87.3) are flushed to 0.
+//
+//go:noescape
+func expShift32(x *float32, n int, m float32) float32
+
 // adam32 applies one AdamW step to n elements; n must be a multiple of 8.
 // hp holds beta1, 1-beta1, beta2, 1-beta2, eps, 1-lr*wd, lr/bc1, 1/sqrt(bc2).
 //

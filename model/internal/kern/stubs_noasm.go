@@ -27,6 +27,9 @@ func sigmoid32(dst, x *float32, n int)                                          
 func tanh32(dst, x *float32, n int)                                              { panic(noAsm) }
 func lstmFwdRow32(z, gates, cPrev, c, h, h2, tanhC *float32, hid, nv int)        { panic(noAsm) }
 func lstmBwdRow32(gates, cPrev, tanhC, dh, dc, dz, dcPrev *float32, hid, nv int) { panic(noAsm) }
+func gruFwdRow32(z, gates, hPrev, h, h2 *float32, hid, nv int)                   { panic(noAsm) }
+func gruBwdRow32(gates, hPrev, dh, dc, dz, dcPrev *float32, hid, nv int)         { panic(noAsm) }
+func expShift32(x *float32, n int, m float32) float32                            { panic(noAsm) }
 func adam32(p, gr, m, v *float32, n int, hp *[8]float32)                         { panic(noAsm) }
 func axpy32(alpha float32, x, y *float32, n int)                                 { panic(noAsm) }
 func scale32(alpha float32, x *float32, n int)                                   { panic(noAsm) }

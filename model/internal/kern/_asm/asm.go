@@ -28,6 +28,8 @@ func main() {
 	genGemmPacked()
 	genAct()
 	genLSTM()
+	genGRU()
+	genExpShift()
 	genAdam()
 	genVec()
 	Generate()
