@@ -46,6 +46,7 @@ var learners = []struct {
 }{
 	{NameLSTM, func(c LearnerConfig, m Config) (Learner, error) { return NewLSTM(c, m) }},
 	{NameGRU, func(c LearnerConfig, m Config) (Learner, error) { return NewGRU(c, m) }},
+	{NameTransformer, func(c LearnerConfig, m Config) (Learner, error) { return NewTransformer(c, m) }},
 }
 
 // Learners lists the learners NewLearner knows, in report order.
