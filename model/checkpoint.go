@@ -318,7 +318,7 @@ func (g *global[N, B]) UnmarshalBinary(data []byte) error {
 	}
 	net.step, g.examples, g.steps, g.skipped = counters[0], counters[1], counters[2], counters[3]
 	*g.rng = rng
-	repack(g.net)
+	g.net.pack()
 	if g.carry != nil { // states of other weights
 		g.carry = newCarries(g.cfg.Refresh, g.carry.size)
 	}

@@ -19,6 +19,8 @@ type network[T float, B buffers[T]] interface {
 	opt() *optim[T]
 	// init draws fresh parameters from rng and resets the optimizer.
 	init(rng *rand.PCG)
+	// pack refreshes the packed copies of the weights after they change.
+	pack()
 	newBufs(rows int, train bool) B
 	// forward leaves the head pre-activations of the rows in bf in its
 	// rowBufs' out; backward takes their gradient there and writes the
@@ -37,17 +39,6 @@ type buffers[T float] interface {
 	// featureDst returns where the features of row r go, as the x, ld, r
 	// and rows arguments of buildFeatures.
 	featureDst(r int) (x []T, ld, row, rows int)
-}
-
-// packer is a network that keeps packed copies of its weights (see
-// kern.PackB32), which pack refreshes after the weights change.
-type packer interface{ pack() }
-
-// repack refreshes the packed weights of n, if it keeps any.
-func repack(n any) {
-	if p, ok := n.(packer); ok {
-		p.pack()
-	}
 }
 
 // recurrent is a network whose forecasts can step a carried state (see
@@ -75,7 +66,7 @@ func trainStep[T float, B buffers[T], N network[T, B]](n N, bf B, hp *hyper) (fl
 	if !n.opt().update(hp) {
 		return loss, false
 	}
-	repack(n)
+	n.pack()
 	return loss, true
 }
 
@@ -264,7 +255,7 @@ func (g *global[N, B]) forecastNet() N {
 		return g.net
 	}
 	if !g.avgPacked {
-		repack(g.avg)
+		g.avg.pack()
 		g.avgPacked = true
 	}
 	return g.avg

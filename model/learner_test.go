@@ -37,7 +37,7 @@ func gradBatch[B buffers[float64], N network[float64, B]](n N, sh shape, lens []
 	for i := range o.params {
 		o.params[i] += uniform(rng, 0.5)
 	}
-	repack(n)
+	n.pack()
 	feat := featurizer{window: sh.window, features: sh.features}
 	bf := n.newBufs(len(lens), true)
 	bf.setRows(len(lens))
@@ -856,7 +856,7 @@ func TestTransformerForward(t *testing.T) {
 		nrm, pad := buildFeatures(&m.feat, &in[i], len(in[i].Y), feat, sh.features, 0, 1, 0, nil, true)
 		x := make([][]float64, L)
 		for s := range L {
-			x[s] = affine(net.win, feat[s*sh.features:(s+1)*sh.features])
+			x[s] = affine(net.win.s, feat[s*sh.features:(s+1)*sh.features])
 			for j := range d {
 				age, pair := float64(L-1-s), float64(j-j%2)
 				if j%2 == 0 {
@@ -869,7 +869,7 @@ func TestTransformerForward(t *testing.T) {
 		for l, blk := range net.blocks {
 			qkv := make([][]float64, L)
 			for s := range L {
-				qkv[s] = affine(blk.qkv, norm(x[s], blk.ln1g, blk.ln1b))
+				qkv[s] = affine(blk.q.s, norm(x[s], blk.ln1g, blk.ln1b))
 			}
 			first := 0
 			if l == len(net.blocks)-1 {
@@ -894,15 +894,15 @@ func TestTransformerForward(t *testing.T) {
 						}
 					}
 				}
-				hv := affine(blk.wo, o)
+				hv := affine(blk.wo.s, o)
 				for j := range hv {
 					hv[j] += x[s][j]
 				}
-				u := affine(blk.w1, norm(hv, blk.ln2g, blk.ln2b))
+				u := affine(blk.w1.s, norm(hv, blk.ln2g, blk.ln2b))
 				for j, v := range u {
 					u[j] = 0.5 * v * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(v+0.044715*v*v*v)))
 				}
-				next[s] = affine(blk.w2, u)
+				next[s] = affine(blk.w2.s, u)
 				for j := range next[s] {
 					next[s][j] += hv[j]
 				}

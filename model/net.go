@@ -27,8 +27,11 @@ type kernels[T float] struct {
 	lstmBwd                func(gates, cPrev, tanhC, dh, dc, dz, dcPrev []T, b, hid int)
 	gruFwd                 func(gates, z, hPrev []T, ldp int, h []T, ldh int, h2 []T, ldh2 int, b, hid int)
 	gruBwd                 func(gates, hPrev []T, ldp int, dh, dc, dz, dcPrev []T, b, hid int)
-	tanh                   func(dst, x []T)
 	softmax                func(x []T)
+	gelu                   func(f, t, u []T)
+	geluBack               func(df, u, t []T)
+	layerNorm              func(x, g, b, y, xh []T, eps T) T
+	layerNormBack          func(dy, g, xh, dg, db, dx []T, r T)
 	adam                   func(params, grads, m, v []T, lr, beta1, beta2, eps, wd, bc1, bc2 T)
 	sqNorm                 func(x []T) float64
 	scale                  func(alpha T, x []T)
@@ -46,7 +49,8 @@ var (
 		gemmNNP: kern.GemmNNPacked32, packB: kern.PackB32, packedFwd: true, gemmTNSum: kern.GemmTNSum32,
 		lstmFwd: kern.LSTMForwardTo32, lstmBwd: kern.LSTMBackward32,
 		gruFwd: kern.GRUForwardTo32, gruBwd: kern.GRUBackward32,
-		tanh: kern.Tanh32, softmax: kern.Softmax32,
+		softmax: kern.Softmax32, gelu: kern.GELU32, geluBack: kern.GELUBack32,
+		layerNorm: kern.LayerNorm32, layerNormBack: kern.LayerNormBack32,
 		adam: kern.Adam32, sqNorm: kern.SqNorm32, scale: kern.Scale32,
 	}
 	kernels64 = kernels[float64]{
@@ -54,7 +58,8 @@ var (
 		gemmNNP: kern.GemmNNPacked64, packB: kern.PackB64, gemmTNSum: kern.GemmTNSum64,
 		lstmFwd: kern.LSTMForwardTo64, lstmBwd: kern.LSTMBackward64,
 		gruFwd: kern.GRUForwardTo64, gruBwd: kern.GRUBackward64,
-		tanh: kern.Tanh64, softmax: kern.Softmax64,
+		softmax: kern.Softmax64, gelu: kern.GELU64, geluBack: kern.GELUBack64,
+		layerNorm: kern.LayerNorm64, layerNormBack: kern.LayerNormBack64,
 		adam: kern.Adam64, sqNorm: kern.SqNorm64, scale: kern.Scale64,
 	}
 )

@@ -3,6 +3,8 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+
+	"github.com/trendstream/trendstream/model/internal/kern"
 )
 
 // This file holds the network behind Transformer: an input projection
@@ -15,20 +17,30 @@ import (
 
 // Constants of the Transformer's layers.
 const (
-	trfFF  = 4    // width of the feed-forward layer, in multiples of the model width
-	lnEps  = 1e-5 // variance guard of the layer norms
-	geluC  = 0.7978845608028654
-	geluA  = 0.044715
+	trfFF  = 4     // width of the feed-forward layer, in multiples of the model width
+	lnEps  = 1e-5  // variance guard of the layer norms
 	peBase = 10000 // wavelength scale of the positional encoding
 )
+
+// trfMat is a weight matrix as the Transformer's products read it:
+// columns [col, col+cols) of the parameter matrix s, with a packed copy
+// (kern.PackB) for the forward product when the kernels use packed
+// weights, and in training a packed copy of its weight rows (all but the
+// bias row) transposed, for the input gradient of backward.
+type trfMat[T float] struct {
+	s         matSpan
+	col, cols int
+	p, pt     []T
+}
 
 // trfBlock holds the parameter matrices of one encoder block: the layer
 // norms' gains and biases (1×d each, no weight decay), the query, key and
 // value projections Wqkv ((d+1)×3d, columns [Q | K | V], heads side by
-// side in each), the attention output Wo ((d+1)×d) and the feed-forward
-// layers W1 ((d+1)×ff) and W2 ((ff+1)×d).
-type trfBlock struct {
-	ln1g, ln1b, qkv, wo, ln2g, ln2b, w1, w2 matSpan
+// side in each; q and kv read its parts), the attention output Wo
+// ((d+1)×d) and the feed-forward layers W1 ((d+1)×ff) and W2 ((ff+1)×d).
+type trfBlock[T float] struct {
+	ln1g, ln1b, ln2g, ln2b matSpan
+	q, kv, wo, w1, w2      trfMat[T]
 }
 
 // trfNet is the Transformer encoder. For a window of L steps, with d the
@@ -50,11 +62,12 @@ type trfNet[T float] struct {
 	outHead[T]
 	ff, dh int // feed-forward width, head width
 
-	win              matSpan
-	blocks           []trfBlock
+	win              trfMat[T]
+	blocks           []trfBlock[T]
 	lnfg, lnfb, head matSpan
-	wo, dwo          []T // the head's weights and gradient
-	pe               []T // L×d positional encoding of each step
+	products         []*trfMat[T] // every trfMat, for pack
+	wo, dwo          []T          // the head's weights and gradient
+	pe               []T          // L×d positional encoding of each step
 }
 
 // newTrfNet returns a network of shape sh with zero parameters; without
@@ -63,18 +76,31 @@ func newTrfNet[T float](sh shape, taus []float64, train bool) *trfNet[T] {
 	d := sh.hidden
 	n := &trfNet[T]{sh: sh, k: kernelsFor[T](), outHead: newOutHead[T](sh, taus), ff: trfFF * d, dh: d / sh.heads}
 	var pl paramLayout
-	n.win = pl.add(sh.features+1, d)
-	for range sh.layers {
-		var b trfBlock
+	whole := func(s matSpan) trfMat[T] { return trfMat[T]{s: s, cols: s.cols} }
+	n.win = whole(pl.add(sh.features+1, d))
+	n.blocks = make([]trfBlock[T], sh.layers)
+	for l := range n.blocks {
+		b := &n.blocks[l]
 		b.ln1g, b.ln1b = pl.add(1, d), pl.add(1, d)
-		b.qkv, b.wo = pl.add(d+1, 3*d), pl.add(d+1, d)
+		qkv := pl.add(d+1, 3*d)
+		b.q, b.kv = trfMat[T]{s: qkv, cols: d}, trfMat[T]{s: qkv, col: d, cols: 2 * d}
+		b.wo = whole(pl.add(d+1, d))
 		b.ln2g, b.ln2b = pl.add(1, d), pl.add(1, d)
-		b.w1, b.w2 = pl.add(d+1, n.ff), pl.add(n.ff+1, d)
-		n.blocks = append(n.blocks, b)
+		b.w1, b.w2 = whole(pl.add(d+1, n.ff)), whole(pl.add(n.ff+1, d))
+		n.products = append(n.products, &b.q, &b.kv, &b.wo, &b.w1, &b.w2)
 	}
+	n.products = append(n.products, &n.win)
 	n.lnfg, n.lnfb = pl.add(1, d), pl.add(1, d)
 	n.head = pl.add(d+1, sh.outputs())
 	n.optim = newOptim[T](pl, train)
+	for _, w := range n.products {
+		if n.k.packedFwd {
+			w.p = make([]T, kern.PackedLen(w.s.rows, w.cols))
+		}
+		if train && w != &n.win {
+			w.pt = make([]T, kern.PackedLen(w.cols, w.s.rows-1))
+		}
+	}
 	n.wo = n.of(n.params, n.head)
 	if train {
 		n.dwo = n.of(n.grads, n.head)
@@ -103,6 +129,36 @@ func positionalEncoding[T float](L, d int) []T {
 	return pe
 }
 
+// pack refreshes the packed copies of the weights.
+func (n *trfNet[T]) pack() {
+	for _, w := range n.products {
+		v := n.of(n.params, w.s)[w.col:]
+		if w.p != nil {
+			n.k.packB(w.p, v, w.s.rows, w.cols, w.s.cols, false)
+		}
+		if w.pt != nil {
+			n.k.packB(w.pt, v, w.cols, w.s.rows-1, w.s.cols, true)
+		}
+	}
+}
+
+// mul sets c (m rows, row stride ldc) to [a | 1]·W for the m rows of a
+// (row stride lda, ending in the constant one), or adds it with acc.
+func (n *trfNet[T]) mul(w *trfMat[T], m int, a []T, lda int, c []T, ldc int, acc bool) {
+	if n.k.packedFwd {
+		n.k.gemmNNP(m, w.cols, w.s.rows, a, lda, w.p, c, ldc, acc)
+		return
+	}
+	n.k.gemmNN(m, w.cols, w.s.rows, a, lda, n.of(n.params, w.s)[w.col:], w.s.cols, c, ldc, acc)
+}
+
+// mulT sets da (row stride ldda) to dc·Wᵀ over W's weight rows for the m
+// rows of dc (row stride lddc): the gradient of mul's input a from that
+// of its output. With acc it adds.
+func (n *trfNet[T]) mulT(w *trfMat[T], m int, dc []T, lddc int, da []T, ldda int, acc bool) {
+	n.k.gemmNNP(m, w.s.rows-1, w.cols, dc, lddc, w.pt, da, ldda, acc)
+}
+
 // init draws the initial parameters from rng: weights uniform in
 // ±1/√fan_in (PyTorch's Linear default), biases 0, layer-norm gains 1,
 // the head's weights in ±1/√d and its biases those of
@@ -126,6 +182,7 @@ func (n *trfNet[T]) init(rng *rand.PCG) {
 		}
 	}
 	n.resetOptimizer()
+	n.pack()
 }
 
 // trfLayerBufs holds one block's activations. The block reads X, P rows
@@ -259,11 +316,11 @@ func (n *trfNet[T]) queryRows(l, B int) (m, t0, st int) {
 // forward runs the network over the windows in bf and leaves the head
 // pre-activations in bf.out.
 func (n *trfNet[T]) forward(bf *trfBufs[T]) {
-	sh, k := n.sh, n.k
+	sh := n.sh
 	B, L, d, nf := bf.rows, sh.window, sh.hidden, sh.features
 	P := B * L
 	x0 := bf.lay[0].x
-	k.gemmNN(P, d, nf+1, bf.x, nf+1, n.of(n.params, n.win), d, x0, d, false)
+	n.mul(&n.win, P, bf.x, nf+1, x0, d, false)
 	for r := range B {
 		for t := range L {
 			row, pe := x0[(r*L+t)*d:][:d], n.pe[t*d:][:d]
@@ -275,36 +332,35 @@ func (n *trfNet[T]) forward(bf *trfBufs[T]) {
 	for l := range n.blocks {
 		n.blockForward(bf, l)
 	}
-	layerNorm(bf.out, d, B, n.of(n.params, n.lnfg), n.of(n.params, n.lnfb), bf.head, d+1, bf.xhf, bf.rsf)
+	n.layerNorm(bf.out, d, B, n.of(n.params, n.lnfg), n.of(n.params, n.lnfb), bf.head, d+1, bf.xhf, bf.rsf)
 	n.outHead.forward(&bf.rowBufs, n.wo)
 }
 
 // blockForward runs block l: its input is bf.lay[l].x, its output the
 // next block's input or bf.out.
 func (n *trfNet[T]) blockForward(bf *trfBufs[T], l int) {
-	sh, k, blk, lb := n.sh, n.k, n.blocks[l], &bf.lay[l]
+	sh, blk, lb := n.sh, &n.blocks[l], &bf.lay[l]
 	B, L, d, ff := bf.rows, sh.window, sh.hidden, n.ff
 	P := B * L
 	m, t0, st := n.queryRows(l, B)
 	p := n.params
-	wqkv := n.of(p, blk.qkv)
-	layerNorm(lb.x, d, P, n.of(p, blk.ln1g), n.of(p, blk.ln1b), lb.a, d+1, lb.xh1, lb.rs1)
+	n.layerNorm(lb.x, d, P, n.of(p, blk.ln1g), n.of(p, blk.ln1b), lb.a, d+1, lb.xh1, lb.rs1)
 	// Keys and values at every step, queries at the query rows.
-	k.gemmNN(P, 2*d, d+1, lb.a, d+1, wqkv[d:], 3*d, lb.qkv[d:], 3*d, false)
-	k.gemmNN(m, d, d+1, lb.a[t0*(d+1):], (d+1)*st, wqkv, 3*d, lb.qkv[t0*3*d:], 3*d*st, false)
+	n.mul(&blk.kv, P, lb.a, d+1, lb.qkv[d:], 3*d, false)
+	n.mul(&blk.q, m, lb.a[t0*(d+1):], (d+1)*st, lb.qkv[t0*3*d:], 3*d*st, false)
 	n.attention(bf, l)
 	// H = X at the query rows + [O | 1]·Wo.
 	copyRows(lb.h, d, lb.x[t0*d:], d*st, m, d)
-	k.gemmNN(m, d, d+1, lb.o, d+1, n.of(p, blk.wo), d, lb.h, d, true)
-	layerNorm(lb.h, d, m, n.of(p, blk.ln2g), n.of(p, blk.ln2b), lb.c, d+1, lb.xh2, lb.rs2)
-	k.gemmNN(m, ff, d+1, lb.c, d+1, n.of(p, blk.w1), ff, lb.u, ff, false)
+	n.mul(&blk.wo, m, lb.o, d+1, lb.h, d, true)
+	n.layerNorm(lb.h, d, m, n.of(p, blk.ln2g), n.of(p, blk.ln2b), lb.c, d+1, lb.xh2, lb.rs2)
+	n.mul(&blk.w1, m, lb.c, d+1, lb.u, ff, false)
 	n.gelu(lb.u, lb.tg, lb.f, m)
 	next := bf.out
 	if l+1 < sh.layers {
 		next = bf.lay[l+1].x
 	}
 	copy(next[:m*d], lb.h[:m*d])
-	k.gemmNN(m, d, ff+1, lb.f, ff+1, n.of(p, blk.w2), d, next, d, true)
+	n.mul(&blk.w2, m, lb.f, ff+1, next, d, true)
 }
 
 // attnDims returns the dimensions of block l's attention over the batch
@@ -357,84 +413,36 @@ func copyRows[T float](dst []T, ldd int, src []T, lds, m, n int) {
 }
 
 // layerNorm sets row i of y (row stride ldy) to the layer norm of row i
-// of x (m rows of n, row stride ldx) with gains g and biases b, and keeps
-// the normalised rows in xh (m×n) and the reciprocal standard deviations
+// of x (m rows of d, row stride ldx) with gains g and biases b, and keeps
+// the normalised rows in xh (m×d) and the reciprocal standard deviations
 // in rs for backward.
-func layerNorm[T float](x []T, ldx, m int, g, b, y []T, ldy int, xh, rs []T) {
-	n := len(g)
+func (n *trfNet[T]) layerNorm(x []T, ldx, m int, g, b, y []T, ldy int, xh, rs []T) {
+	d := len(g)
 	for i := range m {
-		xi, yi, hi := x[i*ldx:][:n], y[i*ldy:][:n], xh[i*n:][:n]
-		var mean, vr T
-		for _, v := range xi {
-			mean += v
-		}
-		mean /= T(n)
-		for _, v := range xi {
-			vr += (v - mean) * (v - mean)
-		}
-		r := 1 / T(math.Sqrt(float64(vr/T(n)+lnEps)))
-		rs[i] = r
-		for j, v := range xi {
-			hv := (v - mean) * r
-			hi[j] = hv
-			yi[j] = hv*g[j] + b[j]
-		}
+		rs[i] = n.k.layerNorm(x[i*ldx:][:d], g, b, y[i*ldy:][:d], xh[i*d:][:d], lnEps)
 	}
 }
 
-// layerNormBack takes the gradient dy (m×n, row stride ldy) of a layer
+// layerNormBack takes the gradient dy (m×d, row stride ldy) of a layer
 // norm's output, adds that of its gains and biases to dg and db and that
-// of its input to dx (row stride ldx), or writes it there without acc:
-//
-//	dx = rs·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)),  ĝ = dy·g
-func layerNormBack[T float](dy []T, ldy, m int, g, xh, rs, dg, db, dx []T, ldx int, acc bool) {
-	n := len(g)
+// of its input to dx (row stride ldx), or writes it there without acc.
+func (n *trfNet[T]) layerNormBack(dy []T, ldy, m int, g, xh, rs, dg, db, dx []T, ldx int, acc bool) {
+	d := len(g)
 	for i := range m {
-		dyi, hi, dxi := dy[i*ldy:][:n], xh[i*n:][:n], dx[i*ldx:][:n]
-		var s1, s2 T
-		for j, v := range dyi {
-			dg[j] += v * hi[j]
-			db[j] += v
-			gh := v * g[j]
-			s1 += gh
-			s2 += gh * hi[j]
+		dxi := dx[i*ldx:][:d]
+		if !acc {
+			clear(dxi)
 		}
-		s1 /= T(n)
-		s2 /= T(n)
-		for j, v := range dyi {
-			dv := rs[i] * (v*g[j] - s1 - hi[j]*s2)
-			if acc {
-				dxi[j] += dv
-			} else {
-				dxi[j] = dv
-			}
-		}
+		n.k.layerNormBack(dy[i*ldy:][:d], g, xh[i*d:][:d], dg, db, dxi, rs[i])
 	}
 }
 
-// gelu sets f (row stride ff+1) to GELU(u) for m rows of ff, keeping the
-// tanh of the approximation 0.5·u·(1 + tanh(c·(u + a·u³))) in tg.
+// gelu sets f (row stride ff+1) to GELU(u) for m rows of ff, keeping in tg
+// the tanh values the backward pass reads.
 func (n *trfNet[T]) gelu(u, tg, f []T, m int) {
 	ff := n.ff
-	u, tg = u[:m*ff], tg[:m*ff]
-	for i, v := range u {
-		tg[i] = geluC * (v + geluA*v*v*v)
-	}
-	n.k.tanh(tg, tg)
 	for i := range m {
-		fi, ui, ti := f[i*(ff+1):][:ff], u[i*ff:][:ff], tg[i*ff:][:ff]
-		for j, v := range ui {
-			fi[j] = 0.5 * v * (1 + ti[j])
-		}
-	}
-}
-
-// geluBack replaces the gradient df (m×ff) of GELU's output by that of
-// its input u, with the tanh values tg of the forward pass.
-func geluBack[T float](df, u, tg []T) {
-	for i, v := range u[:len(df)] {
-		t := tg[i]
-		df[i] *= 0.5*(1+t) + 0.5*v*(1-t*t)*geluC*(1+3*geluA*v*v)
+		n.k.gelu(f[i*(ff+1):][:ff], tg[i*ff:][:ff], u[i*ff:][:ff])
 	}
 }
 
@@ -450,53 +458,53 @@ func (n *trfNet[T]) backward(bf *trfBufs[T]) {
 	clear(dlg)
 	clear(dlb)
 	dy := bf.dx[0]
-	layerNormBack(bf.dz, d, B, n.of(p, n.lnfg), bf.xhf, bf.rsf, dlg, dlb, dy, d, false)
+	n.layerNormBack(bf.dz, d, B, n.of(p, n.lnfg), bf.xhf, bf.rsf, dlg, dlb, dy, d, false)
 	for l := sh.layers - 1; l >= 0; l-- {
 		dx := bf.dx[(sh.layers-l)%2]
 		n.blockBackward(bf, l, dy, dx)
 		dy = dx
 	}
-	k.gemmTN(nf+1, d, P, bf.x, nf+1, dy, d, n.of(gr, n.win), d, false)
+	k.gemmTN(nf+1, d, P, bf.x, nf+1, dy, d, n.of(gr, n.win.s), d, false)
 }
 
 // blockBackward takes the gradient dy of block l's output (at its query
 // rows) and writes that of its input X_l to dx (P×d) and those of its
 // parameters.
 func (n *trfNet[T]) blockBackward(bf *trfBufs[T], l int, dy, dx []T) {
-	sh, k, blk, lb := n.sh, n.k, n.blocks[l], &bf.lay[l]
+	sh, k, blk, lb := n.sh, n.k, &n.blocks[l], &bf.lay[l]
 	B, L, d, ff := bf.rows, sh.window, sh.hidden, n.ff
 	P := B * L
 	m, t0, st := n.queryRows(l, B)
 	p, gr := n.params, n.grads
 	// Feed-forward: X_{l+1} = H + [F | 1]·W2, F = GELU([C | 1]·W1).
-	k.gemmTN(ff+1, d, m, lb.f, ff+1, dy, d, n.of(gr, blk.w2), d, false)
-	k.gemmNT(m, ff, d, dy, d, n.of(p, blk.w2), d, bf.df, ff, false)
-	geluBack(bf.df[:m*ff], lb.u, lb.tg)
-	k.gemmTN(d+1, ff, m, lb.c, d+1, bf.df, ff, n.of(gr, blk.w1), ff, false)
-	k.gemmNT(m, d, ff, bf.df, ff, n.of(p, blk.w1), ff, bf.dc, d, false)
+	k.gemmTN(ff+1, d, m, lb.f, ff+1, dy, d, n.of(gr, blk.w2.s), d, false)
+	n.mulT(&blk.w2, m, dy, d, bf.df, ff, false)
+	k.geluBack(bf.df[:m*ff], lb.u, lb.tg)
+	k.gemmTN(d+1, ff, m, lb.c, d+1, bf.df, ff, n.of(gr, blk.w1.s), ff, false)
+	n.mulT(&blk.w1, m, bf.df, ff, bf.dc, d, false)
 	copy(bf.dh[:m*d], dy[:m*d])
 	dg, db := n.of(gr, blk.ln2g), n.of(gr, blk.ln2b)
 	clear(dg)
 	clear(db)
-	layerNormBack(bf.dc, d, m, n.of(p, blk.ln2g), lb.xh2, lb.rs2, dg, db, bf.dh, d, true)
+	n.layerNormBack(bf.dc, d, m, n.of(p, blk.ln2g), lb.xh2, lb.rs2, dg, db, bf.dh, d, true)
 	// Attention output: H = X at the query rows + [O | 1]·Wo.
-	k.gemmTN(d+1, d, m, lb.o, d+1, bf.dh, d, n.of(gr, blk.wo), d, false)
-	k.gemmNT(m, d, d, bf.dh, d, n.of(p, blk.wo), d, bf.do, d, false)
+	k.gemmTN(d+1, d, m, lb.o, d+1, bf.dh, d, n.of(gr, blk.wo.s), d, false)
+	n.mulT(&blk.wo, m, bf.dh, d, bf.do, d, false)
 	if t0 > 0 {
 		clear(dx[:P*d])
 	}
 	copyRows(dx[t0*d:], d*st, bf.dh, d, m, d)
 	n.attentionBack(bf, l)
 	// Projections: [Q | K | V] = [LN_1(X) | 1]·Wqkv, queries at the query rows.
-	wqkv, dwqkv := n.of(p, blk.qkv), n.of(gr, blk.qkv)
+	dwqkv := n.of(gr, blk.q.s)
 	k.gemmTN(d+1, 2*d, P, lb.a, d+1, bf.dqkv[d:], 3*d, dwqkv[d:], 3*d, false)
 	k.gemmTN(d+1, d, m, lb.a[t0*(d+1):], (d+1)*st, bf.dqkv[t0*3*d:], 3*d*st, dwqkv, 3*d, false)
-	k.gemmNT(P, d, 2*d, bf.dqkv[d:], 3*d, wqkv[d:], 3*d, bf.da, d, false)
-	k.gemmNT(m, d, d, bf.dqkv[t0*3*d:], 3*d*st, wqkv, 3*d, bf.da[t0*d:], d*st, true)
+	n.mulT(&blk.kv, P, bf.dqkv[d:], 3*d, bf.da, d, false)
+	n.mulT(&blk.q, m, bf.dqkv[t0*3*d:], 3*d*st, bf.da[t0*d:], d*st, true)
 	dg, db = n.of(gr, blk.ln1g), n.of(gr, blk.ln1b)
 	clear(dg)
 	clear(db)
-	layerNormBack(bf.da, d, P, n.of(p, blk.ln1g), lb.xh1, lb.rs1, dg, db, dx, d, true)
+	n.layerNormBack(bf.da, d, P, n.of(p, blk.ln1g), lb.xh1, lb.rs1, dg, db, dx, d, true)
 }
 
 // attentionBack takes the gradient of block l's attention output in

@@ -1,8 +1,8 @@
 // Package kern provides allocation-free numeric kernels for training the
 // global forecasters: single-precision GEMM, fused LSTM and GRU cells
-// forward/backward, activations, softmax, a fused AdamW step and a few
-// vector helpers, plus exact float64 twins used by the finite-difference
-// gradient checks.
+// forward/backward, activations, softmax, GELU and layer norm, a fused
+// AdamW step and a few vector helpers, plus exact float64 twins used by
+// the finite-difference gradient checks.
 //
 // # Overview
 //
@@ -30,7 +30,9 @@
 //     applied to the recurrent product, as in cuDNN), the previous h read
 //     and the new h written with a row stride.
 //   - Activations: Sigmoid32, Tanh32, Sigmoid64, Tanh64; Softmax32 and
-//     Softmax64 of a vector (attention weights).
+//     Softmax64 of a vector (attention weights); GELU32/64 and
+//     GELUBack32/64 (tanh approximation, keeping the tanh for backward).
+//   - Layer norm of a row: LayerNorm32/64 and LayerNormBack32/64.
 //   - Optimiser: Adam32, Adam64 (AdamW, decoupled weight decay).
 //   - Vectors: Axpy32/64, Scale32/64, SqNorm32/64 (gradient clipping),
 //     AddBias32/64 (row-broadcast bias add), SumRows32/64 (bias gradient).

@@ -13,7 +13,15 @@ func Softmax32(x []float32) {
 	if len(x) == 0 {
 		return
 	}
-	m := slices.Max(x)
+	var m float32
+	if useAsm && len(x) >= 8 {
+		m = max32(&x[0], len(x)&^7)
+		for _, v := range x[len(x)&^7:] {
+			m = max(m, v)
+		}
+	} else {
+		m = slices.Max(x)
+	}
 	var s float32
 	i := 0
 	if useAsm && len(x) >= 8 {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
@@ -53,23 +51,7 @@ func (c rowCell) state(base Register, l int) Mem {
 // handling L of them, the gate pointers advancing by L vectors, and
 // returns.
 func (c rowCell) loops(body func(L int), gates ...Register) {
-	for _, L := range []int{2, 1} {
-		loop := fmt.Sprintf("loop%d", L)
-		next := fmt.Sprintf("after%d", L)
-		Label(loop)
-		CMPQ(c.n, U8(L))
-		JL(LabelRef(next))
-		body(L)
-		for _, g := range gates {
-			ADDQ(U32(32*L), g)
-		}
-		ADDQ(U32(32*L), c.off)
-		SUBQ(U8(L), c.n)
-		JMP(LabelRef(loop))
-		Label(next)
-	}
-	VZEROUPPER()
-	RET()
+	vectorLoops(c.n, body, append(gates, c.off)...)
 }
 
 // loop emits the loop over the column vectors one at a time, the gate

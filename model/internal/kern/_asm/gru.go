@@ -145,16 +145,7 @@ func genExpShift() {
 	DECQ(n)
 	JNZ(LabelRef("loop"))
 	Label("done")
-	// Horizontal sum: (lanes 0-3 + 4-7), then pairs, then the last two.
-	hi := XMM()
-	VEXTRACTF128(U8(1), sum, hi)
-	lo := sum.AsX()
-	VADDPS(hi, lo, lo)
-	VMOVHLPS(lo, hi, hi)
-	VADDPS(hi, lo, lo)
-	VMOVSHDUP(lo, hi)
-	VADDSS(hi, lo, lo)
-	Store(lo, ReturnIndex(0))
+	Store(hsum(sum), ReturnIndex(0))
 	VZEROUPPER()
 	RET()
 }
