@@ -45,6 +45,8 @@ var learners = []struct {
 	new  func(LearnerConfig, Config) (Learner, error)
 }{
 	{NameLSTM, func(c LearnerConfig, m Config) (Learner, error) { return NewLSTM(c, m) }},
+	{NameGRU, func(c LearnerConfig, m Config) (Learner, error) { return NewGRU(c, m) }},
+	{NameTransformer, func(c LearnerConfig, m Config) (Learner, error) { return NewTransformer(c, m) }},
 }
 
 // Learners lists the learners NewLearner knows, in report order.
@@ -76,12 +78,20 @@ func NewLearner(name string, cfg LearnerConfig, mcfg Config) (Learner, error) {
 // learner reads the fields that apply to its architecture; the zero value
 // of each field means its default.
 type LearnerConfig struct {
-	// Layers is the number of stacked LSTM layers, 1 or 2. The default
-	// is 2.
+	// Layers is the number of stacked layers (recurrent layers or
+	// Transformer blocks), 1 or 2. The default is 2.
 	Layers int
-	// Hidden is the number of hidden units per layer, at most 1024. The
-	// default is 32 (the README's backtest tables compare sizes).
+	// Hidden is the number of hidden units per layer (the model width of
+	// a Transformer), at most 1024. The default is 32 (the README's
+	// backtest tables compare sizes).
 	Hidden int
+	// Heads is the number of attention heads of a Transformer, a divisor
+	// of Hidden. The default is the smallest number of heads whose width
+	// Hidden/Heads is at most 16: 2 heads of 16 at the default Hidden 32,
+	// 4 of 16 at 64, 4 of 10 at 40. Heads of 8 to 16 dimensions are
+	// wide enough for the dot products to rank positions and still let
+	// several heads attend to different lags.
+	Heads int
 	// Window is the number of input buckets L. Shorter histories are
 	// left-padded. The default is 56.
 	Window int
@@ -108,11 +118,12 @@ type LearnerConfig struct {
 	// scaled down to it. The default is 1; +Inf disables clipping.
 	ClipNorm float64
 	// Refresh is the number of buckets between full runs of a series'
-	// input window when forecasting, at most 1000. In between, the forecast
-	// of a series whose window advanced by one bucket takes one LSTM step
-	// from the state its previous forecast left (a 56th of the recurrent
-	// work at L = 56), with the scale and mean price of its last full run.
-	// 1 runs every window in full. The default is 7.
+	// input window when a recurrent learner (LSTM, GRU) forecasts, at
+	// most 1000. In between, the forecast of a series whose window
+	// advanced by one bucket takes one recurrent step from the state its
+	// previous forecast left (a 56th of the recurrent work at L = 56), with
+	// the scale and mean price of its last full run. 1 runs every window
+	// in full. The default is 7.
 	Refresh int
 	// Average is the decay per optimizer step of the exponential moving
 	// average of the weights that forecasts use (Polyak averaging), in
@@ -165,6 +176,12 @@ func (c LearnerConfig) WithDefaults() (LearnerConfig, error) {
 	}
 	def(&c.Layers, 2)
 	def(&c.Hidden, 32)
+	if c.Heads == 0 && c.Hidden > 0 {
+		c.Heads = (c.Hidden + 15) / 16
+		for c.Hidden%c.Heads != 0 {
+			c.Heads++
+		}
+	}
 	def(&c.Window, 56)
 	def(&c.MiniBatch, 512)
 	def(&c.StepsPerClose, 1)
@@ -201,6 +218,9 @@ func (c LearnerConfig) WithDefaults() (LearnerConfig, error) {
 		if f.v < f.lo || f.v > f.max {
 			return c, fmt.Errorf("model: LearnerConfig.%s %d outside [%d, %d]", f.name, f.v, f.lo, f.max)
 		}
+	}
+	if c.Heads < 1 || c.Hidden%c.Heads != 0 {
+		return c, fmt.Errorf("model: LearnerConfig.Heads %d does not divide Hidden %d", c.Heads, c.Hidden)
 	}
 	switch {
 	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):

@@ -16,17 +16,20 @@ func lstmSlide(long []Input, end, n int) []Input {
 	return in
 }
 
-// lstmTwins returns a model with carried states and one running every
-// window in full, with the same weights.
-func lstmTwins(t *testing.T, refresh int) (carried, full *LSTM) {
+// lstmTwins returns a model of the recurrent learner name with carried
+// states and one running every window in full, with the same weights.
+func lstmTwins(t *testing.T, name string, refresh int) (carried, full Learner) {
 	t.Helper()
 	cfg := lstmSmall
 	cfg.Refresh = refresh
-	carried = lstmNew(t, cfg, lstmSmallCfg)
+	carried = newLearner(t, name, cfg, lstmSmallCfg)
 	cfg.Refresh = 1
-	full = lstmNew(t, cfg, lstmSmallCfg)
+	full = newLearner(t, name, cfg, lstmSmallCfg)
 	return carried, full
 }
+
+// recurrentLearners are the learners with carried states.
+var recurrentLearners = []string{NameLSTM, NameGRU}
 
 // lstmRelDiff returns the largest difference between the means and
 // quantiles of a and b relative to the largest value of b.
@@ -45,13 +48,19 @@ func lstmRelDiff(a, b []*Forecast) float64 {
 	return diff / max(mag, 1e-12)
 }
 
-// TestLSTMCarryExact checks the carried state against full runs where
+// TestCarryExact checks the carried state against full runs where
 // they must agree: series younger than the window (so a full run starts
 // from the zero state at the same first bucket) with no sales (so the
 // scale stays 1) and no prices (whose feature is relative to the window's
 // mean), forecast bucket after bucket without a refresh.
-func TestLSTMCarryExact(t *testing.T) {
-	carried, full := lstmTwins(t, 1000)
+func TestCarryExact(t *testing.T) {
+	for _, name := range recurrentLearners {
+		t.Run(name, func(t *testing.T) { testCarryExact(t, name) })
+	}
+}
+
+func testCarryExact(t *testing.T, name string) {
+	carried, full := lstmTwins(t, name, 1000)
 	long := lstmTestSeries(6, 10, 5)
 	for i := range long {
 		clear(long[i].Y)
@@ -66,22 +75,28 @@ func TestLSTMCarryExact(t *testing.T) {
 			t.Fatalf("window ending at %d: carried forecasts differ from full runs by %.3g", end, d)
 		}
 	}
-	if carried.fs == nil {
+	if !learnerInternals(carried).stepped {
 		t.Fatal("no forecast stepped a carried state")
 	}
-	if full.fs != nil || full.carry != nil {
+	if f := learnerInternals(full); f.carries || f.stepped {
 		t.Fatal("Refresh 1 carried state")
 	}
 }
 
-// TestLSTMCarrySchedule runs forecasts over consecutive buckets and checks
+// TestCarrySchedule runs forecasts over consecutive buckets and checks
 // which of them run the window in full (bit-identical to the twin that
 // always does) and which step the carried state (not identical): a series
 // runs in full first, then after refresh-1-(key mod refresh) steps, then
 // every refresh buckets, and after a skipped or repeated bucket.
-func TestLSTMCarrySchedule(t *testing.T) {
+func TestCarrySchedule(t *testing.T) {
+	for _, name := range recurrentLearners {
+		t.Run(name, func(t *testing.T) { testCarrySchedule(t, name) })
+	}
+}
+
+func testCarrySchedule(t *testing.T, name string) {
 	const refresh, days = 4, 14
-	carried, full := lstmTwins(t, refresh)
+	carried, full := lstmTwins(t, name, refresh)
 	long := lstmTestSeries(5, 40+days, 6)
 	a, b := lstmForecasts(lstmSmallCfg, len(long)), lstmForecasts(lstmSmallCfg, len(long))
 	ends := make([]int, 0, days)
@@ -205,7 +220,7 @@ func TestLSTMCarryStep(t *testing.T) {
 	m.ForecastBatch(dst, lstmSlide(long, 20, 20))
 	type saved struct {
 		state []float32
-		norm  lstmNorm
+		norm  featNorm
 	}
 	before := make([]saved, len(long))
 	for i := range long {
@@ -222,12 +237,12 @@ func TestLSTMCarryStep(t *testing.T) {
 	var rescaled bool
 	for i := range in {
 		s0, p0 := before[i].norm.scale, before[i].norm.pmean
-		norm, _ := lstmBuild(&m.feat, &in[i], len(in[i].Y), x, sh.features, 0, 1, sh.window-1, nil, true)
+		norm, _ := buildFeatures(&m.feat, &in[i], len(in[i].Y), x, sh.features, 0, 1, sh.window-1, nil, true)
 		rescaled = rescaled || (norm.scale != s0 && norm.pmean != p0)
 		// The step's features are relative to the last full run's norm.
 		last := len(in[i].Y) - 1
 		x[0] = float32(in[i].Y[last] / s0)
-		x[2] = float32(min(float64(in[i].Price[last])/p0, lstmPriceCap))
+		x[2] = float32(min(float64(in[i].Price[last])/p0, priceCap))
 		input := make([]float64, 0, sh.features)
 		for _, v := range x {
 			input = append(input, float64(v))
@@ -262,7 +277,7 @@ func TestLSTMCarryStep(t *testing.T) {
 			}
 			out[j] = float32(v)
 		}
-		m.writeForecast(want[0], out, s0)
+		writeForecast(want[0], out, s0, m.levels)
 		if d := lstmRelDiff(dst[i:i+1], want); d > 1e-4 {
 			t.Errorf("series %d: carried step differs from the reference by %.3g", i, d)
 		}
@@ -305,7 +320,7 @@ func TestLSTMCarryPruneWhileStepping(t *testing.T) {
 // indices while new series keep taking slots: the live states must keep
 // stepping (none is dropped as stale).
 func TestLSTMCarryNegativeBuckets(t *testing.T) {
-	carried, full := lstmTwins(t, 1000)
+	carried, full := lstmTwins(t, NameLSTM, 1000)
 	long := lstmTestSeries(60, 40, 10)
 	for i := range long {
 		long[i].Start = -20000

@@ -1,7 +1,8 @@
 // Package kern provides allocation-free numeric kernels for training the
-// LSTM forecaster: single-precision GEMM, fused LSTM cell forward/backward,
-// activations, a fused AdamW step and a few vector helpers, plus exact
-// float64 twins used by the finite-difference gradient check.
+// global forecasters: single-precision GEMM, fused LSTM and GRU cells
+// forward/backward, activations, softmax, GELU and layer norm, a fused
+// AdamW step and a few vector helpers, plus exact float64 twins used by
+// the finite-difference gradient checks.
 //
 // # Overview
 //
@@ -24,7 +25,14 @@
 //     z of shape B×4H with column blocks [i | f | g | o];
 //     LSTMForwardTo32/64 write the gates to their own matrix and h with a
 //     row stride to one or two destinations.
-//   - Activations: Sigmoid32, Tanh32, Sigmoid64, Tanh64.
+//   - GRU cell: GRUForwardTo32/64 and GRUBackward32/64 on a gate matrix
+//     of shape B×4H with column blocks [n_x | r | u | n_h] (the reset gate
+//     applied to the recurrent product, as in cuDNN), the previous h read
+//     and the new h written with a row stride.
+//   - Activations: Sigmoid32, Tanh32, Sigmoid64, Tanh64; Softmax32 and
+//     Softmax64 of a vector (attention weights); GELU32/64 and
+//     GELUBack32/64 (tanh approximation, keeping the tanh for backward).
+//   - Layer norm of a row: LayerNorm32/64 and LayerNormBack32/64.
 //   - Optimiser: Adam32, Adam64 (AdamW, decoupled weight decay).
 //   - Vectors: Axpy32/64, Scale32/64, SqNorm32/64 (gradient clipping),
 //     AddBias32/64 (row-broadcast bias add), SumRows32/64 (bias gradient).
@@ -85,9 +93,9 @@
 // fallback evaluates the same formulas in scalar float32, so both paths
 // agree to within an ulp or two.
 //
-// Cell activations. LSTMForward32 and LSTMForwardTo32 use shorter
-// formulas with the same exp core, evaluated by Estrin's scheme:
-// sigmoid(x) = 1/(1+exp(-y)) with y = x clamped to [-87, 87], and
+// Cell activations. LSTMForward32, LSTMForwardTo32 and GRUForwardTo32
+// use shorter formulas with the same exp core, evaluated by Estrin's
+// scheme: sigmoid(x) = 1/(1+exp(-y)) with y = x clamped to [-87, 87], and
 // tanh(x) = sign(x)·|e/(2+e)| with e = expm1(-min(2|x|, 87)) = s·p + (s-1)
 // (s = 2ⁿ, p ≈ expm1(r)), which is accurate near 0 without a second
 // polynomial. One IEEE division each (no VRCPPS, whose result differs

@@ -284,14 +284,7 @@ func TestGemmPanics(t *testing.T) {
 		{"ldc<n 64", func() { GemmNN64(2, 3, 2, make([]float64, 9), 2, make([]float64, 9), 3, make([]float64, 9), 2, false) }},
 	}
 	for _, tc := range cases {
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("%s: no panic", tc.name)
-				}
-			}()
-			tc.f()
-		}()
+		mustPanic(t, tc.name, tc.f)
 	}
 }
 

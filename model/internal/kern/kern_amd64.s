@@ -180,7 +180,39 @@ DATA kconst<>+688(SB)/4, $0xc2ae0000
 DATA kconst<>+692(SB)/4, $0xc2ae0000
 DATA kconst<>+696(SB)/4, $0xc2ae0000
 DATA kconst<>+700(SB)/4, $0xc2ae0000
-GLOBL kconst<>(SB), RODATA|NOPTR, $704
+DATA kconst<>+704(SB)/4, $0x3f000000
+DATA kconst<>+708(SB)/4, $0x3f000000
+DATA kconst<>+712(SB)/4, $0x3f000000
+DATA kconst<>+716(SB)/4, $0x3f000000
+DATA kconst<>+720(SB)/4, $0x3f000000
+DATA kconst<>+724(SB)/4, $0x3f000000
+DATA kconst<>+728(SB)/4, $0x3f000000
+DATA kconst<>+732(SB)/4, $0x3f000000
+DATA kconst<>+736(SB)/4, $0x3f4c422a
+DATA kconst<>+740(SB)/4, $0x3f4c422a
+DATA kconst<>+744(SB)/4, $0x3f4c422a
+DATA kconst<>+748(SB)/4, $0x3f4c422a
+DATA kconst<>+752(SB)/4, $0x3f4c422a
+DATA kconst<>+756(SB)/4, $0x3f4c422a
+DATA kconst<>+760(SB)/4, $0x3f4c422a
+DATA kconst<>+764(SB)/4, $0x3f4c422a
+DATA kconst<>+768(SB)/4, $0x3d372713
+DATA kconst<>+772(SB)/4, $0x3d372713
+DATA kconst<>+776(SB)/4, $0x3d372713
+DATA kconst<>+780(SB)/4, $0x3d372713
+DATA kconst<>+784(SB)/4, $0x3d372713
+DATA kconst<>+788(SB)/4, $0x3d372713
+DATA kconst<>+792(SB)/4, $0x3d372713
+DATA kconst<>+796(SB)/4, $0x3d372713
+DATA kconst<>+800(SB)/4, $0x3e095d4f
+DATA kconst<>+804(SB)/4, $0x3e095d4f
+DATA kconst<>+808(SB)/4, $0x3e095d4f
+DATA kconst<>+812(SB)/4, $0x3e095d4f
+DATA kconst<>+816(SB)/4, $0x3e095d4f
+DATA kconst<>+820(SB)/4, $0x3e095d4f
+DATA kconst<>+824(SB)/4, $0x3e095d4f
+DATA kconst<>+828(SB)/4, $0x3e095d4f
+GLOBL kconst<>(SB), RODATA|NOPTR, $832
 
 // func sgemmNN16(m int, k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, mask *int32, acc bool)
 // Requires: AVX, FMA3, MMX+
@@ -3489,8 +3521,8 @@ loop2:
 	VBLENDVPS    Y1, Y11, Y2, Y1
 	VMOVUPS      Y0, (AX)
 	VMOVUPS      Y1, 32(AX)
-	ADDQ         $0x40, CX
-	ADDQ         $0x40, AX
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x00000040, AX
 	SUBQ         $0x02, DX
 	JMP          loop2
 
@@ -3524,8 +3556,8 @@ loop1:
 	VMULPS       Y2, Y5, Y5
 	VBLENDVPS    Y0, Y5, Y2, Y0
 	VMOVUPS      Y0, (AX)
-	ADDQ         $0x20, CX
-	ADDQ         $0x20, AX
+	ADDQ         $0x00000020, CX
+	ADDQ         $0x00000020, AX
 	SUBQ         $0x01, DX
 	JMP          loop1
 
@@ -3622,8 +3654,8 @@ loop2:
 	VORPS        Y6, Y3, Y3
 	VMOVUPS      Y2, (AX)
 	VMOVUPS      Y3, 32(AX)
-	ADDQ         $0x40, CX
-	ADDQ         $0x40, AX
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x00000040, AX
 	SUBQ         $0x02, DX
 	JMP          loop2
 
@@ -3670,8 +3702,8 @@ loop1:
 	VANDPS       kconst<>+64(SB), Y0, Y3
 	VORPS        Y3, Y1, Y1
 	VMOVUPS      Y1, (AX)
-	ADDQ         $0x20, CX
-	ADDQ         $0x20, AX
+	ADDQ         $0x00000020, CX
+	ADDQ         $0x00000020, AX
 	SUBQ         $0x01, DX
 	JMP          loop1
 
@@ -4269,6 +4301,846 @@ loop:
 	JNZ          loop
 
 done:
+	VZEROUPPER
+	RET
+
+// func gruFwdRow32(z *float32, gates *float32, hPrev *float32, h *float32, h2 *float32, hid int, nv int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·gruFwdRow32(SB), NOSPLIT, $0-56
+	MOVQ z+0(FP), AX
+	MOVQ gates+8(FP), CX
+	MOVQ hPrev+16(FP), DX
+	MOVQ h+24(FP), BX
+	MOVQ h2+32(FP), SI
+	MOVQ hid+40(FP), DI
+	SHLQ $0x02, DI
+	LEAQ (DI)(DI*2), R8
+	MOVQ nv+48(FP), R9
+	XORQ R10, R10
+
+loop2:
+	CMPQ         R9, $0x02
+	JL           after2
+	VMOVUPS      (AX)(DI*1), Y0
+	VMOVUPS      32(AX)(DI*1), Y1
+	VMOVUPS      kconst<>+672(SB), Y2
+	VMAXPS       Y0, Y2, Y2
+	VMOVUPS      kconst<>+672(SB), Y0
+	VMAXPS       Y1, Y0, Y0
+	VMOVUPS      kconst<>+640(SB), Y1
+	VMINPS       Y2, Y1, Y2
+	VMOVUPS      kconst<>+640(SB), Y1
+	VMINPS       Y0, Y1, Y0
+	VMOVUPS      kconst<>+384(SB), Y1
+	VFMADD231PS  kconst<>+96(SB), Y2, Y1
+	VMOVUPS      kconst<>+384(SB), Y3
+	VFMADD231PS  kconst<>+96(SB), Y0, Y3
+	VSUBPS       kconst<>+384(SB), Y1, Y4
+	VSUBPS       kconst<>+384(SB), Y3, Y5
+	VFNMSUB231PS kconst<>+128(SB), Y4, Y2
+	VFNMSUB231PS kconst<>+128(SB), Y5, Y0
+	VFNMADD231PS kconst<>+160(SB), Y4, Y2
+	VFNMADD231PS kconst<>+160(SB), Y5, Y0
+	VMULPS       Y2, Y2, Y4
+	VMULPS       Y0, Y0, Y5
+	VMOVUPS      kconst<>+320(SB), Y6
+	VFMADD213PS  kconst<>+352(SB), Y2, Y6
+	VMOVUPS      kconst<>+256(SB), Y8
+	VFMADD213PS  kconst<>+288(SB), Y2, Y8
+	VMOVUPS      kconst<>+192(SB), Y10
+	VFMADD213PS  kconst<>+224(SB), Y2, Y10
+	VMOVUPS      kconst<>+320(SB), Y7
+	VFMADD213PS  kconst<>+352(SB), Y0, Y7
+	VMOVUPS      kconst<>+256(SB), Y9
+	VFMADD213PS  kconst<>+288(SB), Y0, Y9
+	VMOVUPS      kconst<>+192(SB), Y11
+	VFMADD213PS  kconst<>+224(SB), Y0, Y11
+	VFMADD231PS  Y8, Y4, Y6
+	VFMADD231PS  Y9, Y5, Y7
+	VMULPS       Y4, Y4, Y8
+	VMULPS       Y5, Y5, Y9
+	VFMADD231PS  Y10, Y8, Y6
+	VFMADD231PS  Y11, Y9, Y7
+	VFMADD213PS  Y2, Y4, Y6
+	VFMADD213PS  Y0, Y5, Y7
+	VPSLLD       $0x17, Y1, Y1
+	VPSLLD       $0x17, Y3, Y3
+	VADDPS       kconst<>+0(SB), Y1, Y0
+	VADDPS       kconst<>+0(SB), Y3, Y2
+	VFMADD231PS  Y1, Y6, Y0
+	VFMADD231PS  Y3, Y7, Y2
+	VMOVUPS      kconst<>+0(SB), Y1
+	VDIVPS       Y0, Y1, Y1
+	VMOVUPS      kconst<>+0(SB), Y3
+	VDIVPS       Y2, Y3, Y3
+	VMOVUPS      Y1, (CX)(DI*1)
+	VMOVUPS      Y3, 32(CX)(DI*1)
+	VMOVUPS      (AX)(DI*2), Y0
+	VMOVUPS      32(AX)(DI*2), Y1
+	VMOVUPS      kconst<>+672(SB), Y2
+	VMAXPS       Y0, Y2, Y2
+	VMOVUPS      kconst<>+672(SB), Y0
+	VMAXPS       Y1, Y0, Y0
+	VMOVUPS      kconst<>+640(SB), Y1
+	VMINPS       Y2, Y1, Y2
+	VMOVUPS      kconst<>+640(SB), Y1
+	VMINPS       Y0, Y1, Y0
+	VMOVUPS      kconst<>+384(SB), Y1
+	VFMADD231PS  kconst<>+96(SB), Y2, Y1
+	VMOVUPS      kconst<>+384(SB), Y3
+	VFMADD231PS  kconst<>+96(SB), Y0, Y3
+	VSUBPS       kconst<>+384(SB), Y1, Y4
+	VSUBPS       kconst<>+384(SB), Y3, Y5
+	VFNMSUB231PS kconst<>+128(SB), Y4, Y2
+	VFNMSUB231PS kconst<>+128(SB), Y5, Y0
+	VFNMADD231PS kconst<>+160(SB), Y4, Y2
+	VFNMADD231PS kconst<>+160(SB), Y5, Y0
+	VMULPS       Y2, Y2, Y4
+	VMULPS       Y0, Y0, Y5
+	VMOVUPS      kconst<>+320(SB), Y6
+	VFMADD213PS  kconst<>+352(SB), Y2, Y6
+	VMOVUPS      kconst<>+256(SB), Y8
+	VFMADD213PS  kconst<>+288(SB), Y2, Y8
+	VMOVUPS      kconst<>+192(SB), Y10
+	VFMADD213PS  kconst<>+224(SB), Y2, Y10
+	VMOVUPS      kconst<>+320(SB), Y7
+	VFMADD213PS  kconst<>+352(SB), Y0, Y7
+	VMOVUPS      kconst<>+256(SB), Y9
+	VFMADD213PS  kconst<>+288(SB), Y0, Y9
+	VMOVUPS      kconst<>+192(SB), Y11
+	VFMADD213PS  kconst<>+224(SB), Y0, Y11
+	VFMADD231PS  Y8, Y4, Y6
+	VFMADD231PS  Y9, Y5, Y7
+	VMULPS       Y4, Y4, Y8
+	VMULPS       Y5, Y5, Y9
+	VFMADD231PS  Y10, Y8, Y6
+	VFMADD231PS  Y11, Y9, Y7
+	VFMADD213PS  Y2, Y4, Y6
+	VFMADD213PS  Y0, Y5, Y7
+	VPSLLD       $0x17, Y1, Y1
+	VPSLLD       $0x17, Y3, Y3
+	VADDPS       kconst<>+0(SB), Y1, Y0
+	VADDPS       kconst<>+0(SB), Y3, Y2
+	VFMADD231PS  Y1, Y6, Y0
+	VFMADD231PS  Y3, Y7, Y2
+	VMOVUPS      kconst<>+0(SB), Y1
+	VDIVPS       Y0, Y1, Y1
+	VMOVUPS      kconst<>+0(SB), Y3
+	VDIVPS       Y2, Y3, Y3
+	VMOVUPS      Y1, (CX)(DI*2)
+	VMOVUPS      Y3, 32(CX)(DI*2)
+	VMOVUPS      (AX)(R8*1), Y0
+	VMOVUPS      Y0, (CX)(R8*1)
+	VMULPS       (CX)(DI*1), Y0, Y0
+	VADDPS       (AX), Y0, Y0
+	VMOVUPS      32(AX)(R8*1), Y1
+	VMOVUPS      Y1, 32(CX)(R8*1)
+	VMULPS       32(CX)(DI*1), Y1, Y1
+	VADDPS       32(AX), Y1, Y1
+	VANDPS       kconst<>+32(SB), Y0, Y2
+	VANDPS       kconst<>+32(SB), Y1, Y3
+	VADDPS       Y2, Y2, Y2
+	VADDPS       Y3, Y3, Y3
+	VMOVUPS      kconst<>+640(SB), Y4
+	VMINPS       Y2, Y4, Y2
+	VMOVUPS      kconst<>+640(SB), Y4
+	VMINPS       Y3, Y4, Y3
+	VMOVUPS      kconst<>+384(SB), Y4
+	VFMADD231PS  kconst<>+96(SB), Y2, Y4
+	VMOVUPS      kconst<>+384(SB), Y5
+	VFMADD231PS  kconst<>+96(SB), Y3, Y5
+	VSUBPS       kconst<>+384(SB), Y4, Y6
+	VSUBPS       kconst<>+384(SB), Y5, Y7
+	VFNMSUB231PS kconst<>+128(SB), Y6, Y2
+	VFNMSUB231PS kconst<>+128(SB), Y7, Y3
+	VFNMADD231PS kconst<>+160(SB), Y6, Y2
+	VFNMADD231PS kconst<>+160(SB), Y7, Y3
+	VMULPS       Y2, Y2, Y6
+	VMULPS       Y3, Y3, Y7
+	VMOVUPS      kconst<>+320(SB), Y8
+	VFMADD213PS  kconst<>+352(SB), Y2, Y8
+	VMOVUPS      kconst<>+256(SB), Y10
+	VFMADD213PS  kconst<>+288(SB), Y2, Y10
+	VMOVUPS      kconst<>+192(SB), Y12
+	VFMADD213PS  kconst<>+224(SB), Y2, Y12
+	VMOVUPS      kconst<>+320(SB), Y9
+	VFMADD213PS  kconst<>+352(SB), Y3, Y9
+	VMOVUPS      kconst<>+256(SB), Y11
+	VFMADD213PS  kconst<>+288(SB), Y3, Y11
+	VMOVUPS      kconst<>+192(SB), Y13
+	VFMADD213PS  kconst<>+224(SB), Y3, Y13
+	VFMADD231PS  Y10, Y6, Y8
+	VFMADD231PS  Y11, Y7, Y9
+	VMULPS       Y6, Y6, Y10
+	VMULPS       Y7, Y7, Y11
+	VFMADD231PS  Y12, Y10, Y8
+	VFMADD231PS  Y13, Y11, Y9
+	VFMADD213PS  Y2, Y6, Y8
+	VFMADD213PS  Y3, Y7, Y9
+	VPSLLD       $0x17, Y4, Y4
+	VPSLLD       $0x17, Y5, Y5
+	VSUBPS       kconst<>+0(SB), Y4, Y2
+	VADDPS       kconst<>+0(SB), Y4, Y6
+	VSUBPS       kconst<>+0(SB), Y5, Y3
+	VADDPS       kconst<>+0(SB), Y5, Y7
+	VFMADD231PS  Y4, Y8, Y2
+	VFMADD231PS  Y4, Y8, Y6
+	VFMADD231PS  Y5, Y9, Y3
+	VFMADD231PS  Y5, Y9, Y7
+	VDIVPS       Y6, Y2, Y2
+	VDIVPS       Y7, Y3, Y3
+	VANDPS       kconst<>+32(SB), Y2, Y2
+	VANDPS       kconst<>+64(SB), Y0, Y4
+	VORPS        Y2, Y4, Y4
+	VANDPS       kconst<>+32(SB), Y3, Y3
+	VANDPS       kconst<>+64(SB), Y1, Y5
+	VORPS        Y3, Y5, Y5
+	VMOVUPS      Y4, (CX)
+	VMOVUPS      Y5, 32(CX)
+	VMOVUPS      (DX)(R10*1), Y2
+	VSUBPS       Y4, Y2, Y2
+	VMOVUPS      (CX)(DI*2), Y0
+	VFMADD213PS  Y4, Y0, Y2
+	VMOVUPS      32(DX)(R10*1), Y0
+	VSUBPS       Y5, Y0, Y0
+	VMOVUPS      32(CX)(DI*2), Y1
+	VFMADD213PS  Y5, Y1, Y0
+	VMOVUPS      Y2, (BX)(R10*1)
+	VMOVUPS      Y2, (SI)(R10*1)
+	VMOVUPS      Y0, 32(BX)(R10*1)
+	VMOVUPS      Y0, 32(SI)(R10*1)
+	ADDQ         $0x00000040, AX
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x00000040, R10
+	SUBQ         $0x02, R9
+	JMP          loop2
+
+after2:
+loop1:
+	CMPQ         R9, $0x01
+	JL           after1
+	VMOVUPS      (AX)(DI*1), Y0
+	VMOVUPS      kconst<>+672(SB), Y1
+	VMAXPS       Y0, Y1, Y1
+	VMOVUPS      kconst<>+640(SB), Y0
+	VMINPS       Y1, Y0, Y1
+	VMOVUPS      kconst<>+384(SB), Y0
+	VFMADD231PS  kconst<>+96(SB), Y1, Y0
+	VSUBPS       kconst<>+384(SB), Y0, Y2
+	VFNMSUB231PS kconst<>+128(SB), Y2, Y1
+	VFNMADD231PS kconst<>+160(SB), Y2, Y1
+	VMULPS       Y1, Y1, Y2
+	VMOVUPS      kconst<>+320(SB), Y3
+	VFMADD213PS  kconst<>+352(SB), Y1, Y3
+	VMOVUPS      kconst<>+256(SB), Y4
+	VFMADD213PS  kconst<>+288(SB), Y1, Y4
+	VMOVUPS      kconst<>+192(SB), Y5
+	VFMADD213PS  kconst<>+224(SB), Y1, Y5
+	VFMADD231PS  Y4, Y2, Y3
+	VMULPS       Y2, Y2, Y4
+	VFMADD231PS  Y5, Y4, Y3
+	VFMADD213PS  Y1, Y2, Y3
+	VPSLLD       $0x17, Y0, Y0
+	VADDPS       kconst<>+0(SB), Y0, Y1
+	VFMADD231PS  Y0, Y3, Y1
+	VMOVUPS      kconst<>+0(SB), Y0
+	VDIVPS       Y1, Y0, Y0
+	VMOVUPS      Y0, (CX)(DI*1)
+	VMOVUPS      (AX)(DI*2), Y0
+	VMOVUPS      kconst<>+672(SB), Y1
+	VMAXPS       Y0, Y1, Y1
+	VMOVUPS      kconst<>+640(SB), Y0
+	VMINPS       Y1, Y0, Y1
+	VMOVUPS      kconst<>+384(SB), Y0
+	VFMADD231PS  kconst<>+96(SB), Y1, Y0
+	VSUBPS       kconst<>+384(SB), Y0, Y2
+	VFNMSUB231PS kconst<>+128(SB), Y2, Y1
+	VFNMADD231PS kconst<>+160(SB), Y2, Y1
+	VMULPS       Y1, Y1, Y2
+	VMOVUPS      kconst<>+320(SB), Y3
+	VFMADD213PS  kconst<>+352(SB), Y1, Y3
+	VMOVUPS      kconst<>+256(SB), Y4
+	VFMADD213PS  kconst<>+288(SB), Y1, Y4
+	VMOVUPS      kconst<>+192(SB), Y5
+	VFMADD213PS  kconst<>+224(SB), Y1, Y5
+	VFMADD231PS  Y4, Y2, Y3
+	VMULPS       Y2, Y2, Y4
+	VFMADD231PS  Y5, Y4, Y3
+	VFMADD213PS  Y1, Y2, Y3
+	VPSLLD       $0x17, Y0, Y0
+	VADDPS       kconst<>+0(SB), Y0, Y1
+	VFMADD231PS  Y0, Y3, Y1
+	VMOVUPS      kconst<>+0(SB), Y0
+	VDIVPS       Y1, Y0, Y0
+	VMOVUPS      Y0, (CX)(DI*2)
+	VMOVUPS      (AX)(R8*1), Y0
+	VMOVUPS      Y0, (CX)(R8*1)
+	VMULPS       (CX)(DI*1), Y0, Y0
+	VADDPS       (AX), Y0, Y0
+	VANDPS       kconst<>+32(SB), Y0, Y1
+	VADDPS       Y1, Y1, Y1
+	VMOVUPS      kconst<>+640(SB), Y2
+	VMINPS       Y1, Y2, Y1
+	VMOVUPS      kconst<>+384(SB), Y2
+	VFMADD231PS  kconst<>+96(SB), Y1, Y2
+	VSUBPS       kconst<>+384(SB), Y2, Y3
+	VFNMSUB231PS kconst<>+128(SB), Y3, Y1
+	VFNMADD231PS kconst<>+160(SB), Y3, Y1
+	VMULPS       Y1, Y1, Y3
+	VMOVUPS      kconst<>+320(SB), Y4
+	VFMADD213PS  kconst<>+352(SB), Y1, Y4
+	VMOVUPS      kconst<>+256(SB), Y5
+	VFMADD213PS  kconst<>+288(SB), Y1, Y5
+	VMOVUPS      kconst<>+192(SB), Y6
+	VFMADD213PS  kconst<>+224(SB), Y1, Y6
+	VFMADD231PS  Y5, Y3, Y4
+	VMULPS       Y3, Y3, Y5
+	VFMADD231PS  Y6, Y5, Y4
+	VFMADD213PS  Y1, Y3, Y4
+	VPSLLD       $0x17, Y2, Y2
+	VSUBPS       kconst<>+0(SB), Y2, Y1
+	VADDPS       kconst<>+0(SB), Y2, Y3
+	VFMADD231PS  Y2, Y4, Y1
+	VFMADD231PS  Y2, Y4, Y3
+	VDIVPS       Y3, Y1, Y1
+	VANDPS       kconst<>+32(SB), Y1, Y1
+	VANDPS       kconst<>+64(SB), Y0, Y2
+	VORPS        Y1, Y2, Y2
+	VMOVUPS      Y2, (CX)
+	VMOVUPS      (DX)(R10*1), Y1
+	VSUBPS       Y2, Y1, Y1
+	VMOVUPS      (CX)(DI*2), Y0
+	VFMADD213PS  Y2, Y0, Y1
+	VMOVUPS      Y1, (BX)(R10*1)
+	VMOVUPS      Y1, (SI)(R10*1)
+	ADDQ         $0x00000020, AX
+	ADDQ         $0x00000020, CX
+	ADDQ         $0x00000020, R10
+	SUBQ         $0x01, R9
+	JMP          loop1
+
+after1:
+	VZEROUPPER
+	RET
+
+// func gruBwdRow32(gates *float32, hPrev *float32, dh *float32, dc *float32, dz *float32, dcPrev *float32, hid int, nv int)
+// Requires: AVX, FMA3
+TEXT ·gruBwdRow32(SB), NOSPLIT, $0-64
+	MOVQ  gates+0(FP), AX
+	MOVQ  hPrev+8(FP), CX
+	MOVQ  dh+16(FP), DX
+	MOVQ  dc+24(FP), BX
+	MOVQ  dz+32(FP), SI
+	MOVQ  dcPrev+40(FP), DI
+	MOVQ  hid+48(FP), R8
+	SHLQ  $0x02, R8
+	LEAQ  (R8)(R8*2), R9
+	MOVQ  nv+56(FP), R10
+	XORQ  R11, R11
+	TESTQ R10, R10
+	JZ    done
+
+loop:
+	VMOVUPS      kconst<>+0(SB), Y0
+	VMOVUPS      (AX), Y1
+	VMOVUPS      (AX)(R8*1), Y2
+	VMOVUPS      (AX)(R8*2), Y3
+	VMOVUPS      (DX)(R11*1), Y4
+	VADDPS       (BX)(R11*1), Y4, Y4
+	VMULPS       Y3, Y4, Y5
+	VMOVUPS      Y5, (DI)(R11*1)
+	VSUBPS       Y3, Y0, Y5
+	VMOVUPS      (CX)(R11*1), Y6
+	VSUBPS       Y1, Y6, Y6
+	VMULPS       Y4, Y6, Y6
+	VMULPS       Y3, Y6, Y6
+	VMULPS       Y5, Y6, Y6
+	VMOVUPS      Y6, (SI)(R8*2)
+	VMOVAPS      Y1, Y3
+	VFNMADD213PS Y0, Y1, Y3
+	VMULPS       Y5, Y4, Y4
+	VMULPS       Y3, Y4, Y4
+	VMOVUPS      Y4, (SI)
+	VMULPS       Y2, Y4, Y5
+	VMOVUPS      Y5, (SI)(R9*1)
+	VMULPS       (AX)(R9*1), Y4, Y4
+	VMULPS       Y2, Y4, Y4
+	VSUBPS       Y2, Y0, Y0
+	VMULPS       Y0, Y4, Y4
+	VMOVUPS      Y4, (SI)(R8*1)
+	ADDQ         $0x20, AX
+	ADDQ         $0x20, SI
+	ADDQ         $0x20, R11
+	DECQ         R10
+	JNZ          loop
+
+done:
+	VZEROUPPER
+	RET
+
+// func expShift32(x *float32, n int, m float32) float32
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·expShift32(SB), NOSPLIT, $0-28
+	MOVQ         x+0(FP), AX
+	MOVQ         n+8(FP), CX
+	MOVSS        m+16(FP), X0
+	VBROADCASTSS X0, Y0
+	VXORPS       Y1, Y1, Y1
+	SHRQ         $0x03, CX
+	JZ           done
+
+loop:
+	VSUBPS       (AX), Y0, Y2
+	VMOVUPS      kconst<>+384(SB), Y3
+	VFMADD231PS  kconst<>+96(SB), Y2, Y3
+	VSUBPS       kconst<>+384(SB), Y3, Y4
+	VMOVAPS      Y2, Y5
+	VFNMSUB231PS kconst<>+128(SB), Y4, Y5
+	VFNMADD231PS kconst<>+160(SB), Y4, Y5
+	VMOVUPS      kconst<>+192(SB), Y6
+	VFMADD213PS  kconst<>+224(SB), Y5, Y6
+	VFMADD213PS  kconst<>+256(SB), Y5, Y6
+	VFMADD213PS  kconst<>+288(SB), Y5, Y6
+	VFMADD213PS  kconst<>+320(SB), Y5, Y6
+	VFMADD213PS  kconst<>+352(SB), Y5, Y6
+	VFMADD213PS  kconst<>+0(SB), Y5, Y6
+	VFMADD213PS  kconst<>+0(SB), Y5, Y6
+	VPSLLD       $0x17, Y3, Y3
+	VMULPS       Y3, Y6, Y6
+	VCMPPS       $0x1e, kconst<>+416(SB), Y2, Y4
+	VANDNPS      Y6, Y4, Y6
+	VMOVUPS      Y6, (AX)
+	VADDPS       Y6, Y1, Y1
+	ADDQ         $0x20, AX
+	DECQ         CX
+	JNZ          loop
+
+done:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X0, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	MOVSS        X1, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func gelu32(f *float32, t *float32, u *float32, n int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·gelu32(SB), NOSPLIT, $0-32
+	MOVQ f+0(FP), AX
+	MOVQ t+8(FP), CX
+	MOVQ u+16(FP), DX
+	MOVQ n+24(FP), BX
+	SHRQ $0x03, BX
+
+loop2:
+	CMPQ         BX, $0x02
+	JL           after2
+	VMOVUPS      (DX), Y0
+	VMOVUPS      32(DX), Y1
+	VMULPS       Y0, Y0, Y2
+	VMULPS       kconst<>+768(SB), Y2, Y2
+	VADDPS       kconst<>+0(SB), Y2, Y2
+	VMULPS       Y0, Y2, Y2
+	VMULPS       kconst<>+736(SB), Y2, Y2
+	VMULPS       Y1, Y1, Y3
+	VMULPS       kconst<>+768(SB), Y3, Y3
+	VADDPS       kconst<>+0(SB), Y3, Y3
+	VMULPS       Y1, Y3, Y3
+	VMULPS       kconst<>+736(SB), Y3, Y3
+	VANDPS       kconst<>+32(SB), Y2, Y4
+	VANDPS       kconst<>+32(SB), Y3, Y5
+	VADDPS       Y4, Y4, Y6
+	VADDPS       Y5, Y5, Y7
+	VMOVUPS      kconst<>+384(SB), Y8
+	VFMADD231PS  kconst<>+96(SB), Y6, Y8
+	VMOVUPS      kconst<>+384(SB), Y9
+	VFMADD231PS  kconst<>+96(SB), Y7, Y9
+	VSUBPS       kconst<>+384(SB), Y8, Y10
+	VSUBPS       kconst<>+384(SB), Y9, Y11
+	VMOVAPS      Y6, Y12
+	VFNMSUB231PS kconst<>+128(SB), Y10, Y12
+	VMOVAPS      Y7, Y13
+	VFNMSUB231PS kconst<>+128(SB), Y11, Y13
+	VFNMADD231PS kconst<>+160(SB), Y10, Y12
+	VFNMADD231PS kconst<>+160(SB), Y11, Y13
+	VMOVUPS      kconst<>+192(SB), Y14
+	VMOVUPS      kconst<>+192(SB), Y15
+	VFMADD213PS  kconst<>+224(SB), Y12, Y14
+	VFMADD213PS  kconst<>+224(SB), Y13, Y15
+	VFMADD213PS  kconst<>+256(SB), Y12, Y14
+	VFMADD213PS  kconst<>+256(SB), Y13, Y15
+	VFMADD213PS  kconst<>+288(SB), Y12, Y14
+	VFMADD213PS  kconst<>+288(SB), Y13, Y15
+	VFMADD213PS  kconst<>+320(SB), Y12, Y14
+	VFMADD213PS  kconst<>+320(SB), Y13, Y15
+	VFMADD213PS  kconst<>+352(SB), Y12, Y14
+	VFMADD213PS  kconst<>+352(SB), Y13, Y15
+	VFMADD213PS  kconst<>+0(SB), Y12, Y14
+	VFMADD213PS  kconst<>+0(SB), Y13, Y15
+	VFMADD213PS  kconst<>+0(SB), Y12, Y14
+	VFMADD213PS  kconst<>+0(SB), Y13, Y15
+	VPSLLD       $0x17, Y8, Y8
+	VPSLLD       $0x17, Y9, Y9
+	VMULPS       Y8, Y14, Y14
+	VMULPS       Y9, Y15, Y15
+	VCMPPS       $0x1e, kconst<>+416(SB), Y6, Y10
+	VCMPPS       $0x1e, kconst<>+416(SB), Y7, Y11
+	VANDNPS      Y14, Y10, Y14
+	VANDNPS      Y15, Y11, Y15
+	VMOVUPS      kconst<>+0(SB), Y6
+	VSUBPS       Y14, Y6, Y6
+	VMOVUPS      kconst<>+0(SB), Y7
+	VSUBPS       Y15, Y7, Y7
+	VADDPS       kconst<>+0(SB), Y14, Y14
+	VADDPS       kconst<>+0(SB), Y15, Y15
+	VDIVPS       Y14, Y6, Y6
+	VDIVPS       Y15, Y7, Y7
+	VMULPS       Y4, Y4, Y11
+	VMULPS       Y5, Y5, Y8
+	VMOVUPS      kconst<>+448(SB), Y9
+	VMOVUPS      kconst<>+448(SB), Y10
+	VFMADD213PS  kconst<>+480(SB), Y11, Y9
+	VFMADD213PS  kconst<>+480(SB), Y8, Y10
+	VFMADD213PS  kconst<>+512(SB), Y11, Y9
+	VFMADD213PS  kconst<>+512(SB), Y8, Y10
+	VFMADD213PS  kconst<>+544(SB), Y11, Y9
+	VFMADD213PS  kconst<>+544(SB), Y8, Y10
+	VFMADD213PS  kconst<>+576(SB), Y11, Y9
+	VFMADD213PS  kconst<>+576(SB), Y8, Y10
+	VMULPS       Y4, Y11, Y11
+	VMULPS       Y5, Y8, Y8
+	VMOVAPS      Y4, Y14
+	VFMADD231PS  Y9, Y11, Y14
+	VMOVAPS      Y5, Y15
+	VFMADD231PS  Y10, Y8, Y15
+	VCMPPS       $0x11, kconst<>+608(SB), Y4, Y9
+	VCMPPS       $0x11, kconst<>+608(SB), Y5, Y10
+	VBLENDVPS    Y9, Y14, Y6, Y4
+	VBLENDVPS    Y10, Y15, Y7, Y5
+	VANDPS       kconst<>+64(SB), Y2, Y11
+	VANDPS       kconst<>+64(SB), Y3, Y8
+	VORPS        Y11, Y4, Y4
+	VORPS        Y8, Y5, Y5
+	VMOVUPS      Y4, (CX)
+	VADDPS       kconst<>+0(SB), Y4, Y4
+	VMULPS       kconst<>+704(SB), Y0, Y0
+	VMULPS       Y4, Y0, Y0
+	VMOVUPS      Y0, (AX)
+	VMOVUPS      Y5, 32(CX)
+	VADDPS       kconst<>+0(SB), Y5, Y5
+	VMULPS       kconst<>+704(SB), Y1, Y1
+	VMULPS       Y5, Y1, Y1
+	VMOVUPS      Y1, 32(AX)
+	ADDQ         $0x00000040, AX
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x00000040, DX
+	SUBQ         $0x02, BX
+	JMP          loop2
+
+after2:
+loop1:
+	CMPQ         BX, $0x01
+	JL           after1
+	VMOVUPS      (DX), Y0
+	VMULPS       Y0, Y0, Y1
+	VMULPS       kconst<>+768(SB), Y1, Y1
+	VADDPS       kconst<>+0(SB), Y1, Y1
+	VMULPS       Y0, Y1, Y1
+	VMULPS       kconst<>+736(SB), Y1, Y1
+	VANDPS       kconst<>+32(SB), Y1, Y2
+	VADDPS       Y2, Y2, Y3
+	VMOVUPS      kconst<>+384(SB), Y4
+	VFMADD231PS  kconst<>+96(SB), Y3, Y4
+	VSUBPS       kconst<>+384(SB), Y4, Y5
+	VMOVAPS      Y3, Y6
+	VFNMSUB231PS kconst<>+128(SB), Y5, Y6
+	VFNMADD231PS kconst<>+160(SB), Y5, Y6
+	VMOVUPS      kconst<>+192(SB), Y7
+	VFMADD213PS  kconst<>+224(SB), Y6, Y7
+	VFMADD213PS  kconst<>+256(SB), Y6, Y7
+	VFMADD213PS  kconst<>+288(SB), Y6, Y7
+	VFMADD213PS  kconst<>+320(SB), Y6, Y7
+	VFMADD213PS  kconst<>+352(SB), Y6, Y7
+	VFMADD213PS  kconst<>+0(SB), Y6, Y7
+	VFMADD213PS  kconst<>+0(SB), Y6, Y7
+	VPSLLD       $0x17, Y4, Y4
+	VMULPS       Y4, Y7, Y7
+	VCMPPS       $0x1e, kconst<>+416(SB), Y3, Y5
+	VANDNPS      Y7, Y5, Y7
+	VMOVUPS      kconst<>+0(SB), Y3
+	VSUBPS       Y7, Y3, Y3
+	VADDPS       kconst<>+0(SB), Y7, Y7
+	VDIVPS       Y7, Y3, Y3
+	VMULPS       Y2, Y2, Y4
+	VMOVUPS      kconst<>+448(SB), Y5
+	VFMADD213PS  kconst<>+480(SB), Y4, Y5
+	VFMADD213PS  kconst<>+512(SB), Y4, Y5
+	VFMADD213PS  kconst<>+544(SB), Y4, Y5
+	VFMADD213PS  kconst<>+576(SB), Y4, Y5
+	VMULPS       Y2, Y4, Y4
+	VMOVAPS      Y2, Y7
+	VFMADD231PS  Y5, Y4, Y7
+	VCMPPS       $0x11, kconst<>+608(SB), Y2, Y5
+	VBLENDVPS    Y5, Y7, Y3, Y2
+	VANDPS       kconst<>+64(SB), Y1, Y4
+	VORPS        Y4, Y2, Y2
+	VMOVUPS      Y2, (CX)
+	VADDPS       kconst<>+0(SB), Y2, Y2
+	VMULPS       kconst<>+704(SB), Y0, Y0
+	VMULPS       Y2, Y0, Y0
+	VMOVUPS      Y0, (AX)
+	ADDQ         $0x00000020, AX
+	ADDQ         $0x00000020, CX
+	ADDQ         $0x00000020, DX
+	SUBQ         $0x01, BX
+	JMP          loop1
+
+after1:
+	VZEROUPPER
+	RET
+
+// func geluBack32(df *float32, u *float32, t *float32, n int)
+// Requires: AVX, FMA3
+TEXT ·geluBack32(SB), NOSPLIT, $0-32
+	MOVQ df+0(FP), AX
+	MOVQ u+8(FP), CX
+	MOVQ t+16(FP), DX
+	MOVQ n+24(FP), BX
+	SHRQ $0x03, BX
+
+loop2:
+	CMPQ         BX, $0x02
+	JL           after2
+	VMOVUPS      (CX), Y0
+	VMOVUPS      (DX), Y1
+	VMULPS       Y0, Y0, Y2
+	VMULPS       kconst<>+800(SB), Y2, Y2
+	VADDPS       kconst<>+0(SB), Y2, Y2
+	VMULPS       kconst<>+736(SB), Y2, Y2
+	VMOVAPS      Y1, Y3
+	VFNMADD213PS kconst<>+0(SB), Y1, Y3
+	VMULPS       Y3, Y2, Y2
+	VMULPS       Y0, Y2, Y2
+	VADDPS       kconst<>+0(SB), Y1, Y3
+	VADDPS       Y3, Y2, Y2
+	VMULPS       kconst<>+704(SB), Y2, Y2
+	VMULPS       (AX), Y2, Y2
+	VMOVUPS      Y2, (AX)
+	VMOVUPS      32(CX), Y0
+	VMOVUPS      32(DX), Y1
+	VMULPS       Y0, Y0, Y2
+	VMULPS       kconst<>+800(SB), Y2, Y2
+	VADDPS       kconst<>+0(SB), Y2, Y2
+	VMULPS       kconst<>+736(SB), Y2, Y2
+	VMOVAPS      Y1, Y3
+	VFNMADD213PS kconst<>+0(SB), Y1, Y3
+	VMULPS       Y3, Y2, Y2
+	VMULPS       Y0, Y2, Y2
+	VADDPS       kconst<>+0(SB), Y1, Y3
+	VADDPS       Y3, Y2, Y2
+	VMULPS       kconst<>+704(SB), Y2, Y2
+	VMULPS       32(AX), Y2, Y2
+	VMOVUPS      Y2, 32(AX)
+	ADDQ         $0x00000040, AX
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x00000040, DX
+	SUBQ         $0x02, BX
+	JMP          loop2
+
+after2:
+loop1:
+	CMPQ         BX, $0x01
+	JL           after1
+	VMOVUPS      (CX), Y0
+	VMOVUPS      (DX), Y1
+	VMULPS       Y0, Y0, Y2
+	VMULPS       kconst<>+800(SB), Y2, Y2
+	VADDPS       kconst<>+0(SB), Y2, Y2
+	VMULPS       kconst<>+736(SB), Y2, Y2
+	VMOVAPS      Y1, Y3
+	VFNMADD213PS kconst<>+0(SB), Y1, Y3
+	VMULPS       Y3, Y2, Y2
+	VMULPS       Y0, Y2, Y2
+	VADDPS       kconst<>+0(SB), Y1, Y3
+	VADDPS       Y3, Y2, Y2
+	VMULPS       kconst<>+704(SB), Y2, Y2
+	VMULPS       (AX), Y2, Y2
+	VMOVUPS      Y2, (AX)
+	ADDQ         $0x00000020, AX
+	ADDQ         $0x00000020, CX
+	ADDQ         $0x00000020, DX
+	SUBQ         $0x01, BX
+	JMP          loop1
+
+after1:
+	VZEROUPPER
+	RET
+
+// func layerNormRow32(x *float32, y *float32, xh *float32, gain *float32, bias *float32, n int, invn float32, eps float32) float32
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·layerNormRow32(SB), NOSPLIT, $0-60
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   xh+16(FP), DX
+	MOVQ   gain+24(FP), BX
+	MOVQ   bias+32(FP), SI
+	MOVQ   n+40(FP), DI
+	SHRQ   $0x03, DI
+	MOVSS  invn+48(FP), X0
+	MOVSS  eps+52(FP), X1
+	VXORPS Y2, Y2, Y2
+	XORQ   R8, R8
+	MOVQ   DI, R9
+
+mean:
+	VADDPS       (AX)(R8*4), Y2, Y2
+	ADDQ         $0x08, R8
+	DECQ         R9
+	JNZ          mean
+	VEXTRACTF128 $0x01, Y2, X3
+	VADDPS       X3, X2, X2
+	VMOVHLPS     X2, X3, X3
+	VADDPS       X3, X2, X2
+	VMOVSHDUP    X2, X3
+	VADDSS       X3, X2, X2
+	VMULSS       X0, X2, X2
+	VBROADCASTSS X2, Y2
+	VXORPS       Y3, Y3, Y3
+	XORQ         R8, R8
+	MOVQ         DI, R9
+
+var:
+	VMOVUPS      (AX)(R8*4), Y4
+	VSUBPS       Y2, Y4, Y4
+	VFMADD231PS  Y4, Y4, Y3
+	ADDQ         $0x08, R8
+	DECQ         R9
+	JNZ          var
+	VEXTRACTF128 $0x01, Y3, X4
+	VADDPS       X4, X3, X3
+	VMOVHLPS     X3, X4, X4
+	VADDPS       X4, X3, X3
+	VMOVSHDUP    X3, X4
+	VADDSS       X4, X3, X3
+	VMULSS       X0, X3, X3
+	VADDSS       X1, X3, X3
+	VSQRTSS      X3, X3, X3
+	VMOVSS       kconst<>+0(SB), X0
+	VDIVSS       X3, X0, X0
+	VBROADCASTSS X0, Y1
+	XORQ         R8, R8
+	MOVQ         DI, R9
+
+norm:
+	VMOVUPS     (AX)(R8*4), Y3
+	VSUBPS      Y2, Y3, Y3
+	VMULPS      Y1, Y3, Y3
+	VMOVUPS     Y3, (DX)(R8*4)
+	VMOVUPS     (BX)(R8*4), Y4
+	VFMADD213PS (SI)(R8*4), Y4, Y3
+	VMOVUPS     Y3, (CX)(R8*4)
+	ADDQ        $0x08, R8
+	DECQ        R9
+	JNZ         norm
+	MOVSS       X0, ret+56(FP)
+	VZEROUPPER
+	RET
+
+// func layerNormBackRow32(dy *float32, gain *float32, xh *float32, dg *float32, db *float32, dx *float32, n int, r float32, invn float32)
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·layerNormBackRow32(SB), NOSPLIT, $0-64
+	MOVQ   dy+0(FP), AX
+	MOVQ   gain+8(FP), CX
+	MOVQ   xh+16(FP), DX
+	MOVQ   dg+24(FP), BX
+	MOVQ   db+32(FP), SI
+	MOVQ   dx+40(FP), DI
+	MOVQ   n+48(FP), R8
+	SHRQ   $0x03, R8
+	MOVSS  r+56(FP), X0
+	MOVSS  invn+60(FP), X1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   R9, R9
+	MOVQ   R8, R10
+
+sums:
+	VMOVUPS      (AX)(R9*4), Y4
+	VMOVUPS      (DX)(R9*4), Y5
+	VMOVUPS      (BX)(R9*4), Y6
+	VFMADD231PS  Y5, Y4, Y6
+	VMOVUPS      Y6, (BX)(R9*4)
+	VADDPS       (SI)(R9*4), Y4, Y6
+	VMOVUPS      Y6, (SI)(R9*4)
+	VMULPS       (CX)(R9*4), Y4, Y4
+	VADDPS       Y4, Y2, Y2
+	VFMADD231PS  Y5, Y4, Y3
+	ADDQ         $0x08, R9
+	DECQ         R10
+	JNZ          sums
+	VEXTRACTF128 $0x01, Y2, X4
+	VADDPS       X4, X2, X2
+	VMOVHLPS     X2, X4, X4
+	VADDPS       X4, X2, X2
+	VMOVSHDUP    X2, X4
+	VADDSS       X4, X2, X2
+	VMULSS       X1, X2, X2
+	VBROADCASTSS X2, Y2
+	VEXTRACTF128 $0x01, Y3, X4
+	VADDPS       X4, X3, X3
+	VMOVHLPS     X3, X4, X4
+	VADDPS       X4, X3, X3
+	VMOVSHDUP    X3, X4
+	VADDSS       X4, X3, X3
+	VMULSS       X1, X3, X3
+	VBROADCASTSS X3, Y1
+	VBROADCASTSS X0, Y0
+	XORQ         R9, R9
+	MOVQ         R8, R10
+
+dx:
+	VMOVUPS      (AX)(R9*4), Y3
+	VMULPS       (CX)(R9*4), Y3, Y3
+	VSUBPS       Y2, Y3, Y3
+	VMOVUPS      (DX)(R9*4), Y4
+	VFNMADD231PS Y1, Y4, Y3
+	VMOVUPS      (DI)(R9*4), Y4
+	VFMADD231PS  Y0, Y3, Y4
+	VMOVUPS      Y4, (DI)(R9*4)
+	ADDQ         $0x08, R9
+	DECQ         R10
+	JNZ          dx
+	VZEROUPPER
+	RET
+
+// func max32(x *float32, n int) float32
+// Requires: AVX, SSE
+TEXT ·max32(SB), NOSPLIT, $0-20
+	MOVQ    x+0(FP), AX
+	MOVQ    n+8(FP), CX
+	SHRQ    $0x03, CX
+	VMOVUPS (AX), Y0
+	ADDQ    $0x20, AX
+	DECQ    CX
+	JZ      done
+
+loop:
+	VMAXPS (AX), Y0, Y0
+	ADDQ   $0x20, AX
+	DECQ   CX
+	JNZ    loop
+
+done:
+	VEXTRACTF128 $0x01, Y0, X1
+	VMAXPS       X1, X0, X0
+	VMOVHLPS     X0, X1, X1
+	VMAXPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VMAXSS       X1, X0, X0
+	MOVSS        X0, ret+16(FP)
 	VZEROUPPER
 	RET
 

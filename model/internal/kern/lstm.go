@@ -58,6 +58,16 @@ func LSTMForwardTo32(gates, z, cPrev, c, tanhC, h []float32, ldh int, h2 []float
 	lstmForward32(gates, z, cPrev, c, tanhC, h, ldh, h2, ldh2, b, hid)
 }
 
+// asmVectors returns how many whole 8-column vectors of a row of hid
+// columns the assembly cell kernels take, the pure-Go loop the rest: 0
+// without assembly.
+func asmVectors(hid int) int {
+	if useAsm {
+		return hid / 8
+	}
+	return 0
+}
+
 // checkLSTMH checks the strided h outputs of LSTMForwardTo32/64.
 func checkLSTMH(name string, b, hid, lh, ldh int, two bool, lh2, ldh2 int) {
 	if b == 0 || hid == 0 {
@@ -75,10 +85,7 @@ func lstmForward32(gates, z, cPrev, c, tanhC, h []float32, ldh int, h2 []float32
 	if b == 0 || hid == 0 {
 		return
 	}
-	nv := 0
-	if useAsm {
-		nv = hid / 8
-	}
+	nv := asmVectors(hid)
 	for r := 0; r < b; r++ {
 		zr := z[r*4*hid : (r+1)*4*hid]
 		gr := gates[r*4*hid : (r+1)*4*hid]
@@ -129,10 +136,7 @@ func LSTMBackward32(gates, cPrev, tanhC, dh, dc, dz, dcPrev []float32, b, hid in
 	if b == 0 || hid == 0 {
 		return
 	}
-	nv := 0
-	if useAsm {
-		nv = hid / 8
-	}
+	nv := asmVectors(hid)
 	for r := 0; r < b; r++ {
 		gr := gates[r*4*hid : (r+1)*4*hid]
 		dzr := dz[r*4*hid : (r+1)*4*hid]

@@ -136,7 +136,7 @@ func TestLSTM32(t *testing.T) {
 
 func TestLSTMPanics(t *testing.T) {
 	s := make([]float32, 8)
-	for _, f := range []func(){
+	for i, f := range []func(){
 		func() { LSTMForward32(s[:7], s, s, s, s, 1, 2) },
 		func() { LSTMForward32(s, s[:1], s, s, s, 1, 2) },
 		func() { LSTMBackward32(s, s, s, s, s, s[:7], s, 1, 2) },
@@ -148,14 +148,7 @@ func TestLSTMPanics(t *testing.T) {
 		func() { LSTMForwardTo32(s, s, s, s, s, s, 2, s[:3], 2, 2, 2) },   // h2 short
 		func() { LSTMForwardTo64(make([]float64, 8), nil, nil, nil, nil, nil, 1, nil, 0, 1, 2) },
 	} {
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Error("no panic")
-				}
-			}()
-			f()
-		}()
+		mustPanic(t, fmt.Sprint("case ", i), f)
 	}
 }
 

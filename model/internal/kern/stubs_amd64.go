@@ -80,6 +80,56 @@ func lstmFwdRow32(z *float32, gates *float32, cPrev *float32, c *float32, h *flo
 //go:noescape
 func lstmBwdRow32(gates *float32, cPrev *float32, tanhC *float32, dh *float32, dc *float32, dz *float32, dcPrev *float32, hid int, nv int)
 
+// gruFwdRow32 is the forward GRU cell for nv*8 columns of one row: it reads the
+// pre-activations at z and writes the gates at gates (which may equal z) and h
+// at both h and h2 (either may equal hPrev).
+//
+//go:noescape
+func gruFwdRow32(z *float32, gates *float32, hPrev *float32, h *float32, h2 *float32, hid int, nv int)
+
+// gruBwdRow32 is the backward GRU cell for nv*8 columns of one row.
+//
+//go:noescape
+func gruBwdRow32(gates *float32, hPrev *float32, dh *float32, dc *float32, dz *float32, dcPrev *float32, hid int, nv int)
+
+// expShift32 sets x[i] = exp(x[i]-m) for i < n and returns their sum; n must be a
+// multiple of 8 and x[i] <= m. Results below exp(-87.3) are flushed to 0.
+//
+//go:noescape
+func expShift32(x *float32, n int, m float32) float32
+
+// gelu32 sets t[i] = tanh(c*u[i]*(1+a*u[i]^2)) and f[i] = 0.5*u[i]*(1+t[i]) for i < n,
+// the tanh approximation of GELU; n must be a multiple of 8.
+//
+//go:noescape
+func gelu32(f *float32, t *float32, u *float32, n int)
+
+// geluBack32 sets df[i] *= 0.5*(1+t[i]) + 0.5*u[i]*(1-t[i]^2)*c*(1+3*a*u[i]^2) for
+// i < n, with t from gelu32; n must be a multiple of 8.
+//
+//go:noescape
+func geluBack32(df *float32, u *float32, t *float32, n int)
+
+// layerNormRow32 normalises the row x of n elements (a positive multiple of 8) with
+// its mean m and variance v: r = 1/sqrt(v+eps), xh = (x-m)*r, y = xh*gain + bias. It
+// returns r; invn is 1/n. (The assembler reserves the names g and b.)
+//
+//go:noescape
+func layerNormRow32(x *float32, y *float32, xh *float32, gain *float32, bias *float32, n int, invn float32, eps float32) float32
+
+// layerNormBackRow32 adds the gradients of a layer norm row (see layerNormRow32) from
+// the output gradient dy: dg += dy*xh, db += dy and dx += r*(dy*gain - mean(dy*gain) -
+// xh*mean(dy*gain*xh)), over n elements (a positive multiple of 8); invn is 1/n.
+//
+//go:noescape
+func layerNormBackRow32(dy *float32, gain *float32, xh *float32, dg *float32, db *float32, dx *float32, n int, r float32, invn float32)
+
+// max32 returns the largest x[i] for i < n, a positive multiple of 8 (NaN is not
+// propagated).
+//
+//go:noescape
+func max32(x *float32, n int) float32
+
 // adam32 applies one AdamW step to n elements; n must be a multiple of 8.
 // hp holds beta1, 1-beta1, beta2, 1-beta2, eps, 1-lr*wd, lr/bc1, 1/sqrt(bc2).
 //

@@ -60,3 +60,14 @@ func relErr(got, want float64) float64 {
 	}
 	return d / math.Abs(want)
 }
+
+// mustPanic reports an error naming what unless f panics.
+func mustPanic(t *testing.T, what string, f func()) {
+	t.Helper()
+	defer func() {
+		if recover() == nil {
+			t.Errorf("%s: no panic", what)
+		}
+	}()
+	f()
+}

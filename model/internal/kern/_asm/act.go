@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
@@ -176,12 +174,7 @@ func genUnary(name, doc string, f func([]VecVirtual) []VecVirtual) {
 	x := Load(Param("x"), GP64())
 	n := Load(Param("n"), GP64())
 	SHRQ(U8(3), n)
-	for _, L := range []int{2, 1} {
-		loop := fmt.Sprintf("loop%d", L)
-		next := fmt.Sprintf("after%d", L)
-		Label(loop)
-		CMPQ(n, U8(L))
-		JL(LabelRef(next))
+	vectorLoops(n, func(L int) {
 		v := regs(L)
 		for l := range v {
 			VMOVUPS(Mem{Base: x, Disp: 32 * l}, v[l])
@@ -190,14 +183,7 @@ func genUnary(name, doc string, f func([]VecVirtual) []VecVirtual) {
 		for l := range r {
 			VMOVUPS(r[l], Mem{Base: dst, Disp: 32 * l})
 		}
-		ADDQ(U8(32*L), x)
-		ADDQ(U8(32*L), dst)
-		SUBQ(U8(L), n)
-		JMP(LabelRef(loop))
-		Label(next)
-	}
-	VZEROUPPER()
-	RET()
+	}, x, dst)
 }
 
 func genAct() {

@@ -28,6 +28,9 @@ func main() {
 	genGemmPacked()
 	genAct()
 	genLSTM()
+	genGRU()
+	genExpShift()
+	genTrf()
 	genAdam()
 	genVec()
 	Generate()
@@ -89,6 +92,10 @@ var constDefs = []constDef{
 	{"tcut", f32(0.625)},
 	{"pcut", f32(87)},
 	{"ncut", f32(-87)},
+	{"half", f32(0.5)},
+	{"geluc", f32(0.7978845608028654)}, // √(2/π)
+	{"gelua", f32(0.044715)},
+	{"gelua3", f32(3 * 0.044715)},
 	// Mask table for the GEMM edge kernels is passed by the caller.
 }
 

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
@@ -25,71 +23,33 @@ func genLSTM() {
 		h := Load(Param("h"), GP64())
 		h2 := Load(Param("h2"), GP64())
 		tc := Load(Param("tanhC"), GP64())
-		hb := Load(Param("hid"), GP64())
-		SHLQ(U8(2), hb)
-		hb3 := GP64()
-		LEAQ(Mem{Base: hb, Index: hb, Scale: 2}, hb3)
-		n := Load(Param("nv"), GP64())
-		off := GP64()
-		XORQ(off, off)
-		// gate returns the address of gate q (0..3 = i, f, g, o) of column
-		// vector l relative to base.
-		gate := func(base Register, q, l int) Mem {
-			switch q {
-			case 0:
-				return Mem{Base: base, Disp: 32 * l}
-			case 1:
-				return Mem{Base: base, Index: hb, Scale: 1, Disp: 32 * l}
-			case 2:
-				return Mem{Base: base, Index: hb, Scale: 2, Disp: 32 * l}
-			default:
-				return Mem{Base: base, Index: hb3, Scale: 1, Disp: 32 * l}
-			}
-		}
-		st := func(base Register, l int) Mem { return Mem{Base: base, Index: off, Scale: 1, Disp: 32 * l} }
-		// apply loads gate q of L column vectors from z, applies f and
-		// stores the results at gates.
-		apply := func(q, L int, f func([]VecVirtual) []VecVirtual) {
-			x := regs(L)
-			for l := range x {
-				VMOVUPS(gate(z, q, l), x[l])
-			}
-			r := f(x)
-			for l := range r {
-				VMOVUPS(r[l], gate(gp, q, l))
-			}
-		}
-		// Two column vectors per iteration: 2 interleaved chains per gate
-		// fit the 16 YMM registers (Estrin's scheme needs 7 per chain).
-		for _, L := range []int{2, 1} {
-			loop := fmt.Sprintf("loop%d", L)
-			next := fmt.Sprintf("after%d", L)
-			Label(loop)
-			CMPQ(n, U8(L))
-			JL(LabelRef(next))
-			{
-				// In training the gates, c and tanhC go to a cold sequence
-				// buffer: fetch the lines 4 rows ahead so that the stores
-				// do not wait for them.
-				pf := GP64()
-				MOVQ(hb, pf)
-				SHLQ(U8(4), pf)
-				for q := 0; q < 4; q++ {
-					PREFETCHT0(Mem{Base: gp, Index: pf, Scale: 1})
-					if q < 3 {
-						ADDQ(hb, pf)
-					}
+		rc := newRowCell()
+		hb := rc.hb
+		// Gates q = 0..3 are i, f, g, o.
+		gate, st := rc.gate, rc.state
+		rc.loops(func(L int) {
+			// In training the gates, c and tanhC go to a cold sequence
+			// buffer: fetch the lines 4 rows ahead so that the stores do
+			// not wait for them.
+			pf := GP64()
+			MOVQ(hb, pf)
+			SHLQ(U8(4), pf)
+			for q := 0; q < 4; q++ {
+				PREFETCHT0(Mem{Base: gp, Index: pf, Scale: 1})
+				if q < 3 {
+					ADDQ(hb, pf)
 				}
-				MOVQ(hb, pf)
-				SHLQ(U8(2), pf)
-				ADDQ(off, pf)
-				PREFETCHT0(Mem{Base: c, Index: pf, Scale: 1})
-				PREFETCHT0(Mem{Base: tc, Index: pf, Scale: 1})
 			}
-			apply(0, L, cellSigmoid)
-			apply(1, L, cellSigmoid)
-			apply(2, L, cellTanh)
-			apply(3, L, cellSigmoid)
+			MOVQ(hb, pf)
+			SHLQ(U8(2), pf)
+			ADDQ(rc.off, pf)
+			PREFETCHT0(Mem{Base: c, Index: pf, Scale: 1})
+			PREFETCHT0(Mem{Base: tc, Index: pf, Scale: 1})
+
+			rc.activate(z, gp, 0, L, cellSigmoid)
+			rc.activate(z, gp, 1, L, cellSigmoid)
+			rc.activate(z, gp, 2, L, cellTanh)
+			rc.activate(z, gp, 3, L, cellSigmoid)
 			// c = f*cPrev + i*g from the stored activations.
 			cv := regs(L)
 			for l := 0; l < L; l++ {
@@ -111,15 +71,7 @@ func genLSTM() {
 				VMOVUPS(t[l], st(h, l))
 				VMOVUPS(t[l], st(h2, l))
 			}
-			ADDQ(U32(32*L), z)
-			ADDQ(U32(32*L), gp)
-			ADDQ(U32(32*L), off)
-			SUBQ(U8(L), n)
-			JMP(LabelRef(loop))
-			Label(next)
-		}
-		VZEROUPPER()
-		RET()
+		}, z, gp)
 	}
 
 	TEXT("lstmBwdRow32", NOSPLIT, "func(gates, cPrev, tanhC, dh, dc, dz, dcPrev *float32, hid, nv int)")
@@ -133,98 +85,83 @@ func genLSTM() {
 		dh := Load(Param("dh"), GP64())
 		dc := Load(Param("dc"), GP64())
 		dcp := Load(Param("dcPrev"), GP64())
-		hb := Load(Param("hid"), GP64())
-		SHLQ(U8(2), hb)
-		hb3 := GP64()
-		LEAQ(Mem{Base: hb, Index: hb, Scale: 2}, hb3)
-		n := Load(Param("nv"), GP64())
-		off := GP64()
-		XORQ(off, off)
-		TESTQ(n, n)
-		JZ(LabelRef("done"))
-		Label("loop")
-		st := func(base Register) Mem { return Mem{Base: base, Index: off, Scale: 1} }
-		// The gates, cPrev and tanhC of a training step come from a cold
-		// sequence buffer: prefetch 4 rows ahead (each row of gates is
-		// 16·hid bytes, of the states 4·hid bytes).
-		pf := GP64()
-		MOVQ(hb, pf)
-		SHLQ(U8(4), pf) // 4 rows of gates: 64·hid bytes = 16·hb
-		PREFETCHT0(Mem{Base: gt, Index: pf, Scale: 1})
-		ADDQ(hb, pf)
-		PREFETCHT0(Mem{Base: gt, Index: pf, Scale: 1})
-		ADDQ(hb, pf)
-		PREFETCHT0(Mem{Base: gt, Index: pf, Scale: 1})
-		ADDQ(hb, pf)
-		PREFETCHT0(Mem{Base: gt, Index: pf, Scale: 1})
-		MOVQ(hb, pf)
-		SHLQ(U8(2), pf) // 4 rows of states: 16·hid bytes = 4·hb
-		ADDQ(off, pf)
-		PREFETCHT0(Mem{Base: cp, Index: pf, Scale: 1})
-		PREFETCHT0(Mem{Base: tc, Index: pf, Scale: 1})
+		rc := newRowCell()
+		hb, hb3 := rc.hb, rc.hb3
+		st := func(base Register) Mem { return rc.state(base, 0) }
+		rc.loop(func() {
+			// The gates, cPrev and tanhC of a training step come from a
+			// cold sequence buffer: prefetch 4 rows ahead (each row of
+			// gates is 16·hid bytes, of the states 4·hid bytes).
+			pf := GP64()
+			MOVQ(hb, pf)
+			SHLQ(U8(4), pf) // 4 rows of gates: 64·hid bytes = 16·hb
+			PREFETCHT0(Mem{Base: gt, Index: pf, Scale: 1})
+			ADDQ(hb, pf)
+			PREFETCHT0(Mem{Base: gt, Index: pf, Scale: 1})
+			ADDQ(hb, pf)
+			PREFETCHT0(Mem{Base: gt, Index: pf, Scale: 1})
+			ADDQ(hb, pf)
+			PREFETCHT0(Mem{Base: gt, Index: pf, Scale: 1})
+			MOVQ(hb, pf)
+			SHLQ(U8(2), pf) // 4 rows of states: 16·hid bytes = 4·hb
+			ADDQ(rc.off, pf)
+			PREFETCHT0(Mem{Base: cp, Index: pf, Scale: 1})
+			PREFETCHT0(Mem{Base: tc, Index: pf, Scale: 1})
 
-		one := loadK("one")
-		ig, fg, gg, og := YMM(), YMM(), YMM(), YMM()
-		VMOVUPS(Mem{Base: gt}, ig)
-		VMOVUPS(Mem{Base: gt, Index: hb, Scale: 1}, fg)
-		VMOVUPS(Mem{Base: gt, Index: hb, Scale: 2}, gg)
-		VMOVUPS(Mem{Base: gt, Index: hb3, Scale: 1}, og)
-		t := YMM()
-		VMOVUPS(st(tc), t)
-		dhv := YMM()
-		VMOVUPS(st(dh), dhv)
+			one := loadK("one")
+			ig, fg, gg, og := YMM(), YMM(), YMM(), YMM()
+			VMOVUPS(Mem{Base: gt}, ig)
+			VMOVUPS(Mem{Base: gt, Index: hb, Scale: 1}, fg)
+			VMOVUPS(Mem{Base: gt, Index: hb, Scale: 2}, gg)
+			VMOVUPS(Mem{Base: gt, Index: hb3, Scale: 1}, og)
+			t := YMM()
+			VMOVUPS(st(tc), t)
+			dhv := YMM()
+			VMOVUPS(st(dh), dhv)
 
-		// dct = dc + dh*o*(1-tanhC^2)
-		u := YMM()
-		VMOVAPS(t, u)
-		VFNMADD213PS(one, t, u) // u = -(t*t) + 1
-		w := YMM()
-		VMULPS(og, dhv, w)
-		VMULPS(u, w, w)
-		VADDPS(st(dc), w, w) // w = dct
+			// dct = dc + dh*o*(1-tanhC^2)
+			u := YMM()
+			VMOVAPS(t, u)
+			VFNMADD213PS(one, t, u) // u = -(t*t) + 1
+			w := YMM()
+			VMULPS(og, dhv, w)
+			VMULPS(u, w, w)
+			VADDPS(st(dc), w, w) // w = dct
 
-		// do = dh*tanhC*o*(1-o)
-		om := YMM()
-		VSUBPS(og, one, om)
-		VMULPS(t, dhv, dhv)
-		VMULPS(og, dhv, dhv)
-		VMULPS(om, dhv, dhv)
-		VMOVUPS(dhv, Mem{Base: dz, Index: hb3, Scale: 1})
+			// do = dh*tanhC*o*(1-o)
+			om := YMM()
+			VSUBPS(og, one, om)
+			VMULPS(t, dhv, dhv)
+			VMULPS(og, dhv, dhv)
+			VMULPS(om, dhv, dhv)
+			VMOVUPS(dhv, Mem{Base: dz, Index: hb3, Scale: 1})
 
-		// dcPrev = dct*f; df = dct*f*cPrev*(1-f)
-		x := YMM()
-		VMULPS(fg, w, x)
-		y := YMM()
-		VSUBPS(fg, one, y)
-		VMULPS(st(cp), y, y)
-		VMULPS(x, y, y)
-		VMOVUPS(x, st(dcp))
-		VMOVUPS(y, Mem{Base: dz, Index: hb, Scale: 1})
+			// dcPrev = dct*f; df = dct*f*cPrev*(1-f)
+			x := YMM()
+			VMULPS(fg, w, x)
+			y := YMM()
+			VSUBPS(fg, one, y)
+			VMULPS(st(cp), y, y)
+			VMULPS(x, y, y)
+			VMOVUPS(x, st(dcp))
+			VMOVUPS(y, Mem{Base: dz, Index: hb, Scale: 1})
 
-		// di = dct*g*i*(1-i)
-		y2 := YMM()
-		VSUBPS(ig, one, y2)
-		x2 := YMM()
-		VMULPS(gg, w, x2)
-		VMULPS(ig, x2, x2)
-		VMULPS(y2, x2, x2)
-		VMOVUPS(x2, Mem{Base: dz})
+			// di = dct*g*i*(1-i)
+			y2 := YMM()
+			VSUBPS(ig, one, y2)
+			x2 := YMM()
+			VMULPS(gg, w, x2)
+			VMULPS(ig, x2, x2)
+			VMULPS(y2, x2, x2)
+			VMOVUPS(x2, Mem{Base: dz})
 
-		// dg = dct*i*(1-g*g)
-		g2 := YMM()
-		VMOVAPS(gg, g2)
-		VFNMADD213PS(one, gg, g2) // 1 - g*g
-		VMULPS(ig, w, w)
-		VMULPS(g2, w, w)
-		VMOVUPS(w, Mem{Base: dz, Index: hb, Scale: 2})
-
-		ADDQ(U8(32), gt)
-		ADDQ(U8(32), dz)
-		ADDQ(U8(32), off)
-		DECQ(n)
-		JNZ(LabelRef("loop"))
-		Label("done")
-		VZEROUPPER()
-		RET()
+			// dg = dct*i*(1-g*g)
+			g2 := YMM()
+			VMOVAPS(gg, g2)
+			VFNMADD213PS(one, gg, g2) // 1 - g*g
+			VMULPS(ig, w, w)
+			VMULPS(g2, w, w)
+			VMOVUPS(w, Mem{Base: dz, Index: hb, Scale: 2})
+		}, gt, dz)
 	}
 }

@@ -2,8 +2,8 @@ package model
 
 import "math"
 
-// lstmCarrySlot describes the carried state of one series.
-type lstmCarrySlot struct {
+// carrySlot describes the carried state of one series.
+type carrySlot struct {
 	key  uint64 // the series' Input.Key
 	last int64  // bucket index of the last step the state has taken
 	// age counts toward the next full run, at refresh-1: the steps since
@@ -11,33 +11,33 @@ type lstmCarrySlot struct {
 	age int
 	// norm is the window's at the last full run, which the steps since
 	// reuse.
-	norm lstmNorm
+	norm featNorm
 }
 
-// lstmCarries holds the carried LSTM state of the series of one model,
-// keyed by Input.Key: per series the layers' h and c after its last
-// forecast, so that the next bucket's forecast takes one step instead of
-// running the whole window. States live in one slab. When room is needed,
-// the states more than refresh buckets behind the newest are dropped:
-// their series stopped being forecast (callers forecast every series of
-// a close together), and a series that comes back runs its window in
-// full. forget drops a state at once.
-type lstmCarries struct {
+// carries holds the carried states of the series of a recurrent
+// learner, keyed by Input.Key: per series the state of its layers after
+// its last forecast, so that the next bucket's forecast takes one step
+// instead of running the whole window. States live in one slab. When
+// room is needed, the states more than refresh buckets behind the newest
+// are dropped: their series stopped being forecast (callers forecast
+// every series of a close together), and a series that comes back runs
+// its window in full. forget drops a state at once.
+type carries struct {
 	refresh int // steps between full runs
 	size    int // floats per state
 	index   map[uint64]int32
-	slots   []lstmCarrySlot
+	slots   []carrySlot
 	mem     []float32
 	free    []int32
 	newest  int64 // newest bucket index a state has reached
 }
 
-func newLSTMCarries(refresh, size int) *lstmCarries {
-	return &lstmCarries{refresh: refresh, size: size, index: map[uint64]int32{}, newest: math.MinInt64}
+func newCarries(refresh, size int) *carries {
+	return &carries{refresh: refresh, size: size, index: map[uint64]int32{}, newest: math.MinInt64}
 }
 
 // state returns the floats of slot i.
-func (c *lstmCarries) state(i int32) []float32 {
+func (c *carries) state(i int32) []float32 {
 	return c.mem[int(i)*c.size : int(i+1)*c.size : int(i+1)*c.size]
 }
 
@@ -45,7 +45,7 @@ func (c *lstmCarries) state(i int32) []float32 {
 // bucket last when its forecast can step its carried state, or -1 when
 // it must run its window in full: no state, a bucket skipped or repeated,
 // or the age reached refresh-1.
-func (c *lstmCarries) stepping(key uint64, last int64) int32 {
+func (c *carries) stepping(key uint64, last int64) int32 {
 	if key == 0 {
 		return -1
 	}
@@ -61,7 +61,7 @@ func (c *lstmCarries) stepping(key uint64, last int64) int32 {
 }
 
 // slot returns the slot of key, taking a new one when there is none.
-func (c *lstmCarries) slot(key uint64) (i int32, fresh bool) {
+func (c *carries) slot(key uint64) (i int32, fresh bool) {
 	if i, ok := c.index[key]; ok {
 		return i, false
 	}
@@ -73,16 +73,16 @@ func (c *lstmCarries) slot(key uint64) (i int32, fresh bool) {
 		c.free = c.free[:n-1]
 	} else {
 		i = int32(len(c.slots))
-		c.slots = append(c.slots, lstmCarrySlot{})
+		c.slots = append(c.slots, carrySlot{})
 		c.mem = append(c.mem, make([]float32, c.size)...)
 	}
-	c.slots[i] = lstmCarrySlot{key: key}
+	c.slots[i] = carrySlot{key: key}
 	c.index[key] = i
 	return i, true
 }
 
 // prune frees the slots more than refresh buckets behind the newest.
-func (c *lstmCarries) prune() {
+func (c *carries) prune() {
 	for i := range c.slots {
 		if s := &c.slots[i]; s.key != 0 && s.last < c.newest-int64(c.refresh) {
 			c.drop(int32(i))
@@ -91,21 +91,21 @@ func (c *lstmCarries) prune() {
 }
 
 // forget drops the state of key, if any.
-func (c *lstmCarries) forget(key uint64) {
+func (c *carries) forget(key uint64) {
 	if i, ok := c.index[key]; ok {
 		c.drop(i)
 	}
 }
 
 // drop frees slot i.
-func (c *lstmCarries) drop(i int32) {
+func (c *carries) drop(i int32) {
 	delete(c.index, c.slots[i].key)
-	c.slots[i] = lstmCarrySlot{}
+	c.slots[i] = carrySlot{}
 	c.free = append(c.free, i)
 }
 
 // stepped records that slot i stepped to bucket last.
-func (c *lstmCarries) stepped(i int32, last int64) {
+func (c *carries) stepped(i int32, last int64) {
 	s := &c.slots[i]
 	s.last = last
 	s.age++
@@ -116,7 +116,7 @@ func (c *lstmCarries) stepped(i int32, last int64) {
 // its norm, into slot i; fresh marks a new slot, which starts at an age
 // spread by its key, so that series that appear together do not all run
 // in full at the same closes.
-func (c *lstmCarries) ranFull(i int32, last int64, norm lstmNorm, fresh bool) {
+func (c *carries) ranFull(i int32, last int64, norm featNorm, fresh bool) {
 	s := &c.slots[i]
 	s.last, s.norm = last, norm
 	s.age = 0
@@ -127,4 +127,4 @@ func (c *lstmCarries) ranFull(i int32, last int64, norm lstmNorm, fresh bool) {
 }
 
 // len returns the number of series with a state.
-func (c *lstmCarries) len() int { return len(c.index) }
+func (c *carries) len() int { return len(c.index) }
