@@ -59,7 +59,7 @@
 // the squared error of the mean plus the pinball loss of every quantile,
 // in scaled units (target y/s); a batch's loss is the mean over its
 // examples weighted by s / mean(s), so that series with more volume count
-// for more (measured better than equal weights on the M5 dev set).
+// for more, as they do in volume-weighted metrics such as WRMSSE.
 //
 // Training. Gradients come from full backpropagation (through time, for
 // the recurrent learners), are clipped to LearnerConfig.ClipNorm in

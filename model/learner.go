@@ -75,8 +75,10 @@ func NewLearner(name string, cfg LearnerConfig, mcfg Config) (Learner, error) {
 }
 
 // LearnerConfig configures a global neural learner (see Learners). Every
-// learner reads the fields that apply to its architecture; the zero value
-// of each field means its default.
+// learner reads the fields that apply to its architecture. Start from
+// DefaultLearnerConfig: WithDefaults fills in the zero fields for which
+// zero is not a valid value, but WeightDecay and Average keep zero as
+// "off".
 type LearnerConfig struct {
 	// Layers is the number of stacked layers (recurrent layers or
 	// Transformer blocks), 1 or 2. The default is 2.
@@ -111,8 +113,8 @@ type LearnerConfig struct {
 	// Eps is Adam's denominator guard. The default is 1e-8.
 	Eps float64
 	// WeightDecay is the decoupled (AdamW) weight decay of the weight
-	// matrices; biases are not decayed. The default is 1e-4; a negative
-	// value disables decay.
+	// matrices, at least 0; biases are not decayed. 0 disables decay;
+	// DefaultLearnerConfig sets 1e-4.
 	WeightDecay float64
 	// ClipNorm is the largest global gradient norm; larger gradients are
 	// scaled down to it. The default is 1; +Inf disables clipping.
@@ -132,9 +134,9 @@ type LearnerConfig struct {
 	// step count: after step t it is min(Average, (1+t)/(10+t)), so while
 	// the model is young the average spans about the last tenth of its
 	// steps and lags little behind fast learning. The average starts at
-	// the initial weights. The default is 0.995 (the last few hundred
-	// steps once past about 1,800). A negative value disables averaging:
-	// forecasts use the latest weights.
+	// the initial weights. 0 disables averaging: forecasts use the latest
+	// weights. DefaultLearnerConfig sets 0.995 (the last few hundred steps
+	// once past about 1,800).
 	Average float64
 	// Seed seeds the initial weights and the minibatch shuffling. The
 	// default is 1.
@@ -155,9 +157,10 @@ const (
 	learnerMaxRefresh   = 1000
 )
 
-// DefaultLearnerConfig returns the defaults WithDefaults fills in.
+// DefaultLearnerConfig returns the default configuration: the defaults
+// WithDefaults fills in, weight decay 1e-4 and weight averaging 0.995.
 func DefaultLearnerConfig() LearnerConfig {
-	c, _ := LearnerConfig{}.WithDefaults()
+	c, _ := LearnerConfig{WeightDecay: 1e-4, Average: 0.995}.WithDefaults()
 	return c
 }
 
@@ -190,17 +193,9 @@ func (c LearnerConfig) WithDefaults() (LearnerConfig, error) {
 	deff(&c.Beta1, 0.9)
 	deff(&c.Beta2, 0.999)
 	deff(&c.Eps, 1e-8)
-	deff(&c.WeightDecay, 1e-4)
 	deff(&c.ClipNorm, 1)
-	deff(&c.Average, 0.995)
 	if c.Seed == 0 {
 		c.Seed = 1
-	}
-	if c.WeightDecay < 0 {
-		c.WeightDecay = 0
-	}
-	if c.Average < 0 {
-		c.Average = 0
 	}
 	irange := []struct {
 		name   string
@@ -231,11 +226,11 @@ func (c LearnerConfig) WithDefaults() (LearnerConfig, error) {
 		return c, fmt.Errorf("model: LearnerConfig.Beta2 %v outside [0, 1)", c.Beta2)
 	case !(c.Eps > 0) || math.IsInf(c.Eps, 0):
 		return c, fmt.Errorf("model: LearnerConfig.Eps %v is not a positive finite number", c.Eps)
-	case math.IsNaN(c.WeightDecay) || math.IsInf(c.WeightDecay, 0):
-		return c, fmt.Errorf("model: LearnerConfig.WeightDecay %v is not finite", c.WeightDecay)
+	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
+		return c, fmt.Errorf("model: LearnerConfig.WeightDecay %v is not a finite number of at least 0", c.WeightDecay)
 	case !(c.ClipNorm > 0):
 		return c, fmt.Errorf("model: LearnerConfig.ClipNorm %v is not positive", c.ClipNorm)
-	case !(c.Average < 1):
+	case !(c.Average >= 0 && c.Average < 1):
 		return c, fmt.Errorf("model: LearnerConfig.Average %v outside [0, 1)", c.Average)
 	}
 	if c.Calendar != nil {

@@ -123,7 +123,7 @@ func lstmAllFinite(m *LSTM) bool {
 }
 
 func TestLSTMConfig(t *testing.T) {
-	m := lstmNew(t, LearnerConfig{}, Config{})
+	m := lstmNew(t, DefaultLearnerConfig(), Config{})
 	if got, want := m.Version(), "2x32/steps=0"; got != want {
 		t.Errorf("Version() = %q, want %q", got, want)
 	}
@@ -136,14 +136,12 @@ func TestLSTMConfig(t *testing.T) {
 	if m.cfg.MiniBatch != 512 || m.cfg.StepsPerClose != 1 || m.hp != (hyper{3e-3, 0.9, 0.999, 1e-8, 1e-4, 1}) || m.cfg.Seed != 1 {
 		t.Errorf("defaults %+v %+v", m.cfg, m.hp)
 	}
-	if m := lstmNew(t, LearnerConfig{WeightDecay: -1, ClipNorm: math.Inf(1)}, Config{}); m.hp.wd != 0 || !math.IsInf(m.hp.clip, 1) {
-		t.Errorf("WeightDecay -1, ClipNorm +Inf: %+v", m.hp)
-	}
 	if m.cfg.Average != 0.995 || m.avg == nil {
 		t.Errorf("default Average %v, averaging on: %v", m.cfg.Average, m.avg != nil)
 	}
-	if m := lstmNew(t, LearnerConfig{Average: -1}, Config{}); m.cfg.Average != 0 || m.avg != nil {
-		t.Errorf("Average -1: %v, averaging on: %v", m.cfg.Average, m.avg != nil)
+	// Zero is a value, not "the default", where it means off.
+	if m := lstmNew(t, LearnerConfig{ClipNorm: math.Inf(1)}, Config{}); m.hp.wd != 0 || !math.IsInf(m.hp.clip, 1) || m.cfg.Average != 0 || m.avg != nil {
+		t.Errorf("zero WeightDecay and Average, ClipNorm +Inf: %+v, averaging on: %v", m.hp, m.avg != nil)
 	}
 	for _, tc := range []struct {
 		name string
@@ -162,6 +160,8 @@ func TestLSTMConfig(t *testing.T) {
 		{"beta2 negative", LearnerConfig{Beta2: -0.5}, Config{}, "LearnerConfig.Beta2 -0.5"},
 		{"eps infinite", LearnerConfig{Eps: math.Inf(1)}, Config{}, "LearnerConfig.Eps +Inf"},
 		{"weight decay NaN", LearnerConfig{WeightDecay: math.NaN()}, Config{}, "LearnerConfig.WeightDecay NaN"},
+		{"negative weight decay", LearnerConfig{WeightDecay: -1}, Config{}, "LearnerConfig.WeightDecay -1"},
+		{"negative average", LearnerConfig{Average: -1}, Config{}, "LearnerConfig.Average -1"},
 		{"clip negative", LearnerConfig{ClipNorm: -1}, Config{}, "LearnerConfig.ClipNorm -1"},
 		{"average one", LearnerConfig{Average: 1}, Config{}, "LearnerConfig.Average 1"},
 		{"average NaN", LearnerConfig{Average: math.NaN()}, Config{}, "LearnerConfig.Average NaN"},
@@ -327,7 +327,7 @@ func lstmCut(in []Input, n int) []Input {
 func TestLSTMAverage(t *testing.T) {
 	in := lstmTestSeries(9, 40, 12)
 	avgCfg, latestCfg := lstmSmall, lstmSmall
-	avgCfg.Average, latestCfg.Average = 0.9, -1
+	avgCfg.Average, latestCfg.Average = 0.9, 0
 	avgCfg.MiniBatch, latestCfg.MiniBatch = 100, 100 // one step per call
 	a := lstmNew(t, avgCfg, lstmSmallCfg)
 	b := lstmNew(t, latestCfg, lstmSmallCfg)

@@ -353,8 +353,7 @@ func softplusSigmoid(x float64) (sp, sg float64) {
 // losses weighted by w_r = s_r / mean(s): in scaled units a series
 // selling 20 a day would otherwise weigh as much as one selling one a
 // week, and the volume (and the weight of accuracy metrics such as
-// WRMSSE) sits with the former. Weighting by s_r measured better than by
-// 1 or s_r² on the M5 dev set (see the README).
+// WRMSSE) sits with the former.
 func (hd *outHead[T]) lossGrad(rb *rowBufs[T]) float64 {
 	B, H, nq := rb.rows, hd.sh.horizon, hd.sh.levels
 	o := hd.sh.outputs()

@@ -102,17 +102,17 @@ func TestForecastingFlags(t *testing.T) {
 	}
 }
 
-// TestLSTMAverageFlag checks that --learner-average 0 turns averaging off
-// (LearnerConfig's zero would be its default) and that values outside
+// TestLearnerAverageFlag checks that --learner-average 0 reaches
+// LearnerConfig as 0, which turns averaging off, and that values outside
 // [0, 1) are refused.
-func TestLSTMAverageFlag(t *testing.T) {
+func TestLearnerAverageFlag(t *testing.T) {
 	for _, tc := range []struct {
 		arg     string
 		want    float64
 		wantErr string
 	}{
 		{arg: "0.99", want: 0.99},
-		{arg: "0", want: -1},
+		{arg: "0", want: 0},
 		{arg: "1", wantErr: "--learner-average 1 outside [0, 1)"},
 		{arg: "-0.5", wantErr: "--learner-average -0.5 outside [0, 1)"},
 		{arg: "NaN", wantErr: "--learner-average NaN outside [0, 1)"},

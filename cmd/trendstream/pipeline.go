@@ -83,11 +83,8 @@ func forecastingConfig(v *viper.Viper, f pipeline.Forecasting) (pipeline.Forecas
 		return f, err
 	}
 	avg := v.GetFloat64("learner-average")
-	switch {
-	case !(avg >= 0 && avg < 1):
+	if !(avg >= 0 && avg < 1) {
 		return f, fmt.Errorf("--learner-average %v outside [0, 1)", avg)
-	case avg == 0:
-		avg = -1 // LearnerConfig's zero is the default
 	}
 	f.Published = v.GetString("model")
 	f.Candidates = splitList(v.GetString("candidates"))

@@ -57,14 +57,14 @@
 // B is read in place for GemmNN32, transposed panel by panel (8×8 AVX
 // transposes) into a 16 KiB stack buffer for GemmNT32, and read from its
 // packed panels by GemmNNPacked32 (a contiguous k×16 panel avoids the
-// cache-set conflicts of power-of-two row strides: about 10% faster).
+// cache-set conflicts of power-of-two row strides).
 // GemmTN32 and GemmTNSum32 pack both operands, BLIS style: per block of
 // 128 rows of k, up to 132 columns of A go into 6-row micro-panels (a
 // 66 KiB stack buffer, walking A row by row so that a cold A streams in)
 // and each 16-column panel of B into an 8 KiB buffer; the micro-kernel
 // then reads both sequentially, prefetches its C tile and computes only
-// the rows a bottom tile has. (Reading Aᵀ in place, with a stride per k
-// step, ran at about half the speed of A·B.) Any alignment works;
+// the rows a bottom tile has, rather than reading Aᵀ in place with a
+// stride per k step. Any alignment works;
 // 32-byte aligned rows are slightly faster.
 //
 // # Concurrency
@@ -105,8 +105,7 @@
 // for tanh(c)). Differences from Sigmoid32: sigmoid(x) for x < -87
 // (including -Inf) is about 1.6e-38 instead of 0 (below the true value
 // plus 1.7e-38); +Inf gives 1, tanh(±Inf) = ±1, tanh(±0) = ±0, NaN gives
-// NaN. The in-cache throughput is about 1.5 times that of the earlier
-// formulas (five divisions and a polynomial-or-exp blend per cell).
+// NaN.
 package kern
 
 //go:generate go run -C _asm . -out ../kern_amd64.s -stubs ../stubs_amd64.go -pkg kern

@@ -4,8 +4,7 @@ package kern
 // weights, once per time step) can be packed once into the layout the
 // micro-kernels read best: 16-column panels, each k×16 row-major and
 // contiguous. Streaming a packed panel avoids the cache-set conflicts that
-// power-of-two row strides cause, which makes the products about 10%
-// faster.
+// power-of-two row strides cause.
 
 // PackedLen returns the length of the buffer that PackB32 and PackB64 fill
 // for a k×n operand: k times n rounded up to a multiple of 16.
