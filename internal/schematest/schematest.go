@@ -1,5 +1,3 @@
-// Package schematest checks documents against the repository's JSON
-// Schemas (schema/*.schema.json) in tests.
 package schematest
 
 import (
