@@ -352,7 +352,7 @@ func TestChunkedValueSurvivesCompaction(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			topic := "chunks-" + strings.ReplaceAll(tc.name, " ", "-")
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			if _, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic,
 				NumPartitions: 1, ReplicationFactor: 1, ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}}}}); err != nil {
