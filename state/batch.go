@@ -110,7 +110,16 @@ type CommitStats struct {
 // Commit writes the batch: in one transaction when it fits, otherwise its
 // ordinary writes first and its final writes last (see Batch). The batch's
 // buffers must not be changed until Commit returns.
+//
+// Commit writes nothing and returns an error wrapping ErrDiskFull (a
+// *DiskFullError) when the state directory lacks the free space the
+// batch needs (see DB.checkSpace). The check sees a disk that fills
+// gradually; space taken by others between the check and Badger's write
+// is not covered.
 func (db *DB) Commit(b *Batch) (CommitStats, error) {
+	if err := db.checkSpace(len(b.buf)); err != nil {
+		return CommitStats{}, fmt.Errorf("state: committing batch of %d writes: %w", b.Len(), err)
+	}
 	txn := db.db.NewTransaction(true)
 	err := b.apply(txn, b.ahead)
 	if err == nil {

@@ -84,6 +84,11 @@ type DB struct {
 	done   chan struct{}
 	once   sync.Once
 	err    error
+
+	dir       string
+	inMemory  bool
+	memTable  int64
+	freeSpace func(dir string) (uint64, bool) // a test seam
 }
 
 // Open opens or creates the database and starts its value-log garbage
@@ -118,7 +123,8 @@ func Open(cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("state: opening badger in %q: %w", cfg.Dir, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	db := &DB{db: bdb, cancel: cancel, done: make(chan struct{})}
+	db := &DB{db: bdb, cancel: cancel, done: make(chan struct{}),
+		dir: cfg.Dir, inMemory: cfg.InMemory, memTable: cfg.MemTableSize, freeSpace: freeSpace}
 	go db.gcLoop(ctx, cfg.GCInterval, cfg.InMemory)
 	return db, nil
 }
@@ -147,10 +153,21 @@ func (db *DB) gcLoop(ctx context.Context, every time.Duration, inMemory bool) {
 
 // Close stops the garbage collector and closes the database. It is
 // idempotent.
+//
+// Closing flushes Badger's memtable to a table file written through a
+// memory map, which on a full disk kills the process with SIGBUS. When
+// the state directory has less free space than two memtables, Close
+// therefore leaves Badger open and returns an error wrapping
+// ErrDiskFull: every commit is already in Badger's write-ahead log,
+// which the next Open replays, and the process is expected to exit.
 func (db *DB) Close() error {
 	db.once.Do(func() {
 		db.cancel()
 		<-db.done
+		if err := db.checkSpace(0); err != nil {
+			db.err = fmt.Errorf("state: not flushing badger at close: %w", err)
+			return
+		}
 		if err := db.db.Close(); err != nil {
 			db.err = fmt.Errorf("state: closing badger: %w", err)
 		}
