@@ -20,9 +20,9 @@
 //     Lose swallows it and cuts the connection without a reply, Cut
 //     forwards it, drops the reply and cuts the connection (the write
 //     happened, the client does not know it).
-//   - CapMessageSize answers produce requests holding a record larger than
-//     a limit with MESSAGE_TOO_LARGE, as a broker with a low
-//     max.message.bytes does.
+//   - CapMessageSize answers produce requests holding a record for a topic
+//     larger than a limit with MESSAGE_TOO_LARGE, as a broker does whose
+//     max.message.bytes for the topic is that limit.
 //
 // The proxy caps the Produce API at version 12 in ApiVersions answers:
 // version 13 names topics by id only, and the proxy matches produce

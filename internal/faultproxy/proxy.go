@@ -59,7 +59,7 @@ type Proxy struct {
 	thawed    chan struct{} // closed unless frozen
 	delay     time.Duration
 	faults    map[string][]*produceFault // by topic, oldest first
-	maxRecord int                        // 0: no cap
+	maxRecord map[string]int             // by topic
 	closed    bool
 
 	done chan struct{} // closed by Close
@@ -90,6 +90,7 @@ func New(brokers ...string) (*Proxy, error) {
 		links:     make(map[*link]struct{}),
 		thawed:    thawed,
 		faults:    make(map[string][]*produceFault),
+		maxRecord: make(map[string]int),
 		done:      make(chan struct{}),
 	}
 	for _, b := range brokers {
@@ -260,15 +261,21 @@ func (p *Proxy) FailProduce(topic string, mode Mode) <-chan struct{} {
 	return f.fired
 }
 
-// CapMessageSize answers every produce request holding a record larger
-// than n bytes (its encoded size; a compressed batch counts as a whole)
-// with MESSAGE_TOO_LARGE for the partitions holding one, and
-// NOT_ENOUGH_REPLICAS, which clients retry, for its other partitions;
-// nothing of such a request is written. n <= 0 removes the cap.
-func (p *Proxy) CapMessageSize(n int) {
+// CapMessageSize answers every produce request holding a record for
+// topic larger than n bytes (its encoded size; a compressed batch counts
+// as a whole), as a broker does whose max.message.bytes for topic is n:
+// with MESSAGE_TOO_LARGE for the partitions of topic holding one, and
+// NOT_ENOUGH_REPLICAS, which clients retry, for the request's other
+// partitions. Nothing of such a request is written. n <= 0 removes the
+// cap.
+func (p *Proxy) CapMessageSize(topic string, n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.maxRecord = max(n, 0)
+	if n <= 0 {
+		delete(p.maxRecord, topic)
+		return
+	}
+	p.maxRecord[topic] = n
 }
 
 // gate waits until forwarding is allowed, and reports false when the
@@ -302,14 +309,14 @@ func (p *Proxy) gate(k *link, delay bool) bool {
 func (p *Proxy) produceAction(req *kmsg.ProduceRequest) (f *produceFault, codes map[string]map[int32]int16) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.maxRecord > 0 {
+	if len(p.maxRecord) > 0 {
 		codes = make(map[string]map[int32]int16)
 		over := false
 		for _, t := range req.Topics {
 			codes[t.Topic] = make(map[int32]int16)
 			for _, part := range t.Partitions {
 				code := kerr.NotEnoughReplicas.Code
-				if largestRecord(part.Records) > p.maxRecord {
+				if limit := p.maxRecord[t.Topic]; limit > 0 && largestRecord(part.Records) > limit {
 					code, over = kerr.MessageTooLarge.Code, true
 				}
 				codes[t.Topic][part.Partition] = code

@@ -229,11 +229,15 @@ func TestRefuseAnswers(t *testing.T) {
 	if err := produce(); err != nil {
 		t.Errorf("second produce: %v, want success", err)
 	}
-	p.CapMessageSize(10)
+	p.CapMessageSize("t", 10)
 	if err := produce(); err != nil {
 		t.Errorf("a record within the cap: %v, want success", err)
 	}
-	p.CapMessageSize(5)
+	p.CapMessageSize("other", 5)
+	if err := produce(); err != nil {
+		t.Errorf("a record above another topic's cap: %v, want success", err)
+	}
+	p.CapMessageSize("t", 5)
 	if err := produce(); !errors.Is(err, kerr.MessageTooLarge) {
 		t.Errorf("a record above the cap: %v, want MESSAGE_TOO_LARGE", err)
 	}
@@ -266,7 +270,7 @@ func recordBatch(values ...[]byte) []byte {
 // refused as too large, and one below it written.
 func TestCapMessageSize(t *testing.T) {
 	p, c := newProxy(t, 1)
-	p.CapMessageSize(1000)
+	p.CapMessageSize("t", 1000)
 	w := &kafka.Writer{Addr: kafka.TCP(p.Addrs()...), Topic: "t", BatchTimeout: time.Millisecond, MaxAttempts: 2,
 		RequiredAcks: kafka.RequireAll}
 	defer w.Close()
