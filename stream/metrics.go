@@ -55,6 +55,7 @@ type metrics struct {
 
 	assigned      prometheus.Gauge
 	ready         prometheus.Gauge
+	diskFull      prometheus.Gauge
 	outputErrs    prometheus.Counter
 	outputRefused *prometheus.CounterVec
 	dlqTruncated  prometheus.Counter
@@ -113,6 +114,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 		assigned:   f.gauge("assigned_partitions", "Input partitions assigned to this instance."),
 		ready:      f.gauge("ready", "1 when every assigned partition has loaded its state."),
+		diskFull:   f.gauge("disk_full_partitions", "Partitions whose commit waits for free space in the state directory."),
 		outputErrs: f.counter("output_write_errors_total", "Failed attempts to write outputs to Kafka (retried)."),
 		outputRefused: f.counterVec("output_refused_total",
 			"Output records the brokers refused for themselves (too large, invalid) and that were dropped, a dead letter only once its bounded form was refused too; each is logged with its source.", "output"),

@@ -34,7 +34,8 @@ type Processor struct {
 	assigned  map[int32]bool
 	owned     map[int32]bool
 	lastFatal error
-	member    string // the group member id, as stored
+	diskFull  map[int32]bool // partitions whose commit waits for disk space
+	member    string         // the group member id, as stored
 	// locks serialize a partition's task with the standby loop, which
 	// writes the partitions no task of this instance holds.
 	locks map[int32]*sync.Mutex
@@ -59,6 +60,7 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 		m:        newMetrics(cfg.Registerer),
 		assigned: make(map[int32]bool),
 		owned:    make(map[int32]bool),
+		diskFull: make(map[int32]bool),
 		locks:    make(map[int32]*sync.Mutex),
 	}
 	if !cfg.NoChangelog {
@@ -389,6 +391,20 @@ func (p *Processor) setOwned(part int32, owned bool) {
 	p.updateReady()
 }
 
+// setDiskFull records whether partition part's commit waits for free
+// disk space; the processor is not ready while any does.
+func (p *Processor) setDiskFull(part int32, full bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if full {
+		p.diskFull[part] = true
+	} else {
+		delete(p.diskFull, part)
+	}
+	p.m.diskFull.Set(float64(len(p.diskFull)))
+	p.updateReady()
+}
+
 func (p *Processor) setFatal(err error) {
 	p.mu.Lock()
 	p.lastFatal = err
@@ -406,7 +422,7 @@ func (p *Processor) updateReady() {
 }
 
 func (p *Processor) readyLocked() bool {
-	if !p.inGen || p.lastFatal != nil {
+	if !p.inGen || p.lastFatal != nil || len(p.diskFull) > 0 {
 		return false
 	}
 	for part := range p.assigned {

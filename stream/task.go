@@ -456,7 +456,10 @@ func (t *task) commit(wctx context.Context, first, next int64, last bool) error 
 		t.batch.SetFinal(pipeline.RestorePositionKey(t.key[:0], t.partition), appendPosition(nil, off+1, next, t.token), 0)
 	}
 	started := time.Now()
-	st, err := t.proc.db.Commit(&t.batch)
+	st, err := t.commitState(wctx)
+	if errors.Is(err, errAbandoned) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("stream: committing partition %d at offset %d: %w", t.partition, next, err)
 	}
@@ -482,6 +485,39 @@ func (t *task) commit(wctx context.Context, first, next int64, last bool) error 
 		m.watermark.WithLabelValues(t.label).Set(float64(wm.UnixNano()) / 1e9)
 	}
 	return nil
+}
+
+// commitState commits the batch to Badger. While the state directory's
+// disk is too full for it (state.ErrDiskFull) the partition stalls: its
+// offset does not advance and nothing is lost, the stall is logged,
+// counted in the disk_full_partitions metric and makes the processor
+// unready, and the commit is retried with backoff until space is freed,
+// or returns errAbandoned when wctx ends first.
+func (t *task) commitState(wctx context.Context) (state.CommitStats, error) {
+	backoff := newBackoff(500*time.Millisecond, 10*time.Second)
+	stalled := false
+	defer func() {
+		if stalled {
+			t.proc.setDiskFull(t.partition, false)
+		}
+	}()
+	for {
+		st, err := t.proc.db.Commit(&t.batch)
+		if !errors.Is(err, state.ErrDiskFull) {
+			if stalled && err == nil {
+				t.log.Info("the state directory has room again: the partition's commits resume")
+			}
+			return st, err
+		}
+		if !stalled {
+			stalled = true
+			t.proc.setDiskFull(t.partition, true)
+			t.log.Error("the state directory's disk is full: holding the partition's commit until space is freed", "err", err)
+		}
+		if !backoff.wait(wctx) {
+			return st, errAbandoned
+		}
+	}
 }
 
 // writeOutputs writes the batch's forecasts and dead letters. Failures
