@@ -12,6 +12,12 @@
 // writes committed first, in several transactions, and its final writes
 // last, so callers make ordinary writes idempotent under replay.
 //
+// Commit refuses a batch with ErrDiskFull, writing nothing, when the
+// directory's file system lacks room for it and two memtables: Badger
+// writes through memory maps, and a full disk would kill the process with
+// SIGBUS instead of returning an error. Close then skips Badger's flush.
+// The check reads free space on Linux only.
+//
 // The package knows no domain type: callers encode their own values.
 //
 // # Concurrency
