@@ -121,3 +121,15 @@ func TestFillingDisk(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFreeSpace measures the statfs call the free-space check adds
+// to every commit of a DB on disk, to compare with BenchmarkCommit.
+func BenchmarkFreeSpace(b *testing.B) {
+	dir := b.TempDir()
+	b.ReportAllocs()
+	for range b.N {
+		if _, ok := freeSpace(dir); !ok {
+			b.Fatal("no free space reading")
+		}
+	}
+}
