@@ -100,12 +100,18 @@ func TestFillingDisk(t *testing.T) {
 	if acked < 20 {
 		t.Fatalf("only %d commits before the disk filled", acked)
 	}
+	// The refused commit needed more than two memtables; leave less than
+	// that, which Close needs to flush.
+	releaseMore, err := d.Fill(memTable)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := db.Close(); !errors.Is(err, ErrDiskFull) {
 		t.Errorf("Close on a full disk: %v, want ErrDiskFull", err)
 	}
 	// The process would exit here; badger is still open, so close it
 	// after freeing the space, as the next start does.
-	if err := release(); err != nil {
+	if err := errors.Join(release(), releaseMore()); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.db.Close(); err != nil {
