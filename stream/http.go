@@ -45,7 +45,9 @@ type BucketJSON struct {
 }
 
 // Handler returns the processor's HTTP API: /healthz, /readyz, /metrics
-// (from g, which may be nil) and GET /v1/series/{store}/{sku}.
+// (from g, which may be nil), GET /v1/series/{store}/{sku} and, when
+// decisions are on, GET /v1/series/{store}/{sku}/replenishment and
+// GET /v1/trending?store=&class=&limit= (see Trending).
 func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -62,6 +64,10 @@ func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	}
 	mux.HandleFunc("GET /v1/series/{store}/{sku}", p.serveSeries)
+	if p.catalog != nil {
+		mux.HandleFunc("GET /v1/series/{store}/{sku}/replenishment", p.serveReplenishment)
+		mux.HandleFunc("GET /v1/trending", p.serveTrending)
+	}
 	return mux
 }
 

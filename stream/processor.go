@@ -28,6 +28,9 @@ type Processor struct {
 	writer    *kafka.Writer
 	changelog *changelog // nil when disabled
 	m         *metrics
+	// catalog holds the catalog and inventory topics' records when
+	// decisions are on, else nil.
+	catalog *pipeline.CatalogTable
 
 	mu        sync.Mutex
 	inGen     bool
@@ -50,6 +53,11 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	var catalog *pipeline.CatalogTable
+	if cfg.Decisions.On {
+		catalog = pipeline.NewCatalogTable(cfg.Model.Horizon)
+		cfg.Decisions.Catalog = catalog
+	}
 	if db == nil {
 		return nil, errors.New("stream: a state DB is required")
 	}
@@ -60,6 +68,7 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 		assigned: make(map[int32]bool),
 		owned:    make(map[int32]bool),
 		locks:    make(map[int32]*sync.Mutex),
+		catalog:  catalog,
 	}
 	if !cfg.NoChangelog {
 		p.changelog = newChangelog(cfg.Connection, cfg.changelogTopic(), cfg.DedupTTL(), cfg.Logger, p.m)
@@ -95,6 +104,21 @@ func (p *Processor) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	// The catalog and inventory are read whole before the first close.
+	sideCtx, stopSides := context.WithCancel(ctx)
+	defer stopSides()
+	var sides sync.WaitGroup
+	if p.catalog != nil {
+		caught := make(chan struct{})
+		sides.Go(func() { p.followSides(sideCtx, caught) })
+		select {
+		case <-caught:
+		case <-ctx.Done():
+			stopSides()
+			sides.Wait()
+			return nil
+		}
+	}
 	p.removePredecessor(ctx)
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                    p.cfg.Group,
@@ -110,6 +134,8 @@ func (p *Processor) Run(ctx context.Context) error {
 		ErrorLogger:           kafkaLogger(p.cfg.Logger, slog.LevelDebug),
 	})
 	if err != nil {
+		stopSides()
+		sides.Wait()
 		return fmt.Errorf("stream: creating consumer group: %w", err)
 	}
 	runCtx, fail := context.WithCancelCause(ctx)
@@ -145,6 +171,8 @@ func (p *Processor) Run(ctx context.Context) error {
 	group.Close()
 	p.setGeneration(nil)
 	standby.Wait()
+	stopSides() // the side readers write dead letters through the writer
+	sides.Wait()
 	if err := p.writer.Close(); err != nil {
 		p.cfg.Logger.Warn("closing writer", "err", err)
 	}
@@ -256,6 +284,9 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 		}
 		if err == nil && p.changelog != nil {
 			err = p.changelog.ensure(ctx, p.cfg.InputTopic, p.cfg.ReplicationFactor)
+		}
+		if err == nil && p.catalog != nil {
+			err = p.ensureDecisionTopics(ctx)
 		}
 		if err == nil {
 			return nil
