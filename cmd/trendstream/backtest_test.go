@@ -150,8 +150,8 @@ func TestBacktestArgumentErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--quiet"}, "one of --m5, --events and --topic"},
-		{[]string{"--m5", data, "--events", "x.csv"}, "one of --m5, --events and --topic"},
+		{[]string{"--quiet"}, "one of --m5, --events, --synthetic and --topic"},
+		{[]string{"--m5", data, "--events", "x.csv"}, "one of --m5, --events, --synthetic and --topic"},
 		{[]string{"--m5", data, "--from", "2011-03-01"}, "--from selects records of a --topic"},
 		{[]string{"--m5", data, "--to", "2011-03-01"}, "--to selects records of a --topic"},
 		{[]string{"--topic", "sales", "--origin", "2011-03-01", "--from", "March"}, "--from"},
@@ -165,5 +165,49 @@ func TestBacktestArgumentErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("backtest %v: %v, want an error with %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestBacktestSyntheticDecisions runs backtest --synthetic and checks that
+// the summary and the JSON report carry the decisions: the achieved
+// service level of each target and the trend classes' precision and
+// recall against the generator's truth.
+func TestBacktestSyntheticDecisions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "report.json")
+	out := execute(t, "backtest", "--synthetic", "--stores", "1", "--skus", "30", "--days", "150", "--model", "ets",
+		"--models", "ets", "--rolling", "60", "--quiet", "--report", path)
+	for _, want := range []string{"replenishment (lead time 7, review period 7, conformal)", "trend classes against the generator's truth"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Dataset struct {
+			Source string `json:"source"`
+		} `json:"dataset"`
+		Decisions struct {
+			ServiceLevels []struct {
+				Target, Cycle float64
+				Plans         int
+			} `json:"service_levels"`
+			Trends []struct {
+				Class     string
+				Precision float64
+			} `json:"trends"`
+		} `json:"decisions"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	d := rep.Decisions
+	if len(d.ServiceLevels) != 3 || d.ServiceLevels[0].Target != 0.9 || d.ServiceLevels[2].Target != 0.99 || d.ServiceLevels[0].Plans == 0 {
+		t.Errorf("service levels %+v", d.ServiceLevels)
+	}
+	if len(d.Trends) != 4 || d.Trends[0].Class != "rising" || !strings.HasPrefix(rep.Dataset.Source, "synthetic:seed=1") {
+		t.Errorf("trends %+v, source %q", d.Trends, rep.Dataset.Source)
 	}
 }

@@ -2,12 +2,16 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
-	"github.com/trendstream/trendstream/decision"
+	"github.com/trendstream/trendstream/backtest"
 	"github.com/trendstream/trendstream/pipeline"
+	"github.com/trendstream/trendstream/source"
 	"github.com/trendstream/trendstream/stream"
 )
 
@@ -51,7 +55,50 @@ func decisionsConfig(v *viper.Viper, d pipeline.Decisions) (pipeline.Decisions, 
 	return d, nil
 }
 
-// decisionPolicy is the default policy the flags set.
-func decisionPolicy(v *viper.Viper) decision.Policy {
-	return decision.Policy{LeadTime: v.GetInt("lead-time"), ReviewPeriod: v.GetInt("review-period"), ServiceLevel: v.GetFloat64("service-level")}.WithDefaults()
+// openSynthetic makes the synthetic generator the replay's source, with
+// its truth for the trend classes' scores, and, unless --origin says
+// otherwise, the origin a horizon before its last day.
+func openSynthetic(v *viper.Viper, cfg *backtest.Config, in *replayInput) error {
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	days := v.GetInt("days")
+	if days < 1 {
+		return fmt.Errorf("--days %d: --synthetic needs a finite number of days", days)
+	}
+	gen, err := source.NewSynthetic(source.SynthConfig{Stores: v.GetInt("stores"), SKUs: v.GetInt("skus"),
+		Seed: v.GetUint64("seed"), Days: days, Start: start})
+	if err != nil {
+		return fmt.Errorf("--synthetic: %w", err)
+	}
+	if cfg.Origin.IsZero() {
+		cfg.Origin = start.AddDate(0, 0, days-1-cfg.Model.Horizon)
+	}
+	cfg.Truth = &backtest.Truth{Items: gen.Truth(), Start: start}
+	in.src, in.name = gen, fmt.Sprintf("synthetic:seed=%d,stores=%d,skus=%d,days=%d", v.GetUint64("seed"), v.GetInt("stores"), v.GetInt("skus"), days)
+	return nil
+}
+
+// decisionsSummary prints the achieved service levels and, when the
+// truth was known, the trend classes' precision and recall.
+func decisionsSummary(w io.Writer, d *backtest.Decisions) {
+	if d == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nreplenishment (lead time %d, review period %d, %s), plans from the published forecast at the rolling origins\n",
+		d.LeadTime, d.ReviewPeriod, d.Method)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "target\tcycle service\tlead-time service\tsafety stock\tof cycle demand\tplans\t")
+	for _, s := range d.ServiceLevels {
+		fmt.Fprintf(tw, "%.2f\t%.3f\t%.3f\t%.2f\t%.0f%%\t%d\t\n", s.Target, s.Cycle, s.Lead, s.SafetyStock, 100*s.SafetyShare, s.Plans)
+	}
+	tw.Flush()
+	if d.Trends == nil {
+		return
+	}
+	fmt.Fprintln(w, "\ntrend classes against the generator's truth, at the rolling origins")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "class\tprecision\tflags\trecall\tdetected\tepisodes\t")
+	for _, q := range d.Trends {
+		fmt.Fprintf(tw, "%s\t%.2f\t%d\t%.2f\t%d\t%d\t\n", q.Class, q.Precision, q.Flags, q.Recall, q.Detected, q.Episodes)
+	}
+	tw.Flush()
 }
