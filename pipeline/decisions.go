@@ -3,6 +3,8 @@ package pipeline
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/trendstream/trendstream/decision"
@@ -95,9 +97,10 @@ type Decision struct {
 // publishes it per store; backtests need not implement it.
 type RankingSink interface {
 	Sink
-	// Ranked is called after a close with decisions. The ranking is
-	// valid only during the call; Ranking.Top copies.
-	Ranked(bucket int64, generatedAt time.Time, r *decision.Ranking) error
+	// Ranked is called after a close with decisions, with the stores of
+	// the series that closed, sorted, ranked series or not. Stores and
+	// the ranking are valid only during the call; Ranking.Top copies.
+	Ranked(bucket int64, generatedAt time.Time, stores []string, r *decision.Ranking) error
 }
 
 // decider makes an engine's decisions and keeps their state: per series a
@@ -109,6 +112,8 @@ type decider struct {
 	rep     *decision.Replenisher
 	ranking *decision.Ranking
 	states  map[*window.Series]*seriesDecision
+	stores  map[string]struct{} // of the close's series
+	sorted  []string            // stores, sorted, for Ranked
 	history int
 	closed  bool // a close was decided since the last commit
 	in      model.Input
@@ -146,6 +151,7 @@ func newDecider(cfg *Decisions, horizon int) (*decider, error) {
 		cfg: cfg, trends: trends, rep: rep,
 		ranking: decision.NewRanking(top),
 		states:  map[*window.Series]*seriesDecision{},
+		stores:  map[string]struct{}{},
 		history: max(trends.History(), horizon),
 		dec:     Decision{Method: rc.Method, Levels: rep.Config().Levels},
 	}, nil
@@ -154,7 +160,18 @@ func newDecider(cfg *Decisions, horizon int) (*decider, error) {
 // begin starts a close.
 func (d *decider) begin() {
 	d.ranking.Reset()
+	clear(d.stores)
 	d.closed = true
+}
+
+// closeStores returns the stores of the close's series, sorted.
+func (d *decider) closeStores() []string {
+	d.sorted = d.sorted[:0]
+	for s := range d.stores {
+		d.sorted = append(d.sorted, s)
+	}
+	slices.Sort(d.sorted)
+	return d.sorted
 }
 
 // decide classifies and plans series s at the close of bucket from its
@@ -178,6 +195,10 @@ func (d *decider) decide(bucket int64, s *window.Series, f *model.Forecast) *Dec
 	dec.Age = bucket - s.First() + 1
 	dec.Trend = d.trends.Classify(&st.trend, in, dec.Age, f)
 	d.ranking.Add(s.ID(), dec.Trend)
+	store, _, _ := strings.Cut(s.ID(), "/")
+	if _, ok := d.stores[store]; !ok {
+		d.stores[store] = struct{}{}
+	}
 
 	dec.Policy, dec.Stock = d.cfg.Policy, nil
 	if d.cfg.Catalog != nil {

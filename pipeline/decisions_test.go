@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,7 +15,8 @@ import (
 // decisionSink records the decisions of an engine's closes.
 type decisionSink struct {
 	closes, decided, plans int
-	ranked                 []int64 // buckets of the Ranked calls
+	ranked                 []int64  // buckets of the Ranked calls
+	stores                 []string // of the last Ranked call
 	last                   map[string]Decision
 	top                    map[decision.Class][]decision.Ranked // of store A at the last close
 }
@@ -41,8 +43,9 @@ func (s *decisionSink) Closed(c *Close) error {
 	return nil
 }
 
-func (s *decisionSink) Ranked(bucket int64, _ time.Time, r *decision.Ranking) error {
+func (s *decisionSink) Ranked(bucket int64, _ time.Time, stores []string, r *decision.Ranking) error {
 	s.ranked = append(s.ranked, bucket)
+	s.stores = append(s.stores[:0], stores...)
 	s.top = map[decision.Class][]decision.Ranked{}
 	for _, c := range decision.Classes {
 		s.top[c] = r.Top(nil, "A", c)
@@ -117,6 +120,9 @@ func TestEngineDecides(t *testing.T) {
 	}
 	if want := int(e.Counters().Closes); len(s.ranked) != want {
 		t.Errorf("%d rankings for %d closes", len(s.ranked), want)
+	}
+	if !slices.Equal(s.stores, []string{"A", "B"}) {
+		t.Errorf("stores of the last close %q, want A and B", s.stores)
 	}
 	if got := s.top[decision.Rising]; len(got) != 1 || got[0].Series != "A/up" {
 		t.Errorf("store A's rising series at the last close: %+v, want A/up alone", got)

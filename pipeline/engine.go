@@ -364,7 +364,7 @@ func (e *Engine) onClose(bucket int64, closed []*window.Series) error {
 		return err
 	}
 	if rs, ok := e.sink.(RankingSink); ok {
-		return rs.Ranked(bucket, e.now, e.decider.ranking)
+		return rs.Ranked(bucket, e.now, e.decider.closeStores(), e.decider.ranking)
 	}
 	return nil
 }

@@ -48,13 +48,14 @@ func (t *task) closedDecision(c *pipeline.Close) {
 	}
 }
 
-// Ranked implements pipeline.RankingSink: one trends record per store
-// with ranked series goes to the trends topic, keyed by store, and, as the
-// store's latest in the partition, into the state batch.
-func (t *task) Ranked(bucket int64, generatedAt time.Time, r *decision.Ranking) error {
+// Ranked implements pipeline.RankingSink: one trends record per store of
+// the close goes to the trends topic, keyed by store, with empty classes
+// where none of its series ranks, and, as the store's latest in the
+// partition, into the state batch.
+func (t *task) Ranked(bucket int64, generatedAt time.Time, stores []string, r *decision.Ranking) error {
 	rec := decision.TrendsRecord{Partition: t.partition, Bucket: t.proc.cfg.Window.Width.String(),
 		Origin: t.eng.Spec().Start(bucket), GeneratedAt: generatedAt, Window: t.trendWindow()}
-	for _, store := range r.Stores(nil) {
+	for _, store := range stores {
 		rec.Store = store
 		for i, c := range decision.Classes {
 			rec.Top[i] = r.Top(rec.Top[i][:0], store, c)

@@ -111,6 +111,7 @@ func TestProcessorDecisions(t *testing.T) {
 
 	trends := kafkatest.ReadTopic(t, brokers, "trends", 0, 5*time.Second, 30*time.Second)
 	ranked := false
+	perStore := map[string]int{}
 	for _, m := range trends {
 		if err := schematest.Validate(t, "trends", m.Value); err != nil {
 			t.Fatalf("trends record breaks its schema: %v\n%s", err, m.Value)
@@ -122,6 +123,7 @@ func TestProcessorDecisions(t *testing.T) {
 		if string(m.Key) != rec.Store {
 			t.Errorf("trends record keyed %q for store %q", m.Key, rec.Store)
 		}
+		perStore[rec.Store]++
 		for class, l := range rec.Classes {
 			for _, e := range l {
 				if e.Series != "s1/b" {
@@ -131,6 +133,11 @@ func TestProcessorDecisions(t *testing.T) {
 				}
 			}
 		}
+	}
+	// One record per store, partition holding its series, and close, ranked
+	// series or not: s2's series never rank.
+	if perStore["s2"] < closes {
+		t.Errorf("%d trends records of store s2, want one per close of each partition holding its series (at least %d)", perStore["s2"], closes)
 	}
 	if !ranked {
 		t.Errorf("s1/b, tripled from day 30, is in none of %d trends records as rising or emerging", len(trends))
