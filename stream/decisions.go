@@ -342,17 +342,17 @@ func (p *Processor) Replenishment(id string) (json.RawMessage, error) {
 			return err
 		}
 		if !found {
-			return fmt.Errorf("series %q: %w", id, errNotFound)
+			return fmt.Errorf("series %q: %w", id, ErrNotFound)
 		}
 		if !p.Owns(part) {
-			return fmt.Errorf("series %q: partition %d is not served by this instance: %w", id, part, errNotFound)
+			return fmt.Errorf("series %q: partition %d is not served by this instance: %w", id, part, ErrNotFound)
 		}
 		found, err = st.Get(pipeline.PlanKey(nil, part, id), func(v []byte) error {
 			out = append(json.RawMessage(nil), v...)
 			return nil
 		})
 		if err == nil && !found {
-			err = fmt.Errorf("series %q has no replenishment plan yet: %w", id, errNotFound)
+			err = fmt.Errorf("series %q has no replenishment plan yet: %w", id, ErrNotFound)
 		}
 		return err
 	})
@@ -363,7 +363,7 @@ func (p *Processor) serveReplenishment(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("store") + "/" + r.PathValue("sku")
 	resp, err := p.Replenishment(id)
 	switch {
-	case errors.Is(err, errNotFound):
+	case errors.Is(err, ErrNotFound):
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	case err != nil:
