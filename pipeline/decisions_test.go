@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/trendstream/trendstream/decision"
+	"github.com/trendstream/trendstream/model"
+	"github.com/trendstream/trendstream/window"
 )
 
 // decisionSink records the decisions of an engine's closes.
@@ -70,7 +72,7 @@ func (f *fixedCatalog) Lookup(series string) (decision.Policy, decision.Stock, b
 // feedDays feeds one event per series and day, from day from to day to
 // (exclusive), of a steady demand of about 10 a day, except A/up, which
 // doubles from day 100. Offsets follow the day and the series.
-func feedDays(t *testing.T, e *Engine, from, to int) {
+func feedDays(t testing.TB, e *Engine, from, to int) {
 	t.Helper()
 	start := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
 	series := []string{"A/up", "A/flat", "A/other", "B/flat"}
@@ -237,5 +239,56 @@ func TestDecisionsConfig(t *testing.T) {
 				t.Errorf("Validate: %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// decideSetup returns an engine with decisions on after 120 days of the
+// test series, series A/flat (which has a catalog entry and a stock
+// position) and a forecast for it.
+func decideSetup(t testing.TB) (*Engine, *window.Series, *model.Forecast) {
+	cat := &fixedCatalog{series: "A/flat", policy: decision.Policy{PackSize: 6}, stock: decision.Stock{OnHand: 5}}
+	cfg := decisionConfig(cat)
+	e, err := NewEngine(cfg, &decisionSink{last: map[string]Decision{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.BeginBatch()
+	feedDays(t, e, 0, 120)
+	s := e.part.Series("A/flat")
+	f := model.NewForecast(cfg.Model)
+	nq := len(f.Levels)
+	for h := range f.Mean {
+		f.Mean[h] = 10
+		f.Q[h*nq], f.Q[h*nq+1], f.Q[h*nq+2] = 6, 10, 14
+	}
+	return e, s, f
+}
+
+// TestDecideDoesNotAllocate checks that deciding a series at a close, its
+// state sized, allocates nothing.
+func TestDecideDoesNotAllocate(t *testing.T) {
+	e, s, f := decideSetup(t)
+	bucket := s.Closed()
+	if n := testing.AllocsPerRun(100, func() {
+		bucket++
+		e.decider.decide(bucket, s, f)
+	}); n != 0 {
+		t.Errorf("decide allocates %v times per series", n)
+	}
+}
+
+// BenchmarkDecide measures the decisions of one series at a close:
+// building its input, classifying and ranking its trend, looking up its
+// policy and stock, and planning its replenishment. The close is the
+// same for every iteration, as for the series of one close; the
+// calibration's once-per-close decay is left out.
+func BenchmarkDecide(b *testing.B) {
+	e, s, f := decideSetup(b)
+	bucket := s.Closed() + 1
+	e.decider.decide(bucket, s, f)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		e.decider.decide(bucket, s, f)
 	}
 }
