@@ -185,3 +185,28 @@ func TestProcessorDecisions(t *testing.T) {
 		}
 	}
 }
+
+func TestDecisionTopicsConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(*Config)
+		want string // part of the error, "" for none
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"no side topics", func(c *Config) { c.CatalogTopic, c.InventoryTopic = "", "" }, ""},
+		{"trends is the output", func(c *Config) { c.TrendsTopic = c.OutputTopic }, `topic "forecasts" is used twice`},
+		{"catalog is the inventory", func(c *Config) { c.CatalogTopic = c.InventoryTopic }, `topic "inventory" is used twice`},
+		{"no replenishment topic", func(c *Config) { c.ReplenishmentTopic = "" }, "must be set when decisions are on"},
+		{"off ignores them", func(c *Config) { c.Decisions.On, c.TrendsTopic = false, c.OutputTopic }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig([]string{"127.0.0.1:1"})
+			cfg.Decisions.On = true
+			tc.set(&cfg)
+			err := cfg.validate()
+			if (err == nil) != (tc.want == "") || err != nil && !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("validate: %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

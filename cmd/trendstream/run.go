@@ -35,7 +35,8 @@ is counted exactly once across crashes and restarts; forecasts and dead
 letters are delivered at least once.
 
 HTTP on --http-addr: the web console at /, /healthz, /readyz, /metrics and
-GET /v1/series/{store}/{sku}; --http-tls-cert and --http-tls-key serve it
+GET /v1/series/{store}/{sku}, with --decisions also GET /v1/trending and
+GET /v1/series/{store}/{sku}/replenishment; --http-tls-cert and --http-tls-key serve it
 over TLS, --http-token-file requires a bearer token (or a console sign-in).
 Go profiles under /debug/pprof/ on --pprof-addr, if given.`,
 		Args: cobra.NoArgs,
