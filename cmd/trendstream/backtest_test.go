@@ -173,9 +173,19 @@ func TestBacktestArgumentErrors(t *testing.T) {
 // service level of each target and the trend classes' precision and
 // recall against the generator's truth.
 func TestBacktestSyntheticDecisions(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "report.json")
+	dir := t.TempDir()
+	path, page := filepath.Join(dir, "report.json"), filepath.Join(dir, "report.html")
 	out := execute(t, "backtest", "--synthetic", "--stores", "1", "--skus", "30", "--days", "150", "--model", "ets",
-		"--models", "ets", "--rolling", "60", "--quiet", "--report", path)
+		"--models", "ets", "--rolling", "60", "--quiet", "--report", path, "--html", page)
+	html, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Replenishment: service level by target", "Trend detection against the generator", "<th scope=\"row\">0.99</th>", "<th scope=\"row\">fading</th>"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("HTML report lacks %q", want)
+		}
+	}
 	for _, want := range []string{"replenishment (lead time 7, review period 7, conformal)", "trend classes against the generator's truth"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/trendstream/trendstream/backtest"
+	"github.com/trendstream/trendstream/console"
 	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/source"
 	"github.com/trendstream/trendstream/stream"
@@ -101,4 +102,32 @@ func decisionsSummary(w io.Writer, d *backtest.Decisions) {
 		fmt.Fprintf(tw, "%s\t%.2f\t%d\t%.2f\t%d\t%d\t\n", q.Class, q.Precision, q.Flags, q.Recall, q.Detected, q.Episodes)
 	}
 	tw.Flush()
+}
+
+// decisionTables are the HTML report's tables of the decisions: service
+// level by target and, with the truth, the trend classes' precision and
+// recall.
+func decisionTables(d *backtest.Decisions) []console.TextTable {
+	if d == nil {
+		return nil
+	}
+	sl := console.TextTable{Title: "Replenishment: service level by target",
+		Caption: fmt.Sprintf("Plans from the published forecast at the rolling origins; lead time %d, review period %d, method %s.", d.LeadTime, d.ReviewPeriod, d.Method),
+		Head:    []string{"Target", "Cycle service level", "Lead-time service level", "Mean safety stock", "Of cycle demand", "Plans"}}
+	for _, s := range d.ServiceLevels {
+		sl.Rows = append(sl.Rows, []string{fmt.Sprintf("%.2f", s.Target), fmt.Sprintf("%.3f", s.Cycle), fmt.Sprintf("%.3f", s.Lead),
+			fmt.Sprintf("%.2f", s.SafetyStock), fmt.Sprintf("%.0f%%", 100*s.SafetyShare), fmt.Sprint(s.Plans)})
+	}
+	out := []console.TextTable{sl}
+	if d.Trends != nil {
+		tr := console.TextTable{Title: "Trend detection against the generator's truth",
+			Caption: "Precision: flagged series-days the truth supports; recall: the truth's episodes flagged.",
+			Head:    []string{"Class", "Precision", "Flags", "Recall", "Detected", "Episodes"}}
+		for _, q := range d.Trends {
+			tr.Rows = append(tr.Rows, []string{q.Class, fmt.Sprintf("%.2f", q.Precision), fmt.Sprint(q.Flags),
+				fmt.Sprintf("%.2f", q.Recall), fmt.Sprint(q.Detected), fmt.Sprint(q.Episodes)})
+		}
+		out = append(out, tr)
+	}
+	return out
 }
