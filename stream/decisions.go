@@ -160,6 +160,9 @@ func (p *Processor) followSide(ctx context.Context, s sideTopic, part int, end i
 	}
 	r := kafka.NewReader(p.cfg.Connection.ReaderConfig(s.name, part))
 	defer r.Close()
+	if p.sideDelay > 0 && !newBackoff(p.sideDelay, p.sideDelay).wait(ctx) {
+		return
+	}
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {

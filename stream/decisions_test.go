@@ -67,7 +67,8 @@ func TestProcessorDecisions(t *testing.T) {
 	cfg := testConfig(brokers)
 	cfg.Published = "tsb"
 	cfg.Decisions.On = true
-	rp := startProcessor(t, cfg, t.TempDir())
+	// The side readers start late: the partitions must wait for them.
+	rp := startProcessor(t, cfg, t.TempDir(), func(p *Processor) { p.sideDelay = 2 * time.Second })
 	defer rp.stop(t)
 
 	// Days 0 to 43 close: 44 plans per series.

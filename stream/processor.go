@@ -45,6 +45,9 @@ type Processor struct {
 	// commitHook, when a test sets it, is called by tasks at each stage
 	// of a commit.
 	commitHook func(commitStage, int32)
+	// sideDelay, when a test sets it, delays the catalog and inventory
+	// readers' first fetch.
+	sideDelay time.Duration
 }
 
 // New returns a Processor storing state in db, which the caller opens and
