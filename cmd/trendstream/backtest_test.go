@@ -156,6 +156,11 @@ func TestBacktestArgumentErrors(t *testing.T) {
 		{[]string{"--m5", data, "--to", "2011-03-01"}, "--to selects records of a --topic"},
 		{[]string{"--topic", "sales", "--origin", "2011-03-01", "--from", "March"}, "--from"},
 		{[]string{"--m5", data, "--rolling", "0"}, "--rolling 0: want at least one origin"},
+		{[]string{"--m5", data, "--lead-time", "20", "--review-period", "10"}, "--lead-time, --review-period, --service-level: decision: LeadTime 20 + ReviewPeriod 10 exceed the forecast horizon 28"},
+		{[]string{"--m5", data, "--service-level", "1"}, "ServiceLevel 1 outside (0, 1)"},
+		{[]string{"--m5", data, "--trending-top", "0"}, "--trending-top 0 is below 1"},
+		{[]string{"--synthetic", "--days", "0"}, "--days 0: --synthetic needs a finite number of days"},
+		{[]string{"--synthetic", "--m5", data}, "one of --m5, --events, --synthetic and --topic"},
 	} {
 		root := newRoot()
 		root.SetOut(io.Discard)
