@@ -54,7 +54,7 @@ func (t *task) closedDecision(c *pipeline.Close) {
 // partition, into the state batch.
 func (t *task) Ranked(bucket int64, generatedAt time.Time, stores []string, r *decision.Ranking) error {
 	rec := decision.TrendsRecord{Partition: t.partition, Bucket: t.proc.cfg.Window.Width.String(),
-		Origin: t.eng.Spec().Start(bucket), GeneratedAt: generatedAt, Window: t.trendWindow()}
+		Origin: t.eng.Spec().Start(bucket), GeneratedAt: generatedAt, Window: t.proc.trendWindow}
 	for _, store := range stores {
 		rec.Store = store
 		for i, c := range decision.Classes {
@@ -70,15 +70,6 @@ func (t *task) Ranked(bucket int64, generatedAt time.Time, stores []string, r *d
 		t.proc.m.trends.Inc()
 	}
 	return nil
-}
-
-// trendWindow is the trend classifier's window, its default applied.
-func (t *task) trendWindow() int {
-	if w := t.proc.cfg.Decisions.Trend.Window; w > 0 {
-		return w
-	}
-	tr, _ := decision.NewTrends(decision.TrendConfig{}) // the defaults are valid
-	return tr.Config().Window
 }
 
 // sideTopic is a compacted topic read whole into the catalog table.
@@ -103,13 +94,14 @@ func (p *Processor) followSides(ctx context.Context, caught chan<- struct{}) {
 	var wg, start sync.WaitGroup
 	for _, s := range sides {
 		ends, err := p.endOffsets(ctx, s.name)
-		for err != nil {
+		for err != nil && ctx.Err() == nil {
 			p.cfg.Logger.Warn("reading the end offsets of a side topic", "topic", s.name, "err", err)
-			if !newBackoff(time.Second, time.Second).wait(ctx) {
-				close(caught)
-				return
+			if newBackoff(time.Second, time.Second).wait(ctx) {
+				ends, err = p.endOffsets(ctx, s.name)
 			}
-			ends, err = p.endOffsets(ctx, s.name)
+		}
+		if ctx.Err() != nil {
+			break
 		}
 		for part, end := range ends {
 			start.Add(1)

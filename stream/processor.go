@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 
+	"github.com/trendstream/trendstream/decision"
 	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/state"
 )
@@ -29,8 +30,10 @@ type Processor struct {
 	changelog *changelog // nil when disabled
 	m         *metrics
 	// catalog holds the catalog and inventory topics' records when
-	// decisions are on, else nil.
-	catalog *pipeline.CatalogTable
+	// decisions are on, else nil; trendWindow is the trend classifier's
+	// window, for trends records.
+	catalog     *pipeline.CatalogTable
+	trendWindow int
 
 	mu        sync.Mutex
 	inGen     bool
@@ -57,21 +60,28 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 		return nil, err
 	}
 	var catalog *pipeline.CatalogTable
+	var trendWindow int
 	if cfg.Decisions.On {
 		catalog = pipeline.NewCatalogTable(cfg.Model.Horizon)
 		cfg.Decisions.Catalog = catalog
+		trends, err := decision.NewTrends(cfg.Decisions.Trend)
+		if err != nil {
+			return nil, err
+		}
+		trendWindow = trends.Config().Window
 	}
 	if db == nil {
 		return nil, errors.New("stream: a state DB is required")
 	}
 	p := &Processor{
-		cfg:      cfg,
-		db:       db,
-		m:        newMetrics(cfg.Registerer),
-		assigned: make(map[int32]bool),
-		owned:    make(map[int32]bool),
-		locks:    make(map[int32]*sync.Mutex),
-		catalog:  catalog,
+		cfg:         cfg,
+		db:          db,
+		m:           newMetrics(cfg.Registerer),
+		assigned:    make(map[int32]bool),
+		owned:       make(map[int32]bool),
+		locks:       make(map[int32]*sync.Mutex),
+		catalog:     catalog,
+		trendWindow: trendWindow,
 	}
 	if !cfg.NoChangelog {
 		p.changelog = newChangelog(cfg.Connection, cfg.changelogTopic(), cfg.DedupTTL(), cfg.Logger, p.m)
