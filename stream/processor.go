@@ -59,6 +59,9 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if db == nil {
+		return nil, errors.New("stream: a state DB is required")
+	}
 	var catalog *pipeline.CatalogTable
 	var trendWindow int
 	if cfg.Decisions.On {
@@ -70,19 +73,15 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 		}
 		trendWindow = trends.Config().Window
 	}
-	if db == nil {
-		return nil, errors.New("stream: a state DB is required")
-	}
 	p := &Processor{
-		cfg:         cfg,
-		db:          db,
-		m:           newMetrics(cfg.Registerer),
-		assigned:    make(map[int32]bool),
-		owned:       make(map[int32]bool),
-		locks:       make(map[int32]*sync.Mutex),
-		catalog:     catalog,
-		trendWindow: trendWindow,
+		cfg:      cfg,
+		db:       db,
+		m:        newMetrics(cfg.Registerer),
+		assigned: make(map[int32]bool),
+		owned:    make(map[int32]bool),
+		locks:    make(map[int32]*sync.Mutex),
 	}
+	p.catalog, p.trendWindow = catalog, trendWindow
 	if !cfg.NoChangelog {
 		p.changelog = newChangelog(cfg.Connection, cfg.changelogTopic(), cfg.DedupTTL(), cfg.Logger, p.m)
 	}
