@@ -181,7 +181,12 @@ func TestBacktestSyntheticDecisions(t *testing.T) {
 	dir := t.TempDir()
 	path, page := filepath.Join(dir, "report.json"), filepath.Join(dir, "report.html")
 	out := execute(t, "backtest", "--synthetic", "--stores", "1", "--skus", "30", "--days", "150", "--model", "ets",
-		"--models", "ets", "--rolling", "60", "--quiet", "--report", path, "--html", page)
+		"--models", "ets", "--rolling", "60", "--quiet", "--report", path, "--html", page, "--plots", dir)
+	for _, png := range []string{"service_level.png", "trend_detection.png"} {
+		if st, err := os.Stat(filepath.Join(dir, png)); err != nil || st.Size() == 0 {
+			t.Errorf("plot %s: %v", png, err)
+		}
+	}
 	html, err := os.ReadFile(page)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,10 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
 
 	"github.com/trendstream/trendstream/backtest"
 	"github.com/trendstream/trendstream/console"
@@ -130,4 +134,70 @@ func decisionTables(d *backtest.Decisions) []console.TextTable {
 		out = append(out, tr)
 	}
 	return out
+}
+
+// namedPlot is a chart and the file it is saved as.
+type namedPlot struct {
+	file string
+	plot *plot.Plot
+}
+
+// decisionPlots charts the achieved service level against the target
+// and, with the truth, each trend class's precision and recall.
+func decisionPlots(d *backtest.Decisions) ([]namedPlot, error) {
+	if d == nil {
+		return nil, nil
+	}
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Replenishment: achieved service level by target (lead time %d, review period %d)", d.LeadTime, d.ReviewPeriod)
+	p.X.Label.Text = "target"
+	p.Y.Label.Text = "achieved"
+	lo := 1.0
+	var cycle, lead plotter.XYs
+	for _, s := range d.ServiceLevels {
+		cycle = append(cycle, plotter.XY{X: s.Target, Y: s.Cycle})
+		lead = append(lead, plotter.XY{X: s.Target, Y: s.Lead})
+		lo = min(lo, s.Target, s.Cycle, s.Lead)
+	}
+	diag, err := plotter.NewLine(plotter.XYs{{X: lo - 0.01, Y: lo - 0.01}, {X: 1, Y: 1}})
+	if err != nil {
+		return nil, err
+	}
+	diag.Dashes = []vg.Length{vg.Points(4), vg.Points(4)}
+	p.Add(diag)
+	if err := addLine(p, "cycle", cycle, 0); err != nil {
+		return nil, err
+	}
+	if err := addLine(p, "lead time", lead, 1); err != nil {
+		return nil, err
+	}
+	p.Legend.Left = true
+	out := []namedPlot{{"service_level.png", p}}
+	if d.Trends == nil {
+		return out, nil
+	}
+	p = plot.New()
+	p.Title.Text = "Trend detection against the generator's truth"
+	p.Y.Label.Text = "share"
+	p.Y.Min, p.Y.Max = 0, 1.15 // room for the legend
+	var precision, recall plotter.Values
+	var names []string
+	for _, q := range d.Trends {
+		precision, recall = append(precision, q.Precision), append(recall, q.Recall)
+		names = append(names, q.Class)
+	}
+	w := vg.Points(18)
+	for i, v := range []plotter.Values{precision, recall} {
+		bars, err := plotter.NewBarChart(v, w)
+		if err != nil {
+			return nil, err
+		}
+		bars.Color = plotutil.Color(i)
+		bars.Offset = w * vg.Length(2*i-1) / 2
+		p.Add(bars)
+		p.Legend.Add([]string{"precision", "recall"}[i], bars)
+	}
+	p.Legend.Top = true
+	p.NominalX(names...)
+	return append(out, namedPlot{"trend_detection.png", p}), nil
 }
