@@ -147,28 +147,28 @@ type Config struct {
 // partition's watermark following the clock after 10 minutes without
 // input.
 func DefaultConfig() Config {
-	return Config{
-		Config:             pipeline.DefaultConfig(),
-		Group:              "trendstream",
-		InputTopic:         "sales",
-		OutputTopic:        "forecasts",
-		DLQTopic:           "sales.dlq",
-		TrendsTopic:        "trends",
-		ReplenishmentTopic: "replenishment",
-		CatalogTopic:       "catalog",
-		InventoryTopic:     "inventory",
-		DLQMaxBytes:        64 << 10,
-		StandbyInterval:    5 * time.Second,
-		Partitions:         8,
-		StartOffset:        StartEarliest,
-		BatchSize:          50000,
-		BatchWait:          100 * time.Millisecond,
-		FetchMaxBytes:      8 << 20,
-		FetchMaxWait:       500 * time.Millisecond,
-		ShutdownGrace:      10 * time.Second,
-		SessionTimeout:     10 * time.Second,
-		IdleTimeout:        10 * time.Minute,
+	c := Config{
+		Config:          pipeline.DefaultConfig(),
+		Group:           "trendstream",
+		InputTopic:      "sales",
+		OutputTopic:     "forecasts",
+		DLQTopic:        "sales.dlq",
+		DLQMaxBytes:     64 << 10,
+		StandbyInterval: 5 * time.Second,
+		Partitions:      8,
+		StartOffset:     StartEarliest,
+		BatchSize:       50000,
+		BatchWait:       100 * time.Millisecond,
+		FetchMaxBytes:   8 << 20,
+		FetchMaxWait:    500 * time.Millisecond,
+		ShutdownGrace:   10 * time.Second,
+		SessionTimeout:  10 * time.Second,
+		IdleTimeout:     10 * time.Minute,
 	}
+	// The decision topics, used when decisions are on.
+	c.TrendsTopic, c.ReplenishmentTopic = "trends", "replenishment"
+	c.CatalogTopic, c.InventoryTopic = "catalog", "inventory"
+	return c
 }
 
 // maxDLQBytes bounds DLQMaxBytes: a dead letter's key and value at their
