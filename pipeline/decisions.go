@@ -251,14 +251,14 @@ func (d *decider) appendState(w Writes, p int32, dirty []*window.Series) {
 	}
 	if d.closed {
 		val, _ = d.rep.AppendBinary(val[:0])
-		w.SetFinal(key(k[:0], p, kindCalibration, nil), val, 0)
+		w.SetFinal(key(k[:0], p, kindCalib, nil), val, 0)
 		d.closed = false
 	}
 }
 
 // load restores partition p's calibration.
 func (d *decider) load(st Store, p int32) error {
-	_, err := st.Get(key(nil, p, kindCalibration, nil), d.rep.UnmarshalBinary)
+	_, err := st.Get(key(nil, p, kindCalib, nil), d.rep.UnmarshalBinary)
 	if err != nil {
 		return fmt.Errorf("pipeline: partition %d's replenishment calibration: %w", p, err)
 	}

@@ -29,19 +29,19 @@ import (
 type kind byte
 
 const (
-	kindMeta        kind = 'm'
-	kindSeries      kind = 's'
-	kindBucket      kind = 'b'
-	kindForecast    kind = 'f'
-	kindSelect      kind = 'c'
-	kindDecision    kind = 'e'
-	kindPlan        kind = 'n'
-	kindCalibration kind = 'r'
-	kindTrends      kind = 't'
-	kindDedup       kind = 'd'
-	kindModel       kind = 'x'
-	kindChangelog   kind = 'l'
-	kindFence       kind = 'g'
+	kindMeta      kind = 'm'
+	kindSeries    kind = 's'
+	kindBucket    kind = 'b'
+	kindForecast  kind = 'f'
+	kindSelect    kind = 'c'
+	kindDecision  kind = 'e'
+	kindPlan      kind = 'n'
+	kindCalib     kind = 'r'
+	kindTrends    kind = 't'
+	kindDedup     kind = 'd'
+	kindModel     kind = 'x'
+	kindChangelog kind = 'l'
+	kindFence     kind = 'g'
 )
 
 const (
