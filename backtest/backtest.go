@@ -51,17 +51,22 @@ type Config struct {
 	// records read so far and the time of the last: its event time for
 	// files, its Kafka timestamp for topics.
 	Progress func(events int64, eventTime time.Time)
+	// Truth, when set, is the synthetic generator's truth that the input
+	// was generated with: the report then has the trend classes'
+	// precision and recall (see Decisions).
+	Truth *Truth
 	// Logger receives warnings. Nil discards them.
 	Logger *slog.Logger
 }
 
 // DefaultConfig returns pipeline.DefaultConfig without the checks of event
-// times against the wall clock and the series cap, one partition and 112
-// rolling origins. Origin is left for the caller.
+// times against the wall clock and the series cap, with decisions on, one
+// partition and 112 rolling origins. Origin is left for the caller.
 func DefaultConfig() Config {
 	c := Config{Config: pipeline.DefaultConfig(), Partitions: 1, Rolling: 112}
 	c.Limits.MaxFuture, c.Limits.MaxPast = -1, -1
 	c.MaxSeries = 0
+	c.Decisions.On = true
 	return c
 }
 
@@ -115,6 +120,8 @@ type Result struct {
 	// ReplaySeconds is the wall time of reading, windowing and
 	// forecasting; EvaluateSeconds that of merging the evaluations.
 	ReplaySeconds, EvaluateSeconds float64
+	// Decisions is what the decisions achieved, nil when they were off.
+	Decisions *Decisions
 }
 
 // Trace is one series around the fixed origin.
@@ -193,6 +200,7 @@ type replayPartition struct {
 	warm   int64             // buckets before the evaluated ones whose forecasts the selector scores
 	first  int64
 	last   int64
+	dec    *decisionEval // nil when decisions are off
 
 	enc   *pipeline.Encoder
 	out   []kafka.Message
@@ -213,6 +221,14 @@ func newReplay(cfg Config, partitions int) (*replay, error) {
 			// The selector scores each forecast a week later: give it
 			// forecasts from eight weeks before the evaluated origins.
 			rp.warm = 56
+		}
+		if cfg.Decisions.On {
+			// The replenishment calibration learns from the plans before
+			// the evaluated ones.
+			rp.warm = 56
+			if rp.dec, err = newDecisionEval(&cfg.Decisions, cfg.Model.Horizon); err != nil {
+				return nil, err
+			}
 		}
 		rp.eng, err = pipeline.NewEngine(cfg.Config, rp)
 		if err != nil {
@@ -352,6 +368,11 @@ func (rp *replayPartition) Closed(c *pipeline.Close) error {
 	if tr := rp.traces[id]; tr != nil && bucket > rp.origin && len(tr.Actual) < rp.r.cfg.Model.Horizon {
 		tr.Actual = append(tr.Actual, b.Qty)
 	}
+	if rp.dec != nil {
+		if err := rp.dec.closed(c, rp.eval.Evaluated(bucket)); err != nil {
+			return err
+		}
+	}
 	if c.Forecasts == nil {
 		return nil
 	}
@@ -431,6 +452,7 @@ func (r *replay) result(replayed time.Duration) (*Result, error) {
 	if last >= first {
 		res.First, res.Last, res.Buckets = spec.Start(first), spec.Start(last), int(last-first+1)
 	}
+	res.Decisions = decisionsResult(&r.cfg, r.parts, spec)
 	res.EvaluateSeconds = time.Since(started).Seconds()
 	return res, nil
 }

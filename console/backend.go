@@ -103,14 +103,14 @@ type PartitionStatus struct {
 	Series float64
 }
 
-// Trending lists series whose forecasts change the most. Each list is
-// optional and shown in the order given.
+// Trending lists the series of each trend class (see package decision),
+// best first. Each list is optional and shown in the order given.
 type Trending struct {
-	// Rising and Falling hold established series whose next buckets are
-	// forecast well above or below their last ones.
+	// Rising and Falling hold established series that sell materially
+	// more or less than before.
 	Rising, Falling []TrendItem
-	// Emerging holds series that started selling recently; Fading holds
-	// series whose sales are dying out.
+	// Emerging holds series that started selling recently and are
+	// ramping up; Fading holds series whose sales are dying out.
 	Emerging, Fading []TrendItem
 }
 
@@ -122,11 +122,12 @@ func (t *Trending) empty() bool {
 // TrendItem is one series in a Trending list.
 type TrendItem struct {
 	Store, SKU string
-	// ChangePct is the change of the next buckets' forecast over the last
-	// buckets' actuals in percent; nil when the last buckets sold nothing.
+	// ChangePct is the change from Last to Next in percent; nil when Last
+	// is 0.
 	ChangePct *float64
-	// Last and Next are the totals compared: the actuals of the last
-	// buckets and the forecast means of the next ones.
+	// Last and Next are the totals compared, shown as "Last → Next": the
+	// earlier and the later one (for the trend classes, the reference
+	// window's and the last window's).
 	Last, Next float64
 }
 
@@ -262,8 +263,12 @@ type Replenishment struct {
 	Demand float64
 	// SafetyStock is the stock held above Demand for ServiceLevel.
 	SafetyStock float64
+	// ReorderPoint and OrderUpTo are the plan's levels: the stock
+	// position below which the lead time may run out, and the one an
+	// order restores. Zero hides them.
+	ReorderPoint, OrderUpTo float64
 	// OnHand is the stock on hand, nil when unknown.
 	OnHand *float64
-	// OrderQty is the recommended order quantity.
+	// OrderQty is the recommended order quantity, shown only with OnHand.
 	OrderQty float64
 }

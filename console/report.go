@@ -26,8 +26,20 @@ type Report struct {
 	Horizons []HorizonChart
 	// Traces are series around the fixed origin.
 	Traces []Trace
+	// Extra are further tables drawn after the metrics, such as the
+	// decisions' service levels.
+	Extra []TextTable
 	// Footer is a line of provenance: version, seed, wall time.
 	Footer string
+}
+
+// TextTable is a table of preformatted cells under a title and a caption.
+type TextTable struct {
+	Title, Caption string
+	// Head names the columns; each row has as many cells, the first a
+	// row heading.
+	Head []string
+	Rows [][]string
 }
 
 // MetricsTable is one table of models x metrics.

@@ -232,6 +232,13 @@ func TestOptionalSections(t *testing.T) {
 		}
 	}
 
+	// A plan without a stock position shows its levels and no order.
+	full.Replenishment = &Replenishment{LeadTime: 3, ServiceLevel: 0.95, Demand: 42, SafetyStock: 8, ReorderPoint: 21, OrderUpTo: 50}
+	_, page = get(t, srv.URL+seriesPath("S1", "F"))
+	if !strings.Contains(page, "Order up to") || !strings.Contains(page, "Reorder point") || strings.Contains(page, "Order now") {
+		t.Error("a plan without a stock position lacks its levels or shows an order")
+	}
+
 	_, page = get(t, srv.URL+"/")
 	if strings.Contains(page, `<h2 id="ov-trending-h"`) {
 		t.Error("overview without trending data shows the section")

@@ -28,7 +28,8 @@
 // has a published forecast: Trends.Classify and Ranking.Add (after a
 // Ranking.Reset at the first), then Replenisher.Update and encodes the
 // plan's PlanRecord; once the close is done, it encodes a TrendsRecord per
-// store of the Ranking. The package is pure: no I/O and no goroutines.
+// store of the Ranking. pipeline.Engine does so when its
+// Config.Decisions is on. The package is pure: no I/O and no goroutines.
 //
 // # Concurrency
 //

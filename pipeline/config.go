@@ -66,6 +66,9 @@ type Config struct {
 	// event, catching up on the buckets they missed as zeros. Zero keeps
 	// every series. Only engines with a store (see Engine.Load) may cap.
 	MaxSeries int
+	// Decisions configures the trends and replenishment plans made at
+	// every close; off by default.
+	Decisions Decisions
 	// FlatPct is the trend summary's band, in percent, within which a
 	// change counts as flat.
 	FlatPct float64
@@ -175,6 +178,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("pipeline: FlatPct %v is not a non-negative number", c.FlatPct)
 	}
 	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	if err := c.Decisions.validate(c.Model.Horizon); err != nil {
 		return err
 	}
 	_, err := window.NewPartition(c.Window)

@@ -49,6 +49,9 @@ type Close struct {
 	// GeneratedAt is the wall-clock time of the engine's batch and
 	// Watermark the partition's watermark.
 	GeneratedAt, Watermark time.Time
+	// Decision is what the engine decided from the published forecast
+	// when Config.Decisions is on and Forecasts is not nil, else nil.
+	Decision *Decision
 
 	roster *roster
 }
@@ -113,6 +116,7 @@ type Engine struct {
 	isDirty map[*window.Series]bool
 	created []*window.Series // series first seen since the last commit
 	roster  *roster
+	decider *decider // nil unless Config.Decisions is on
 	now     time.Time
 	cnt     Counters
 	skipped int64 // the partition's Skipped as of the last Counters
@@ -163,6 +167,9 @@ func NewEngine(cfg Config, sink Sink) (*Engine, error) {
 		evicted: make(map[string]*window.Series),
 	}
 	if e.roster, err = newRoster(&e.cfg.Forecasting, part.Spec()); err != nil {
+		return nil, err
+	}
+	if e.decider, err = newDecider(&e.cfg.Decisions, e.cfg.Model.Horizon); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -279,7 +286,13 @@ func (e *Engine) decodeSeries(id, v []byte) (s *window.Series, err error) {
 			e.stale = append(e.stale, bucketKey(nil, e.p, id, rb.Index))
 		}
 	}
-	return s, e.roster.loadSeries(e.store, e.p, s)
+	if err := e.roster.loadSeries(e.store, e.p, s); err != nil {
+		return nil, err
+	}
+	if e.decider != nil {
+		return s, e.decider.loadSeries(e.store, e.p, s)
+	}
+	return s, nil
 }
 
 // evictIdle evicts the least recently updated hundredth of the series cap
@@ -292,7 +305,7 @@ func (e *Engine) evictIdle() {
 		if e.isDirty[s] {
 			e.evicted[s.ID()] = s
 		} else {
-			e.roster.forget(s)
+			e.forget(s)
 		}
 	}
 	e.cnt.Evicted += int64(len(e.idle))
@@ -312,22 +325,48 @@ func (e *Engine) markDirty(s *window.Series) {
 	}
 }
 
+// forget drops what the forecasters and the decider keep for a series
+// leaving memory.
+func (e *Engine) forget(s *window.Series) {
+	e.roster.forget(s)
+	if e.decider != nil {
+		e.decider.forget(s)
+	}
+}
+
 // onClose runs the forecasters for every series that closed a bucket, and
-// hands the sink their forecasts when it wants them.
+// hands the sink their forecasts, with the decisions made from the
+// published one, when it wants them; a RankingSink then gets the close's
+// trend ranking.
 func (e *Engine) onClose(bucket int64, closed []*window.Series) error {
 	e.cnt.Closes++
 	c := &e.close
 	*c = Close{Bucket: bucket, GeneratedAt: e.now, roster: e.roster}
 	c.Watermark, _ = e.part.Watermark()
-	return e.roster.close(bucket, closed, e.sink.Wants(bucket), func(s *window.Series, fcs []*model.Forecast, pub int) error {
+	want := e.sink.Wants(bucket)
+	decide := e.decider != nil && want
+	if decide {
+		e.decider.begin()
+	}
+	err := e.roster.close(bucket, closed, want, func(s *window.Series, fcs []*model.Forecast, pub int) error {
 		e.markDirty(s)
-		c.Series, c.Forecasts, c.Published = s, fcs, pub
+		c.Series, c.Forecasts, c.Published, c.Decision = s, fcs, pub, nil
 		if fcs != nil {
 			e.cnt.Forecasts++
 			c.Model = e.roster.names[pub]
+			if decide {
+				c.Decision = e.decider.decide(bucket, s, fcs[pub])
+			}
 		}
 		return e.sink.Closed(c)
 	})
+	if err != nil || !decide {
+		return err
+	}
+	if rs, ok := e.sink.(RankingSink); ok {
+		return rs.Ranked(bucket, e.now, e.decider.closeStores(), e.decider.ranking)
+	}
+	return nil
 }
 
 // Flush closes every bucket up to and including the one holding t, as if
@@ -431,6 +470,9 @@ func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) e
 	if err := e.roster.appendState(w, p, e.dirty, final); err != nil {
 		return err
 	}
+	if e.decider != nil {
+		e.decider.appendState(w, p, e.dirty)
+	}
 	for _, s := range e.created {
 		w.Set(indexKey(k[:0], []byte(s.ID())), appendPartition(val[:0], p))
 	}
@@ -460,7 +502,7 @@ func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) e
 	}
 	e.stale = e.stale[:0]
 	for _, s := range e.evicted {
-		e.roster.forget(s)
+		e.forget(s)
 	}
 	clear(e.evicted)
 	if rec, v, ok := e.dedup.flush(uint64(first)); ok {
@@ -494,13 +536,14 @@ func (e *Engine) retire(w Writes, p int32, s *window.Series) {
 	e.retireKeys(w, p, []byte(s.ID()), s.Activity())
 	e.part.Evict(s)
 	delete(e.evicted, s.ID())
-	e.roster.forget(s)
+	e.forget(s)
 }
 
 // retireKeys deletes every key of series id of partition p, given its
 // activity: its state first, so that a commit split by a crash never
 // leaves a state whose buckets are missing, then the buckets the store
-// holds, its latest forecast, its ensemble scores and its index entry.
+// holds, its latest forecast, its ensemble scores, its decision state and
+// latest replenishment plan, and its index entry.
 func (e *Engine) retireKeys(w Writes, p int32, id []byte, a window.Activity) {
 	k := e.key[:0]
 	w.Delete(key(k, p, kindSeries, id))
@@ -509,6 +552,8 @@ func (e *Engine) retireKeys(w Writes, p int32, id []byte, a window.Activity) {
 	}
 	w.Delete(key(k, p, kindForecast, id))
 	w.Delete(key(k, p, kindSelect, id))
+	w.Delete(key(k, p, kindDecision, id))
+	w.Delete(key(k, p, kindPlan, id))
 	w.Delete(indexKey(k, id))
 	e.key = k
 	e.cnt.Retired++
@@ -599,5 +644,13 @@ func (e *Engine) Load(st Store, p int32) (next int64, err error) {
 	if err != nil {
 		return -1, err
 	}
-	return next, e.roster.load(st, p)
+	if err := e.roster.load(st, p); err != nil {
+		return -1, err
+	}
+	if e.decider != nil {
+		if err := e.decider.load(st, p); err != nil {
+			return -1, err
+		}
+	}
+	return next, nil
 }

@@ -16,6 +16,10 @@ import (
 //	p | partition | 'b' | series id | 0 | index  a closed bucket of a series
 //	p | partition | 'f' | series id              latest published forecast record
 //	p | partition | 'c' | series id              ensemble state of a series
+//	p | partition | 'e' | series id              decision state of a series: trend noise, replenishment errors
+//	p | partition | 'n' | series id              latest replenishment plan record of a series
+//	p | partition | 'r'                          replenishment calibration of the partition
+//	p | partition | 't' | store                  latest trends record of a store's series in the partition
 //	p | partition | 'd' | slot | sequence        a batch of deduplication ids
 //	p | partition | 'x' | learner name           a learner's checkpoint
 //	p | partition | 'l'                          restore position in the changelog
@@ -30,6 +34,10 @@ const (
 	kindBucket    kind = 'b'
 	kindForecast  kind = 'f'
 	kindSelect    kind = 'c'
+	kindDecision  kind = 'e'
+	kindPlan      kind = 'n'
+	kindCalib     kind = 'r'
+	kindTrends    kind = 't'
 	kindDedup     kind = 'd'
 	kindModel     kind = 'x'
 	kindChangelog kind = 'l'
@@ -107,6 +115,23 @@ func parseBucketKey(key []byte) (idx int64, err error) {
 	}
 	return int64(binary.BigEndian.Uint64(key[len(key)-8:]) ^ (1 << 63)), nil
 }
+
+// PlanKey appends the key of the latest replenishment plan record
+// published for series id of partition p, which the HTTP API serves, to
+// dst.
+func PlanKey(dst []byte, p int32, id string) []byte {
+	return append(kindPrefix(dst, p, kindPlan), id...)
+}
+
+// TrendsKey appends the key of the latest trends record published for a
+// store's series of partition p to dst; TrendsPrefix the prefix of every
+// store's.
+func TrendsKey(dst []byte, p int32, store string) []byte {
+	return append(kindPrefix(dst, p, kindTrends), store...)
+}
+
+// TrendsPrefix appends the prefix of partition p's trends records to dst.
+func TrendsPrefix(dst []byte, p int32) []byte { return kindPrefix(dst, p, kindTrends) }
 
 // MemberKey appends the key under which a driver keeps the consumer-group
 // member id its process joined as, to dst.

@@ -48,6 +48,24 @@ type Config struct {
 	OutputTopic string
 	// DLQTopic receives rejected records.
 	DLQTopic string
+	// TrendsTopic receives, when decisions are on (Config.Decisions), one
+	// record per store and close with each class's top series of a
+	// partition, keyed by store (schema/trends.schema.json). Created, if
+	// missing, with as many partitions as the input and the default
+	// cleanup policy (delete): it is a history of rankings.
+	TrendsTopic string
+	// ReplenishmentTopic receives, when decisions are on, every series'
+	// replenishment plan at each close, keyed by series id
+	// (schema/replenishment.schema.json). Created compacted if missing:
+	// the latest plan per series is what a consumer needs.
+	ReplenishmentTopic string
+	// CatalogTopic and InventoryTopic, when decisions are on and they are
+	// not empty, are compacted topics keyed by series id holding per-series
+	// policy overrides (schema/catalog.schema.json) and stock positions
+	// (schema/inventory.schema.json). Every instance reads both whole
+	// before it joins the group and follows them after; bad records go to
+	// the dead-letter topic. Created compacted if missing.
+	CatalogTopic, InventoryTopic string
 	// DLQMaxBytes is the most bytes of a rejected record's key, and of its
 	// value, that its dead letter carries: a longer key or value is cut to
 	// its first DLQMaxBytes bytes, and the dead letter's headers give the
@@ -129,7 +147,7 @@ type Config struct {
 // partition's watermark following the clock after 10 minutes without
 // input.
 func DefaultConfig() Config {
-	return Config{
+	c := Config{
 		Config:          pipeline.DefaultConfig(),
 		Group:           "trendstream",
 		InputTopic:      "sales",
@@ -147,6 +165,10 @@ func DefaultConfig() Config {
 		SessionTimeout:  10 * time.Second,
 		IdleTimeout:     10 * time.Minute,
 	}
+	// The decision topics, used when decisions are on.
+	c.TrendsTopic, c.ReplenishmentTopic = "trends", "replenishment"
+	c.CatalogTopic, c.InventoryTopic = "catalog", "inventory"
+	return c
 }
 
 // maxDLQBytes bounds DLQMaxBytes: a dead letter's key and value at their
@@ -160,6 +182,25 @@ func (c *Config) changelogTopic() string {
 		return c.ChangelogTopic
 	}
 	return c.Group + ".changelog"
+}
+
+// validateDecisions checks the decision topics when decisions are on:
+// the outputs must be set and every topic must differ from the others.
+func (c *Config) validateDecisions() error {
+	if !c.Decisions.On {
+		return nil
+	}
+	if c.TrendsTopic == "" || c.ReplenishmentTopic == "" {
+		return fmt.Errorf("stream: TrendsTopic %q and ReplenishmentTopic %q must be set when decisions are on", c.TrendsTopic, c.ReplenishmentTopic)
+	}
+	seen := map[string]bool{}
+	for _, t := range []string{c.InputTopic, c.OutputTopic, c.DLQTopic, c.TrendsTopic, c.ReplenishmentTopic, c.CatalogTopic, c.InventoryTopic} {
+		if t != "" && seen[t] {
+			return fmt.Errorf("stream: topic %q is used twice: the input, output, dead-letter, trends, replenishment, catalog and inventory topics must differ", t)
+		}
+		seen[t] = true
+	}
+	return nil
 }
 
 // validate checks the configuration, returning an error that names the
@@ -195,6 +236,9 @@ func (c *Config) validate() error {
 	case c.FetchMaxWait <= 0 || c.ShutdownGrace <= 0 || c.SessionTimeout <= 0:
 		return fmt.Errorf("stream: FetchMaxWait %v, ShutdownGrace %v and SessionTimeout %v must be positive",
 			c.FetchMaxWait, c.ShutdownGrace, c.SessionTimeout)
+	}
+	if err := c.validateDecisions(); err != nil {
+		return err
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

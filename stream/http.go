@@ -45,7 +45,9 @@ type BucketJSON struct {
 }
 
 // Handler returns the processor's HTTP API: /healthz, /readyz, /metrics
-// (from g, which may be nil) and GET /v1/series/{store}/{sku}.
+// (from g, which may be nil), GET /v1/series/{store}/{sku} and, when
+// decisions are on, GET /v1/series/{store}/{sku}/replenishment and
+// GET /v1/trending?store=&class=&limit= (see Trending).
 func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -62,16 +64,22 @@ func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	}
 	mux.HandleFunc("GET /v1/series/{store}/{sku}", p.serveSeries)
+	if p.catalog != nil {
+		mux.HandleFunc("GET /v1/series/{store}/{sku}/replenishment", p.serveReplenishment)
+		mux.HandleFunc("GET /v1/trending", p.serveTrending)
+	}
 	return mux
 }
 
-var errNotFound = errors.New("not found")
+// ErrNotFound is wrapped by the errors of Series and Replenishment for a
+// series this instance does not serve or has nothing of.
+var ErrNotFound = errors.New("not found")
 
 func (p *Processor) serveSeries(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("store") + "/" + r.PathValue("sku")
 	resp, err := p.Series(id)
 	switch {
-	case errors.Is(err, errNotFound):
+	case errors.Is(err, ErrNotFound):
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	case err != nil:
@@ -105,10 +113,10 @@ func (p *Processor) series(st *state.Snapshot, id string) (*SeriesResponse, erro
 		return nil, err
 	}
 	if !found {
-		return nil, fmt.Errorf("series %q: %w", id, errNotFound)
+		return nil, fmt.Errorf("series %q: %w", id, ErrNotFound)
 	}
 	if !p.Owns(part) {
-		return nil, fmt.Errorf("series %q: partition %d is not served by this instance: %w", id, part, errNotFound)
+		return nil, fmt.Errorf("series %q: partition %d is not served by this instance: %w", id, part, ErrNotFound)
 	}
 	view, err := window.NewPartition(p.cfg.Window)
 	if err != nil {
@@ -119,7 +127,7 @@ func (p *Processor) series(st *state.Snapshot, id string) (*SeriesResponse, erro
 		return nil, err
 	}
 	if !found {
-		return nil, fmt.Errorf("series %q: %w", id, errNotFound)
+		return nil, fmt.Errorf("series %q: %w", id, ErrNotFound)
 	}
 	resp := &SeriesResponse{
 		Series:    id,

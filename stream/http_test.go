@@ -61,7 +61,7 @@ func TestSeriesDuringCommits(t *testing.T) {
 	reads := 0
 	for !done.Load() {
 		resp, err := p.Series("s/k")
-		if errors.Is(err, errNotFound) {
+		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {

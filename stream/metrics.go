@@ -60,6 +60,13 @@ type metrics struct {
 	outputRefused *prometheus.CounterVec
 	dlqTruncated  prometheus.Counter
 	fetchErrs     prometheus.Counter
+
+	plans        prometheus.Counter
+	orders       prometheus.Counter
+	trends       prometheus.Counter
+	trending     *prometheus.CounterVec
+	sideApplied  *prometheus.CounterVec
+	sideRejected *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -121,6 +128,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		dlqTruncated: f.counter("dlq_truncated_total",
 			"Dead letters sent with their key or value cut to fit the dead-letter topic; their headers hold the original's size and SHA-256."),
 		fetchErrs: f.counter("fetch_errors_total", "Failed attempts to fetch input records (retried)."),
+
+		plans:    f.counter("replenishment_plans_total", "Replenishment plan records written to the replenishment topic."),
+		orders:   f.counter("replenishment_orders_total", "Replenishment plans with a known stock position suggesting a positive order."),
+		trends:   f.counter("trends_records_total", "Trends records (one per store, partition and close) written to the trends topic."),
+		trending: f.counterVec("trending_series_total", "Series ranked in trends records, by class.", "class"),
+		sideApplied: f.counterVec("side_records_applied_total",
+			"Catalog and inventory records applied to the table the partitions plan with, by topic.", "topic"),
+		sideRejected: f.counterVec("side_records_rejected_total",
+			"Catalog and inventory records sent to the dead-letter topic, by topic.", "topic"),
 	}
 	for _, o := range []string{outputForecast, outputDeadLetter} {
 		m.outputRefused.WithLabelValues(o)

@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 
+	"github.com/trendstream/trendstream/decision"
 	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/state"
 )
@@ -28,6 +29,11 @@ type Processor struct {
 	writer    *kafka.Writer
 	changelog *changelog // nil when disabled
 	m         *metrics
+	// catalog holds the catalog and inventory topics' records when
+	// decisions are on, else nil; trendWindow is the trend classifier's
+	// window, for trends records.
+	catalog     *pipeline.CatalogTable
+	trendWindow int
 
 	mu        sync.Mutex
 	inGen     bool
@@ -43,6 +49,9 @@ type Processor struct {
 	// commitHook, when a test sets it, is called by tasks at each stage
 	// of a commit.
 	commitHook func(commitStage, int32)
+	// sideDelay, when a test sets it, delays the catalog and inventory
+	// readers' first fetch.
+	sideDelay time.Duration
 }
 
 // New returns a Processor storing state in db, which the caller opens and
@@ -54,6 +63,17 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 	if db == nil {
 		return nil, errors.New("stream: a state DB is required")
 	}
+	var catalog *pipeline.CatalogTable
+	var trendWindow int
+	if cfg.Decisions.On {
+		catalog = pipeline.NewCatalogTable(cfg.Model.Horizon)
+		cfg.Decisions.Catalog = catalog
+		trends, err := decision.NewTrends(cfg.Decisions.Trend)
+		if err != nil {
+			return nil, err
+		}
+		trendWindow = trends.Config().Window
+	}
 	p := &Processor{
 		cfg:      cfg,
 		db:       db,
@@ -63,6 +83,7 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 		diskFull: make(map[int32]bool),
 		locks:    make(map[int32]*sync.Mutex),
 	}
+	p.catalog, p.trendWindow = catalog, trendWindow
 	if !cfg.NoChangelog {
 		p.changelog = newChangelog(cfg.Connection, cfg.changelogTopic(), cfg.DedupTTL(), cfg.Logger, p.m)
 	}
@@ -97,6 +118,21 @@ func (p *Processor) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	// The catalog and inventory are read whole before the first close.
+	sideCtx, stopSides := context.WithCancel(ctx)
+	defer stopSides()
+	var sides sync.WaitGroup
+	if p.catalog != nil {
+		caught := make(chan struct{})
+		sides.Go(func() { p.followSides(sideCtx, caught) })
+		select {
+		case <-caught:
+		case <-ctx.Done():
+			stopSides()
+			sides.Wait()
+			return nil
+		}
+	}
 	p.removePredecessor(ctx)
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                    p.cfg.Group,
@@ -112,6 +148,8 @@ func (p *Processor) Run(ctx context.Context) error {
 		ErrorLogger:           kafkaLogger(p.cfg.Logger, slog.LevelDebug),
 	})
 	if err != nil {
+		stopSides()
+		sides.Wait()
 		return fmt.Errorf("stream: creating consumer group: %w", err)
 	}
 	runCtx, fail := context.WithCancelCause(ctx)
@@ -147,6 +185,8 @@ func (p *Processor) Run(ctx context.Context) error {
 	group.Close()
 	p.setGeneration(nil)
 	standby.Wait()
+	stopSides() // the side readers write dead letters through the writer
+	sides.Wait()
 	if err := p.writer.Close(); err != nil {
 		p.cfg.Logger.Warn("closing writer", "err", err)
 	}
@@ -258,6 +298,9 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 		}
 		if err == nil && p.changelog != nil {
 			err = p.changelog.ensure(ctx, p.cfg.InputTopic, p.cfg.ReplicationFactor)
+		}
+		if err == nil && p.catalog != nil {
+			err = p.ensureDecisionTopics(ctx)
 		}
 		if err == nil {
 			return nil

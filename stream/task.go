@@ -775,6 +775,7 @@ func (t *task) Closed(c *pipeline.Close) error {
 	t.out = append(t.out, kafka.Message{Topic: t.proc.cfg.OutputTopic, Key: []byte(id), Value: value})
 	t.key = pipeline.ForecastKey(t.key[:0], t.partition, id)
 	t.batch.Set(t.key, value)
+	t.closedDecision(c)
 	return nil
 }
 

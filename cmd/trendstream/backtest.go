@@ -38,7 +38,8 @@ rmsse, wrmsse, spl, wspl and coverage80 for every model and for
 "published", the forecasts run would publish.
 
 Sources: --m5 DIR (every day with sales becomes an event at 12:00 UTC),
---events FILE (CSV or JSON lines in the input schema), or --topic with
+--events FILE (CSV or JSON lines in the input schema), --synthetic (the
+demo's generator, whose truth scores the trend classes), or --topic with
 --brokers (the topic from its first record to its end, or the records with
 Kafka timestamps from --from to before --to, read without a consumer group
 or state directory, so live consumers are untouched). File
@@ -54,6 +55,11 @@ writes the published forecasts to a topic.`,
 	fs := cmd.Flags()
 	fs.String("m5", "", "M5-format directory to replay")
 	fs.String("events", "", "CSV or JSON-lines events file to replay")
+	fs.Bool("synthetic", false, "replay the synthetic generator (--stores, --skus, --seed, --days) and score the trend classes against its truth")
+	fs.Int("stores", 4, "with --synthetic: simulated stores")
+	fs.Int("skus", 100, "with --synthetic: simulated SKUs per store")
+	fs.Uint64("seed", 1, "with --synthetic: random seed")
+	fs.Int("days", 300, "with --synthetic: simulated days")
 	fs.String("topic", "", "topic to replay (with --brokers)")
 	fs.String("from", "", "with --topic: replay the records with Kafka timestamps from this date or RFC 3339 time on")
 	fs.String("to", "", "with --topic: replay the records with Kafka timestamps before this date or RFC 3339 time")
@@ -187,9 +193,17 @@ type replayInput struct {
 func openReplay(v *viper.Viper, cfg *backtest.Config) (replayInput, error) {
 	in := replayInput{total: -1}
 	m5Dir, eventsPath, topic := v.GetString("m5"), v.GetString("events"), v.GetString("topic")
+	synthetic := ""
+	if v.GetBool("synthetic") {
+		synthetic = "synthetic"
+	}
 	switch {
-	case countSet(m5Dir, eventsPath, topic) != 1:
-		return in, errors.New("give one of --m5, --events and --topic")
+	case countSet(m5Dir, eventsPath, topic, synthetic) != 1:
+		return in, errors.New("give one of --m5, --events, --synthetic and --topic")
+	case synthetic != "":
+		if err := openSynthetic(v, cfg, &in); err != nil {
+			return in, err
+		}
 	case m5Dir != "":
 		m, err := source.ReadM5(m5Dir)
 		if err != nil {
@@ -305,6 +319,7 @@ type report struct {
 	Horizon     int                      `json:"horizon"`
 	FixedOrigin map[string]model.Metrics `json:"fixed_origin"`
 	Rolling     map[string]any           `json:"rolling"`
+	Decisions   *backtest.Decisions      `json:"decisions,omitempty"`
 	Input       reportInput              `json:"input"`
 	Run         reportRun                `json:"run"`
 }
@@ -362,6 +377,7 @@ func newReport(res *backtest.Result, cfg backtest.Config, src string) *report {
 		Horizon:     cfg.Model.Horizon,
 		FixedOrigin: res.Fixed,
 		Rolling:     rolling,
+		Decisions:   res.Decisions,
 		Input: reportInput{Records: res.Records, Accepted: res.Accepted, Duplicates: res.Duplicates,
 			Late: res.Late, DeadLetters: dl, Partitions: res.Partitions, Published: cfg.Published},
 		Run: reportRun{Events: res.Records, Forecasts: res.Forecasts, TrainSteps: res.TrainSteps, Seed: cfg.Learner.Seed, Version: buildVersion()},
@@ -401,6 +417,7 @@ func printSummary(w io.Writer, rep *report) {
 	summaryTable(w, rep.FixedOrigin)
 	fmt.Fprintf(w, "\nrolling (%v origins)\n", rep.Rolling["origins"])
 	summaryTable(w, rolling)
+	decisionsSummary(w, rep.Decisions)
 }
 
 func summaryTable(w io.Writer, ms map[string]model.Metrics) {

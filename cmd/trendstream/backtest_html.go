@@ -52,6 +52,7 @@ func writeHTMLReport(path string, rep *report, res *backtest.Result, cfg backtes
 			horizon("MAE by horizon, fixed origin", res.Fixed),
 			horizon(fmt.Sprintf("MAE by horizon, rolling over %d origins", cfg.Rolling), res.Rolling),
 		},
+		Extra:  decisionTables(res.Decisions),
 		Footer: fmt.Sprintf("trendstream %s, seed %d, %d events, %d forecasts.", rep.Run.Version, rep.Run.Seed, rep.Run.Events, rep.Run.Forecasts),
 	}
 	for _, tr := range pickTraces(res.Traces) {

@@ -150,12 +150,17 @@ func TestBacktestArgumentErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--quiet"}, "one of --m5, --events and --topic"},
-		{[]string{"--m5", data, "--events", "x.csv"}, "one of --m5, --events and --topic"},
+		{[]string{"--quiet"}, "one of --m5, --events, --synthetic and --topic"},
+		{[]string{"--m5", data, "--events", "x.csv"}, "one of --m5, --events, --synthetic and --topic"},
 		{[]string{"--m5", data, "--from", "2011-03-01"}, "--from selects records of a --topic"},
 		{[]string{"--m5", data, "--to", "2011-03-01"}, "--to selects records of a --topic"},
 		{[]string{"--topic", "sales", "--origin", "2011-03-01", "--from", "March"}, "--from"},
 		{[]string{"--m5", data, "--rolling", "0"}, "--rolling 0: want at least one origin"},
+		{[]string{"--m5", data, "--lead-time", "20", "--review-period", "10"}, "--lead-time, --review-period, --service-level: decision: LeadTime 20 + ReviewPeriod 10 exceed the forecast horizon 28"},
+		{[]string{"--m5", data, "--service-level", "1"}, "ServiceLevel 1 outside (0, 1)"},
+		{[]string{"--m5", data, "--trending-top", "0"}, "--trending-top 0 is below 1"},
+		{[]string{"--synthetic", "--days", "0"}, "--days 0: --synthetic needs a finite number of days"},
+		{[]string{"--synthetic", "--m5", data}, "one of --m5, --events, --synthetic and --topic"},
 	} {
 		root := newRoot()
 		root.SetOut(io.Discard)
@@ -165,5 +170,64 @@ func TestBacktestArgumentErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("backtest %v: %v, want an error with %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestBacktestSyntheticDecisions runs backtest --synthetic and checks that
+// the summary and the JSON report carry the decisions: the achieved
+// service level of each target and the trend classes' precision and
+// recall against the generator's truth.
+func TestBacktestSyntheticDecisions(t *testing.T) {
+	dir := t.TempDir()
+	path, page := filepath.Join(dir, "report.json"), filepath.Join(dir, "report.html")
+	out := execute(t, "backtest", "--synthetic", "--stores", "1", "--skus", "30", "--days", "150", "--model", "ets",
+		"--models", "ets", "--rolling", "60", "--quiet", "--report", path, "--html", page, "--plots", dir)
+	for _, png := range []string{"service_level.png", "trend_detection.png"} {
+		if st, err := os.Stat(filepath.Join(dir, png)); err != nil || st.Size() == 0 {
+			t.Errorf("plot %s: %v", png, err)
+		}
+	}
+	html, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Replenishment: service level by target", "Trend detection against the generator", "<th scope=\"row\">0.99</th>", "<th scope=\"row\">fading</th>"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("HTML report lacks %q", want)
+		}
+	}
+	for _, want := range []string{"replenishment (lead time 7, review period 7, conformal)", "trend classes against the generator's truth"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Dataset struct {
+			Source string `json:"source"`
+		} `json:"dataset"`
+		Decisions struct {
+			ServiceLevels []struct {
+				Target, Cycle float64
+				Plans         int
+			} `json:"service_levels"`
+			Trends []struct {
+				Class     string
+				Precision float64
+			} `json:"trends"`
+		} `json:"decisions"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	d := rep.Decisions
+	if len(d.ServiceLevels) != 3 || d.ServiceLevels[0].Target != 0.9 || d.ServiceLevels[2].Target != 0.99 || d.ServiceLevels[0].Plans == 0 {
+		t.Errorf("service levels %+v", d.ServiceLevels)
+	}
+	if len(d.Trends) != 4 || d.Trends[0].Class != "rising" || !strings.HasPrefix(rep.Dataset.Source, "synthetic:seed=1") {
+		t.Errorf("trends %+v, source %q", d.Trends, rep.Dataset.Source)
 	}
 }

@@ -90,6 +90,9 @@ func (b *consoleBackend) Overview(ctx context.Context) (*console.Overview, error
 			}
 		}
 	}
+	if ov.Trending, err = b.consoleTrending(); err != nil {
+		return nil, fmt.Errorf("reading the trending series: %w", err)
+	}
 	return ov, nil
 }
 
@@ -140,7 +143,69 @@ func (b *consoleBackend) Series(ctx context.Context, store, sku string) (*consol
 		}
 		return nil, fmt.Errorf("reading series %q: %w", id, err)
 	}
-	return consoleSeries(store, sku, resp)
+	s, err := consoleSeries(store, sku, resp)
+	if err != nil || !b.proc.Config().Decisions.On {
+		return s, err
+	}
+	plan, err := b.proc.Replenishment(id)
+	switch {
+	case err == nil:
+		s.Replenishment, err = consoleReplenishment(plan)
+		return s, err
+	case errors.Is(err, stream.ErrNotFound):
+		return s, nil // no plan yet
+	}
+	return nil, fmt.Errorf("reading the replenishment of %q: %w", id, err)
+}
+
+// consoleReplenishment turns a replenishment plan record into the
+// console's section.
+func consoleReplenishment(record []byte) (*console.Replenishment, error) {
+	var p struct {
+		Policy struct {
+			LeadTime     int     `json:"lead_time"`
+			ServiceLevel float64 `json:"service_level"`
+		} `json:"policy"`
+		Cycle struct {
+			Mean float64 `json:"mean"`
+		} `json:"cycle_demand"`
+		ReorderPoint float64 `json:"reorder_point"`
+		SafetyStock  float64 `json:"safety_stock"`
+		OrderUpTo    float64 `json:"order_up_to"`
+		Stock        *struct {
+			OnHand float64 `json:"on_hand"`
+		} `json:"stock"`
+		OrderQty *float64 `json:"order_qty"`
+	}
+	if err := json.Unmarshal(record, &p); err != nil {
+		return nil, fmt.Errorf("decoding a replenishment record: %w", err)
+	}
+	r := &console.Replenishment{LeadTime: p.Policy.LeadTime, ServiceLevel: p.Policy.ServiceLevel, Demand: p.Cycle.Mean,
+		SafetyStock: p.SafetyStock, ReorderPoint: p.ReorderPoint, OrderUpTo: p.OrderUpTo}
+	if p.Stock != nil && p.OrderQty != nil {
+		r.OnHand, r.OrderQty = &p.Stock.OnHand, *p.OrderQty
+	}
+	return r, nil
+}
+
+// consoleTrending returns the top series of each class across the
+// processor's partitions, nil when decisions are off or nothing trends.
+func (b *consoleBackend) consoleTrending() (*console.Trending, error) {
+	if !b.proc.Config().Decisions.On {
+		return nil, nil
+	}
+	tr, err := b.proc.Trending("", nil, 5)
+	if err != nil {
+		return nil, err
+	}
+	items := func(class string) []console.TrendItem {
+		var out []console.TrendItem
+		for _, s := range tr.Classes[class] {
+			out = append(out, console.TrendItem{Store: s.Store, SKU: s.SKU, ChangePct: s.ChangePct, Last: s.Reference, Next: s.Last})
+		}
+		return out
+	}
+	return &console.Trending{Rising: items("rising"), Falling: items("falling"), Emerging: items("emerging"), Fading: items("fading")}, nil
 }
 
 func (b *consoleBackend) notOwned(id string, part int32) error {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
@@ -56,10 +57,12 @@ the processor's HTTP API answers; the addresses are printed at start.
 
 // demoConfig returns the processor defaults of the demo: the generator
 // runs ahead of the clock from a backfill that --backfill may make older
-// than the default --max-past.
+// than the default --max-past, and decisions are on, for the live view's
+// trending and replenishment sections.
 func demoConfig() stream.Config {
 	cfg := stream.DefaultConfig()
 	cfg.Limits.MaxFuture, cfg.Limits.MaxPast = -1, -1
+	cfg.Decisions.On = true
 	return cfg
 }
 
@@ -131,12 +134,49 @@ func runDemo(cmd *cobra.Command, _ []string) error {
 	})
 	g.Go(func() error { return followWhenReady(gctx, cfg.Connection, cfg.OutputTopic, view.forecast) })
 	g.Go(func() error { return followWhenReady(gctx, cfg.Connection, cfg.DLQTopic, view.deadLetter) })
+	if cfg.Decisions.On {
+		g.Go(func() error { return followWhenReady(gctx, cfg.Connection, cfg.ReplenishmentTopic, view.plan) })
+		g.Go(func() error { return demoStock(gctx, cfg, v.GetInt("stores"), v.GetInt("skus"), log) })
+	}
 	g.Go(func() error { view.show(gctx, os.Stdout); return nil })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		err = nil
 	}
 	return err
+}
+
+// demoStock writes a stock position for every other series of the
+// generator to the inventory topic once, so that the live view shows
+// suggested orders next to plans without one. It retries until the
+// processor has created the topic or ctx ends.
+func demoStock(ctx context.Context, cfg stream.Config, stores, skus int, log *slog.Logger) error {
+	if cfg.InventoryTopic == "" {
+		return nil
+	}
+	var msgs []kafka.Message
+	now := time.Now().UTC().Format(time.RFC3339)
+	for s := range stores {
+		for k := 0; k < skus; k += 2 {
+			id := fmt.Sprintf("S%02d/SKU-%04d", s+1, k+1)
+			msgs = append(msgs, kafka.Message{Key: []byte(id),
+				Value: fmt.Appendf(nil, `{"on_hand":%d,"on_order":0,"ts":%q}`, (s*7+k*5)%30, now)})
+		}
+	}
+	w := cfg.Connection.Writer(cfg.InventoryTopic)
+	defer w.Close()
+	for {
+		err := w.WriteMessages(ctx, msgs...)
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		log.Debug("writing the demo's stock positions", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // startDemoService starts the processor's service on web.Addr, or on a
@@ -181,10 +221,41 @@ type liveView struct {
 	latest    map[string]*pipeline.ForecastRecord
 	forecasts int
 	dlq       map[string]int
+	plans     map[string]*planView
+}
+
+// planView is what the live view shows of a replenishment record.
+type planView struct {
+	Series       string    `json:"series"`
+	Origin       time.Time `json:"origin"`
+	ReorderPoint float64   `json:"reorder_point"`
+	SafetyStock  float64   `json:"safety_stock"`
+	OrderUpTo    float64   `json:"order_up_to"`
+	Stock        *struct {
+		OnHand  float64 `json:"on_hand"`
+		OnOrder float64 `json:"on_order"`
+	} `json:"stock"`
+	OrderQty *float64 `json:"order_qty"`
+	Cycle    struct {
+		Mean float64 `json:"mean"`
+	} `json:"cycle_demand"`
 }
 
 func newLiveView(proc *stream.Processor, reg *prometheus.Registry, rows int) *liveView {
-	return &liveView{proc: proc, reg: reg, rows: rows, latest: map[string]*pipeline.ForecastRecord{}, dlq: map[string]int{}}
+	return &liveView{proc: proc, reg: reg, rows: rows, latest: map[string]*pipeline.ForecastRecord{}, dlq: map[string]int{},
+		plans: map[string]*planView{}}
+}
+
+func (l *liveView) plan(m stream.Message) {
+	var p planView
+	if json.Unmarshal(m.Value, &p) != nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if old := l.plans[p.Series]; old == nil || !p.Origin.Before(old.Origin) {
+		l.plans[p.Series] = &p
+	}
 }
 
 func (l *liveView) forecast(m stream.Message) {
@@ -271,6 +342,71 @@ func (l *liveView) render(w io.Writer) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%.1f-%.1f\t%s\t%s\t\n", f.Series, f.Origin.Format("Jan 02"),
 			l.actual(f.Series), mean, p10, p90, trendText(f), f.Model)
+	}
+	tw.Flush()
+	l.renderDecisions(w)
+}
+
+// renderDecisions renders the top trending series of every class across
+// the processor's partitions and the replenishment plans with the largest
+// suggested orders (the largest order-up-to levels where no stock
+// position is known).
+func (l *liveView) renderDecisions(w io.Writer) {
+	if !l.proc.Config().Decisions.On {
+		return
+	}
+	const top = 3
+	fmt.Fprintln(w, "\ntrending (top 3 per class; last and next are 7-bucket totals)")
+	tr, err := l.proc.Trending("", nil, top)
+	if err != nil {
+		fmt.Fprintln(w, "  ", err)
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "class\tseries\tscore\tlast\treference\tnext\t")
+	rows := 0
+	for _, c := range []string{"rising", "falling", "emerging", "fading"} {
+		for _, s := range tr.Classes[c] {
+			fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.0f\t%.0f\t%.0f\t\n", c, s.Series, s.Score, s.Last, s.Reference, s.Next)
+			rows++
+		}
+	}
+	tw.Flush()
+	if rows == 0 {
+		fmt.Fprintln(w, "  no series trends yet (a comparison needs five weeks of history)")
+	}
+
+	l.mu.Lock()
+	plans := make([]*planView, 0, len(l.plans))
+	for _, p := range l.plans {
+		plans = append(plans, p)
+	}
+	l.mu.Unlock()
+	if len(plans) == 0 {
+		return
+	}
+	order := func(p *planView) float64 {
+		if p.OrderQty != nil {
+			return *p.OrderQty
+		}
+		return -1
+	}
+	slices.SortFunc(plans, func(a, b *planView) int {
+		return cmp.Or(cmp.Compare(order(b), order(a)), cmp.Compare(b.OrderUpTo, a.OrderUpTo), strings.Compare(a.Series, b.Series))
+	})
+	fmt.Fprintln(w, "\nreplenishment (largest suggested orders, then order-up-to levels)")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "series\torigin\tcycle demand\treorder point\tsafety stock\torder up to\tstock\torder\t")
+	for _, p := range plans[:min(l.rows/2+1, len(plans))] {
+		stock, qty := "-", "-"
+		if p.Stock != nil {
+			stock = fmt.Sprintf("%.0f+%.0f", p.Stock.OnHand, p.Stock.OnOrder)
+		}
+		if p.OrderQty != nil {
+			qty = fmt.Sprintf("%.0f", *p.OrderQty)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t\n", p.Series, p.Origin.Format("Jan 02"),
+			p.Cycle.Mean, p.ReorderPoint, p.SafetyStock, p.OrderUpTo, stock, qty)
 	}
 	tw.Flush()
 }

@@ -26,7 +26,11 @@ func TestDemo(t *testing.T) {
 	if !row.MatchString(text) {
 		t.Fatalf("no forecast rows in the demo's output:\n%s", text)
 	}
-	for _, want := range []string{"forecasts ", "duplicates ", "dead letters: "} {
+	plan := regexp.MustCompile(`S0\d/SKU-\d{4}\s+\w{3} \d{2}\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+\+\d+\s+\d+`)
+	if !plan.MatchString(text) {
+		t.Errorf("no replenishment row with a stock position and an order in the demo's output:\n%s", text)
+	}
+	for _, want := range []string{"forecasts ", "duplicates ", "dead letters: ", "trending (", "replenishment ("} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, text)
 		}

@@ -40,6 +40,7 @@ func addProcessingFlags(fs *pflag.FlagSet, def pipeline.Config) {
 	fs.Float64("learner-average", l.Average, "decay per optimizer step of the moving average of a learner's weights that forecasts use, in [0, 1) (0: the latest weights)")
 	fs.Int("learner-refresh", l.Refresh, "buckets between full runs of a series' learner window; in between a forecast steps the carried state (1: always full)")
 	fs.String("calendar", "", "M5-format calendar.csv whose event and SNAP flags the learners see")
+	addDecisionFlags(fs, def.Decisions)
 }
 
 func formatFloats(v []float64) string {
@@ -58,6 +59,9 @@ func pipelineConfig(v *viper.Viper, def pipeline.Config) (pipeline.Config, error
 		return c, err
 	}
 	if c.Forecasting, err = forecastingConfig(v, c.Forecasting); err != nil {
+		return c, err
+	}
+	if c.Decisions, err = decisionsConfig(v, c.Decisions); err != nil {
 		return c, err
 	}
 	return c, nil

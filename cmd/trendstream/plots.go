@@ -85,6 +85,15 @@ func writePlots(dir string, res *backtest.Result, cfg backtest.Config) ([]string
 	if err := save(p, "calibration.png"); err != nil {
 		return nil, err
 	}
+	charts, err := decisionPlots(res.Decisions)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range charts {
+		if err := save(c.plot, c.file); err != nil {
+			return nil, err
+		}
+	}
 
 	for _, tr := range pickTraces(res.Traces) {
 		p, err := tracePlot(tr, backtest.NamePublished)

@@ -35,7 +35,8 @@ is counted exactly once across crashes and restarts; forecasts and dead
 letters are delivered at least once.
 
 HTTP on --http-addr: the web console at /, /healthz, /readyz, /metrics and
-GET /v1/series/{store}/{sku}; --http-tls-cert and --http-tls-key serve it
+GET /v1/series/{store}/{sku}, with --decisions also GET /v1/trending and
+GET /v1/series/{store}/{sku}/replenishment; --http-tls-cert and --http-tls-key serve it
 over TLS, --http-token-file requires a bearer token (or a console sign-in).
 Go profiles under /debug/pprof/ on --pprof-addr, if given.`,
 		Args: cobra.NoArgs,
@@ -72,6 +73,7 @@ Go profiles under /debug/pprof/ on --pprof-addr, if given.`,
 	fs.String("input-topic", def.InputTopic, "topic of sales events")
 	fs.String("output-topic", def.OutputTopic, "topic forecasts are published to")
 	fs.String("dlq-topic", def.DLQTopic, "topic rejected records are sent to")
+	addDecisionTopicFlags(fs, def)
 	fs.Int("dlq-max-bytes", def.DLQMaxBytes, "most bytes of a rejected record's key, and of its value, a dead letter carries; longer ones are cut, with the original's size and SHA-256 in headers (at most 262144)")
 	fs.Int("partitions", def.Partitions, "partitions of the input topic if run creates it")
 	fs.Int("replication-factor", def.ReplicationFactor, "replicas of the topics run creates (0: the brokers' default.replication.factor)")
@@ -164,6 +166,10 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 	cfg.InputTopic = v.GetString("input-topic")
 	cfg.OutputTopic = v.GetString("output-topic")
 	cfg.DLQTopic = v.GetString("dlq-topic")
+	cfg.TrendsTopic = v.GetString("trends-topic")
+	cfg.ReplenishmentTopic = v.GetString("replenishment-topic")
+	cfg.CatalogTopic = v.GetString("catalog-topic")
+	cfg.InventoryTopic = v.GetString("inventory-topic")
 	cfg.DLQMaxBytes = v.GetInt("dlq-max-bytes")
 	cfg.Partitions = v.GetInt("partitions")
 	cfg.ReplicationFactor = v.GetInt("replication-factor")
