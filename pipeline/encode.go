@@ -120,6 +120,13 @@ func (e *Encoder) Append(dst []byte, c *Close, version string) []byte {
 	return dst
 }
 
+// Render appends the JSON record of series id whose compact forecast
+// AppendCompact wrote as v to dst, with the encoder's cache of formatted
+// times (see Renderer).
+func (e *Encoder) Render(dst []byte, id string, v []byte) ([]byte, error) {
+	return e.r.Append(dst, id, v)
+}
+
 // compactVersion is the encoding version of a compact forecast. A stored
 // latest forecast that starts with '{' instead is a JSON record of an
 // earlier build and is served as it is.
