@@ -150,7 +150,11 @@ for w in $workloads; do
 	brokers=127.0.0.1:$port
 	"$work/trendstream" broker --listen "$brokers" --partitions 8 --log-level warn &
 	broker=$!
-	sleep 1
+	# A loaded machine may take the broker seconds to listen.
+	for _ in $(seq 300); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+		sleep 0.1
+	done
 	echo "workload=$w events=$events series=$series days=$days flags=${flags:-(none)}" | tee -a "$out"
 	"$work/ingestbench" produce -brokers "$brokers" -events "$events" -series "$series" -days "$days" | tag "$w" 0
 	for round in $(seq "${ROUNDS:-1}"); do
