@@ -148,7 +148,7 @@ for w in $workloads; do
 	series=${SERIES:-$series}
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	brokers=127.0.0.1:$port
-	"$work/trendstream" broker --listen "$brokers" --partitions 8 --log-level warn &
+	"${bins[0]}" broker --listen "$brokers" --partitions 8 --log-level warn &
 	broker=$!
 	# A loaded machine may take the broker seconds to listen.
 	for _ in $(seq 300); do
