@@ -82,6 +82,7 @@ type Encoder struct {
 	starts      []byte
 	body        []byte // scratch for starts
 	compact     []byte // scratch for Append
+	version     []byte // scratch for AppendClose
 	r           Renderer
 }
 
@@ -125,6 +126,13 @@ func (e *Encoder) Append(dst []byte, c *Close, version string) []byte {
 // times (see Renderer).
 func (e *Encoder) Render(dst []byte, id string, v []byte) ([]byte, error) {
 	return e.r.Append(dst, id, v)
+}
+
+// AppendClose appends c's published forecast in compact form, with the
+// version of its model (see Close.Version), to dst, without allocating.
+func (e *Encoder) AppendClose(dst []byte, c *Close) []byte {
+	e.version = c.AppendVersion(e.version[:0])
+	return e.AppendCompact(dst, c, bytesString(e.version))
 }
 
 // compactVersion is the encoding version of a compact forecast. A stored

@@ -775,7 +775,7 @@ const outputFlushBytes = 4 << 20
 func (t *task) Closed(c *pipeline.Close) error {
 	id := c.Series.ID()
 	from := len(t.compact)
-	t.compact = t.enc.AppendCompact(t.compact, c, c.Version())
+	t.compact = t.enc.AppendClose(t.compact, c)
 	if i, ok := t.latestIdx[id]; ok {
 		t.latest[i].from, t.latest[i].to = from, len(t.compact)
 	} else {
