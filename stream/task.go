@@ -782,6 +782,11 @@ func (t *task) Closed(c *pipeline.Close) error {
 		t.latestIdx[id] = len(t.latest)
 		t.latest = append(t.latest, latestForecast{id: id, from: from, to: len(t.compact)})
 	}
+	if cap(t.arena) == 0 {
+		// Sized for a flush's worth and one more record, so that it never
+		// grows by copying.
+		t.arena = make([]byte, 0, outputFlushBytes+64<<10)
+	}
 	t.arena = append(t.arena, id...)
 	key := t.arena[len(t.arena)-len(id) : len(t.arena) : len(t.arena)]
 	start := len(t.arena)
