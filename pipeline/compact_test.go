@@ -225,3 +225,31 @@ func TestRendererRejects(t *testing.T) {
 func width(spec window.Spec) time.Duration {
 	return spec.Start(1).Sub(spec.Start(0))
 }
+
+// FuzzRenderer renders arbitrary stored values: a truncated or corrupt
+// one is an error or a record, never a panic or a read out of bounds.
+// (The bucket, quantile keys and direction are written as stored, so only
+// values the encoder wrote render as valid JSON; TestCompactRecord checks
+// those.)
+func FuzzRenderer(f *testing.F) {
+	spec, _ := window.NewSpec(window.Day, time.UTC)
+	enc, err := NewEncoder(spec, []float64{0.05, 0.1, 0.5, 0.9}, 5)
+	if err != nil {
+		f.Fatal(err)
+	}
+	part, _ := window.NewPartition(window.Config{Width: window.Day})
+	s, _ := part.Add([]byte("a/b"), &window.Sale{Time: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Qty: 1})
+	fc := model.NewForecast(model.Config{Horizon: 3, Levels: []float64{0.05, 0.1, 0.5, 0.9}})
+	fc.Mean[1], fc.Q[2] = 1.5, math.Inf(1)
+	c := &Close{Bucket: 10, Series: s, Forecasts: []*model.Forecast{fc}, Model: "tsb", GeneratedAt: time.Unix(0, 0), Watermark: time.Unix(0, 0)}
+	f.Add(enc.AppendCompact(nil, c, "v"))
+	f.Add([]byte{compactVersion})
+	f.Add([]byte{compactVersion, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		var rd Renderer
+		rec, err := rd.Append(nil, "a/b", v)
+		if err != nil && !bytes.HasPrefix(rec, []byte(`{"series":`)) && len(rec) > 0 {
+			t.Fatalf("a failed render appended %q", rec)
+		}
+	})
+}

@@ -318,8 +318,23 @@ func (r *compactReader) value(dst []byte) []byte {
 // the string must not outlive b's next change.
 func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-// instant reads a time written by appendInstant, as a cache key.
-func (r *compactReader) instant() [2]int64 { return [2]int64{r.varint(), r.varint()} }
+// Bounds of a stored instant: RFC 3339's years 0000 to 9999, and zone
+// offsets within a day.
+const (
+	minInstant = -62167219200 // 0000-01-01T00:00:00Z
+	maxInstant = 253402300799 // 9999-12-31T23:59:59Z
+)
+
+// instant reads a time written by appendInstant, as a cache key. One
+// outside the bounds is corrupt (and would take time to format).
+func (r *compactReader) instant() [2]int64 {
+	t := [2]int64{r.varint(), r.varint()}
+	if t[0] < minInstant || t[0] > maxInstant || t[1] <= -86400 || t[1] >= 86400 {
+		r.fail()
+		return [2]int64{}
+	}
+	return t
+}
 
 // quoted returns the quoted RFC 3339 form of an instant, formatting it
 // only when it differs from the one c holds.
@@ -376,6 +391,7 @@ func (rd *Renderer) Append(dst []byte, id string, v []byte) ([]byte, error) {
 	nextra := r.uvarint()
 	if nextra > uint64(len(r.b)) {
 		r.fail()
+		nextra = 0
 	}
 	var keys [8][]byte
 	extra := keys[:0]
@@ -452,9 +468,17 @@ func (rd *Renderer) stepStarts(r *compactReader) [][]byte {
 	}
 	rd.starts = append(rd.starts, appendTime(nil, instantTime(origin)))
 	t := origin[0]
-	for range h {
-		t += s.varint()
-		rd.starts = append(rd.starts, appendTime(nil, instantTime([2]int64{t, s.varint()})))
+	for i := uint64(0); i < h && s.err == nil; i++ {
+		if t += s.varint(); t < minInstant || t > maxInstant {
+			s.fail()
+			break
+		}
+		off := s.varint()
+		if off <= -86400 || off >= 86400 {
+			s.fail()
+			break
+		}
+		rd.starts = append(rd.starts, appendTime(nil, instantTime([2]int64{t, off})))
 	}
 	if s.err != nil || len(s.b) > 0 {
 		rd.starts, rd.startsKey = nil, rd.startsKey[:0]
