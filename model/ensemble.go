@@ -220,8 +220,11 @@ func (e *Ensemble) Update(st *EnsembleState, bucket int64, recent []float64, fcs
 // Describe formats a mix for a forecast record's model_version: each
 // candidate with a visible part (at least 0.5%) in the mean and its weight,
 // then the candidate the quantiles came from.
-func (m Mix) Describe(names []string) string {
-	var b []byte
+func (m Mix) Describe(names []string) string { return string(m.AppendDescribe(nil, names)) }
+
+// AppendDescribe appends Describe's text to b, for encoders that write it
+// once per series.
+func (m Mix) AppendDescribe(b []byte, names []string) []byte {
 	b = append(b, "mean"...)
 	for c, w := range m.Weights {
 		if w >= 0.005 {
@@ -232,8 +235,7 @@ func (m Mix) Describe(names []string) string {
 		}
 	}
 	b = append(b, "; quantiles "...)
-	b = append(b, names[m.Quantiles]...)
-	return string(b)
+	return append(b, names[m.Quantiles]...)
 }
 
 // ensembleVersion is the encoding version of an EnsembleState.

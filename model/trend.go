@@ -27,6 +27,16 @@ type TrendSummary struct {
 // within flatPct percent is Flat; when the last buckets sold nothing, any
 // forecast sales are Up.
 func Trend(actual, mean []float64, flatPct float64) TrendSummary {
+	d, pct, ok := TrendOf(actual, mean, flatPct)
+	if !ok {
+		return TrendSummary{Direction: d}
+	}
+	return TrendSummary{Direction: d, ChangePct: &pct}
+}
+
+// TrendOf is Trend without the allocation of ChangePct, for encoders that
+// run once per series and close: ok is false where ChangePct is nil.
+func TrendOf(actual, mean []float64, flatPct float64) (d Direction, pct float64, ok bool) {
 	k := min(7, len(mean), len(actual))
 	var last, next float64
 	for _, v := range actual[len(actual)-k:] {
@@ -37,17 +47,17 @@ func Trend(actual, mean []float64, flatPct float64) TrendSummary {
 	}
 	if last == 0 {
 		if next > 0 {
-			return TrendSummary{Direction: Up}
+			return Up, 0, false
 		}
-		return TrendSummary{Direction: Flat}
+		return Flat, 0, false
 	}
-	pct := 100 * (next - last) / last
-	d := Flat
+	pct = 100 * (next - last) / last
+	d = Flat
 	switch {
 	case pct > flatPct:
 		d = Up
 	case pct < -flatPct:
 		d = Down
 	}
-	return TrendSummary{Direction: d, ChangePct: &pct}
+	return d, pct, true
 }

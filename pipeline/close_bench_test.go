@@ -96,12 +96,14 @@ func BenchmarkClose(b *testing.B) {
 }
 
 // benchSink encodes the published forecast of each series, as the live
-// task does, and counts.
+// task does (its compact form and the record rendered from it), and
+// counts.
 type benchSink struct {
 	want      bool
 	forecasts int
 	enc       *Encoder
 	buf       []byte
+	compact   []byte
 }
 
 func (s *benchSink) DeadLetter(*Record, Reason, string) error { return nil }
@@ -111,6 +113,8 @@ func (s *benchSink) Closed(c *Close) error {
 		return nil
 	}
 	s.forecasts++
-	s.buf = s.enc.Append(s.buf[:0], c, c.Version())
-	return nil
+	s.compact = s.enc.AppendClose(s.compact[:0], c)
+	var err error
+	s.buf, err = s.enc.Render(s.buf[:0], c.Series.ID(), s.compact)
+	return err
 }

@@ -14,7 +14,9 @@
 // series, every forecaster forecasts them, and the published forecast is
 // chosen per series, by the auto ensemble when it runs. The engine hands
 // dead letters and closes to its Sink; Encoder turns a close into the
-// forecast topic's JSON record.
+// compact form a series' latest forecast is stored in and the forecast
+// topic's JSON record, which Renderer rebuilds from the compact form byte
+// for byte.
 //
 // The engine's state reaches a store only through the small interfaces
 // declared here: Writes collects a commit (*state.Batch implements it) and

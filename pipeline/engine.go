@@ -59,7 +59,10 @@ type Close struct {
 // Version returns the published forecaster's version for forecast
 // records: a learner's training progress, or auto's mix for this series.
 // It formats a string, so only sinks that publish records call it.
-func (c *Close) Version() string { return c.roster.version(c.Published) }
+func (c *Close) Version() string { return string(c.AppendVersion(nil)) }
+
+// AppendVersion appends Version's text to dst.
+func (c *Close) AppendVersion(dst []byte) []byte { return c.roster.appendVersion(dst, c.Published) }
 
 // Counters are an engine's running totals of input records and what
 // became of them.
@@ -134,6 +137,8 @@ type Engine struct {
 	gone    []int64 // buckets a commit deletes, for AppendState
 	sweep   []byte  // the stored series key the next retirement sweep starts at
 	key     []byte  // scratch
+	val     []byte  // scratch
+	id      []byte  // scratch
 	prefix  []byte  // scratch
 	// stale holds the keys of stored buckets older than their series'
 	// history, left by a crash between a series' state and the deletions
@@ -459,7 +464,7 @@ func (e *Engine) DedupIDs() int { return e.dedup.len() }
 // the dirty set. Buckets such a crash left behind after a series' new
 // state are deleted by the first commit after the series is read back.
 func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) error {
-	var k, val []byte
+	k, val := e.key[:0], e.val[:0]
 	if e.cfg.RetireAfter > 0 && e.spilled {
 		// Before the series in memory: those it retires are out of the
 		// store's sight.
@@ -474,26 +479,32 @@ func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) e
 		e.decider.appendState(w, p, e.dirty)
 	}
 	for _, s := range e.created {
-		w.Set(indexKey(k[:0], []byte(s.ID())), appendPartition(val[:0], p))
+		e.id = append(e.id[:0], s.ID()...)
+		k, val = indexKey(k[:0], e.id), appendPartition(val[:0], p)
+		w.Set(k, val)
 	}
 	e.created = e.created[:0]
 	for _, s := range e.dirty {
-		id := []byte(s.ID())
 		delete(e.isDirty, s)
 		if e.retirable(s.Activity()) {
 			e.retire(w, p, s)
 			continue
 		}
+		id := append(e.id[:0], s.ID()...)
+		e.id = id
 		e.gone = e.gone[:0]
 		s.Changes(func(idx int64, bk window.Bucket) {
-			w.Set(bucketKey(k[:0], p, id, idx), window.AppendBucket(val[:0], bk))
+			k, val = bucketKey(k[:0], p, id, idx), window.AppendBucket(val[:0], bk)
+			w.Set(k, val)
 		}, func(idx int64) {
 			e.gone = append(e.gone, idx)
 		})
 		val, _ = s.AppendBinary(val[:0])
-		w.Set(key(k[:0], p, kindSeries, id), val)
+		k = key(k[:0], p, kindSeries, id)
+		w.Set(k, val)
 		for _, idx := range e.gone {
-			w.Delete(bucketKey(k[:0], p, id, idx))
+			k = bucketKey(k[:0], p, id, idx)
+			w.Delete(k)
 		}
 	}
 	e.dirty = e.dirty[:0]
@@ -506,18 +517,22 @@ func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) e
 	}
 	clear(e.evicted)
 	if rec, v, ok := e.dedup.flush(uint64(first)); ok {
-		w.SetFinal(slotKey(k[:0], p, kindDedup, rec.slot, rec.seq), v, e.cfg.DedupTTL())
+		k = slotKey(k[:0], p, kindDedup, rec.slot, rec.seq)
+		w.SetFinal(k, v, e.cfg.DedupTTL())
 	}
 	if wm, ok := e.part.Watermark(); ok {
 		e.dedup.expire(wm)
 	}
 	for _, rec := range e.dedup.drain(dedupDeletes) {
-		w.DeleteFinal(slotKey(k[:0], p, kindDedup, rec.slot, rec.seq))
+		k = slotKey(k[:0], p, kindDedup, rec.slot, rec.seq)
+		w.DeleteFinal(k)
 	}
 	val = append(val[:0], commitVersion)
 	val = binary.AppendVarint(val, next)
 	val, _ = e.part.AppendBinary(val)
-	w.SetFinal(CommitPointKey(k[:0], p), val, 0)
+	k = CommitPointKey(k[:0], p)
+	w.SetFinal(k, val, 0)
+	e.key, e.val = k, val
 	return nil
 }
 

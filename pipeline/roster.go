@@ -50,6 +50,8 @@ type roster struct {
 	cfc    []*model.Forecast // ensemble candidates
 	elig   []bool
 	recent []float64
+	key    []byte // scratch
+	val    []byte // scratch
 }
 
 func newRoster(cfg *Forecasting, spec window.Spec) (*roster, error) {
@@ -104,13 +106,13 @@ func newRoster(cfg *Forecasting, spec window.Spec) (*roster, error) {
 	return m, nil
 }
 
-// version returns the model version of a row for the series last
-// published: a forecaster's version, or auto's mix.
-func (m *roster) version(row int) string {
+// appendVersion appends the model version of a row for the series last
+// published to dst: a forecaster's version, or auto's mix.
+func (m *roster) appendVersion(dst []byte, row int) []byte {
 	if m.ens != nil && row == m.fixed {
-		return m.autoMix.Describe(m.candName)
+		return m.autoMix.AppendDescribe(dst, m.candName)
 	}
-	return m.versions[row]
+	return append(dst, m.versions[row]...)
 }
 
 // learner returns the learner of a row, or nil for a per-series
@@ -299,13 +301,15 @@ func checkpointKey(dst []byte, p int32, name string) []byte {
 // when force is set) after training, each learner's checkpoint as a final
 // write, with the partition's offset.
 func (m *roster) appendState(b Writes, p int32, dirty []*window.Series, force bool) error {
-	var k, val []byte
+	k, val := m.key[:0], m.val[:0]
 	for _, s := range dirty {
 		if st := m.states[s]; st != nil {
 			val, _ = st.AppendBinary(val[:0])
-			b.Set(key(k[:0], p, kindSelect, []byte(s.ID())), val)
+			k = append(kindPrefix(k[:0], p, kindSelect), s.ID()...)
+			b.Set(k, val)
 		}
 	}
+	m.key, m.val = k, val
 	if !m.trained || (m.closes < m.cfg.CheckpointEvery && !force) {
 		return nil
 	}

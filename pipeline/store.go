@@ -162,9 +162,18 @@ func ReadSeries(st Store, p int32, part *window.Partition, id []byte) (s *window
 }
 
 // LatestForecast calls fn with the latest forecast record published for
-// series id of partition p, if there is one.
+// series id of partition p, if there is one: the JSON bytes the forecast
+// topic received, rendered from the compact form the store keeps (see
+// Encoder.AppendCompact). The record is valid only during fn.
 func LatestForecast(st Store, p int32, id []byte, fn func(record []byte) error) (bool, error) {
-	return st.Get(key(nil, p, kindForecast, id), fn)
+	return st.Get(key(nil, p, kindForecast, id), func(v []byte) error {
+		var rd Renderer
+		rec, err := rd.Append(nil, string(id), v)
+		if err != nil {
+			return fmt.Errorf("pipeline: latest forecast of partition %d: %w", p, err)
+		}
+		return fn(rec)
+	})
 }
 
 // storedSeries decodes into part the series id of partition p whose state

@@ -70,6 +70,10 @@
 #   BREAKDOWN  1: after the first round's runs, read their changelog and
 #              forecast topics and print the bytes by state key kind
 #   KEEP       directory to keep the run lines and table in (default: none)
+#   REFS       git refs (e.g. "main HEAD"): build trendstream at each and run
+#              every configuration with each build, so that a change is
+#              measured against its predecessor in one run (default: the
+#              working tree alone). Configurations are numbered refs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -103,12 +107,36 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-go build -o "$work/trendstream" ./cmd/trendstream
 go build -o "$work/ingestbench" ./cmd/ingestbench
+# bins[i] and labels[i] are the trendstream build and its label of run i,
+# args[i] its flags.
+bins=()
+labels=()
+args=()
+if [ -z "${REFS:-}" ]; then
+	go build -o "$work/trendstream" ./cmd/trendstream
+	for c in "${configs[@]}"; do
+		bins+=("$work/trendstream")
+		labels+=("${c:-(defaults)}")
+		args+=("$c")
+	done
+else
+	for ref in $REFS; do
+		src=$work/src-$ref
+		git worktree add -q --detach "$src" "$ref"
+		(cd "$src" && go build -o "$work/trendstream-$ref" ./cmd/trendstream)
+		git worktree remove --force "$src"
+		for c in "${configs[@]}"; do
+			bins+=("$work/trendstream-$ref")
+			labels+=("$ref $(git rev-parse --short "$ref") ${c:-(defaults)}")
+			args+=("$c")
+		done
+	done
+fi
 out=$work/out
 : >"$out"
-for i in "${!configs[@]}"; do
-	echo "config=$((i + 1)) flags=${configs[$i]:-(defaults)}" | tee -a "$out"
+for i in "${!bins[@]}"; do
+	echo "config=$((i + 1)) flags=${labels[$i]}" | tee -a "$out"
 done
 
 # tag prefixes each line with the workload and configuration.
@@ -120,14 +148,18 @@ for w in $workloads; do
 	series=${SERIES:-$series}
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	brokers=127.0.0.1:$port
-	"$work/trendstream" broker --listen "$brokers" --partitions 8 --log-level warn &
+	"${bins[0]}" broker --listen "$brokers" --partitions 8 --log-level warn &
 	broker=$!
-	sleep 1
+	# A loaded machine may take the broker seconds to listen.
+	for _ in $(seq 300); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+		sleep 0.1
+	done
 	echo "workload=$w events=$events series=$series days=$days flags=${flags:-(none)}" | tee -a "$out"
 	"$work/ingestbench" produce -brokers "$brokers" -events "$events" -series "$series" -days "$days" | tag "$w" 0
 	for round in $(seq "${ROUNDS:-1}"); do
 		"$work/ingestbench" bare -brokers "$brokers" | tag "$w" 0
-		for i in "${!configs[@]}"; do
+		for i in "${!bins[@]}"; do
 			c=$((i + 1))
 			opts=(-trim 5s -timeout 90m)
 			if [ "$round" = 1 ] && [ -n "${PROFILE:-}" ]; then
@@ -137,8 +169,8 @@ for w in $workloads; do
 				opts+=(-breakdown)
 			fi
 			rm -rf "$work/state"
-			"$work/ingestbench" run -brokers "$brokers" -broker-pid "$broker" -bin "$work/trendstream" \
-				-state "$work/state" -args "$flags ${configs[$i]}" "${opts[@]}" | tag "$w" "$c" ||
+			"$work/ingestbench" run -brokers "$brokers" -broker-pid "$broker" -bin "${bins[$i]}" \
+				-state "$work/state" -args "$flags ${args[$i]}" "${opts[@]}" | tag "$w" "$c" ||
 				echo "workload=$w config=$c run failed (see above); no row for it" | tee -a "$out"
 			if [ "$round" = 1 ] && [ -n "${PROFILE:-}" ]; then
 				dir=$PROFILE/$w-c$c

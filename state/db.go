@@ -14,8 +14,8 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 )
 
-// Config configures a DB. The zero value of each field but Dir means its
-// default.
+// Config configures a DB. DefaultConfig is the one source of its
+// defaults; a zero field but Dir also means its default.
 type Config struct {
 	// Dir is the directory holding the database. Required unless InMemory.
 	Dir string
@@ -29,8 +29,14 @@ type Config struct {
 	// default is 16 MiB.
 	IndexCacheSize int64
 	// MemTableSize is the size in bytes of each memtable, which also bounds
-	// the largest single transaction (15% of it). The default is 64 MiB.
+	// the largest single transaction (15% of it; larger commits are split,
+	// see Batch). The default is 32 MiB.
 	MemTableSize int64
+	// NumMemtables is the number of memtables Badger keeps in memory, the
+	// one being written and those waiting to be flushed, before writes
+	// stall: with MemTableSize, the bulk of the store's memory. The
+	// default is 3.
+	NumMemtables int
 	// SyncWrites makes every commit wait for an fsync. The default is off:
 	// a process crash loses nothing, and a machine crash loses whole recent
 	// transactions, state and input offsets together, which are then
@@ -43,24 +49,44 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultConfig returns the configuration of a DB in dir with every
+// default: a 32 MiB block cache, a 16 MiB index cache, three memtables
+// of 32 MiB, no fsync per commit, value-log garbage collection every 5
+// minutes, Badger's messages discarded.
+func DefaultConfig(dir string) Config {
+	return Config{
+		Dir:            dir,
+		BlockCacheSize: 32 << 20,
+		IndexCacheSize: 16 << 20,
+		MemTableSize:   32 << 20,
+		NumMemtables:   3,
+		GCInterval:     5 * time.Minute,
+		Logger:         slog.New(slog.DiscardHandler),
+	}
+}
+
 func (c *Config) setDefaults() error {
 	if c.Dir == "" && !c.InMemory {
 		return errors.New("state: Dir is required")
 	}
+	d := DefaultConfig(c.Dir)
 	if c.BlockCacheSize == 0 {
-		c.BlockCacheSize = 32 << 20
+		c.BlockCacheSize = d.BlockCacheSize
 	}
 	if c.IndexCacheSize == 0 {
-		c.IndexCacheSize = 16 << 20
+		c.IndexCacheSize = d.IndexCacheSize
 	}
 	if c.MemTableSize == 0 {
-		c.MemTableSize = 64 << 20
+		c.MemTableSize = d.MemTableSize
+	}
+	if c.NumMemtables == 0 {
+		c.NumMemtables = d.NumMemtables
 	}
 	if c.GCInterval == 0 {
-		c.GCInterval = 5 * time.Minute
+		c.GCInterval = d.GCInterval
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = d.Logger
 	}
 	switch {
 	case c.BlockCacheSize < 0:
@@ -69,6 +95,8 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("state: IndexCacheSize %d is negative", c.IndexCacheSize)
 	case c.MemTableSize < 1<<20:
 		return fmt.Errorf("state: MemTableSize %d is below 1 MiB", c.MemTableSize)
+	case c.NumMemtables < 1:
+		return fmt.Errorf("state: NumMemtables %d is below 1", c.NumMemtables)
 	case c.GCInterval < 0:
 		return fmt.Errorf("state: GCInterval %v is negative", c.GCInterval)
 	}
@@ -102,6 +130,7 @@ func Open(cfg Config) (*DB, error) {
 		WithBlockCacheSize(cfg.BlockCacheSize).
 		WithIndexCacheSize(cfg.IndexCacheSize).
 		WithMemTableSize(cfg.MemTableSize).
+		WithNumMemtables(cfg.NumMemtables).
 		WithSyncWrites(cfg.SyncWrites).
 		WithNumVersionsToKeep(1).
 		// One goroutine writes each keyspace, so optimistic conflict

@@ -202,6 +202,7 @@ func TestConfigErrors(t *testing.T) {
 		{InMemory: true, BlockCacheSize: -1},
 		{InMemory: true, MemTableSize: 1000},
 		{InMemory: true, GCInterval: -time.Second},
+		{InMemory: true, NumMemtables: -1},
 	} {
 		if db, err := Open(cfg); err == nil {
 			db.Close()

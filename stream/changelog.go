@@ -194,6 +194,7 @@ func recordToken(m *kafka.Message) int64 {
 func (c *changelog) messages(dst []kafka.Message, p int32, b *state.Batch, token int64, prev pipeline.Store) (records []kafka.Message, marker kafka.Message, err error) {
 	point := pipeline.CommitPointKey(nil, p)
 	stamp := tokenHeaders(token)
+	dst = slices.Grow(dst, b.Len()) // one record per write but chunked values
 	chunkedStamp := append(tokenHeaders(token), kafka.Header{Key: chunkedHeader, Value: []byte{descriptorVersion}})
 	b.Each(func(key, value []byte, _ time.Duration) {
 		if _, ok := pipeline.KeyPartition(key); !ok || err != nil {

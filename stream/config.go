@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/trendstream/trendstream/internal/kafkaconn"
 	"github.com/trendstream/trendstream/pipeline"
@@ -100,6 +101,11 @@ type Config struct {
 	// leaves it to the brokers (their default.replication.factor; Kafka
 	// 2.4 or later).
 	ReplicationFactor int
+	// Compression compresses the record batches written to the output
+	// (forecasts and dead letters) and changelog topics: forecasts of one
+	// close share most of their bytes. Consumers decompress any codec
+	// transparently.
+	Compression Compression
 
 	// StartOffset applies to partitions without local state.
 	StartOffset StartOffset
@@ -136,11 +142,42 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
+// Compression names a codec of Kafka record batches.
+type Compression string
+
+// Codecs.
+const (
+	CompressionNone   Compression = "none"
+	CompressionGzip   Compression = "gzip"
+	CompressionSnappy Compression = "snappy"
+	CompressionLz4    Compression = "lz4"
+	CompressionZstd   Compression = "zstd"
+)
+
+// codec returns kafka-go's codec of c, 0 for none, and whether c is
+// known.
+func (c Compression) codec() (kafka.Compression, bool) {
+	switch c {
+	case CompressionNone:
+		return 0, true
+	case CompressionGzip:
+		return kafka.Gzip, true
+	case CompressionSnappy:
+		return kafka.Snappy, true
+	case CompressionLz4:
+		return kafka.Lz4, true
+	case CompressionZstd:
+		return kafka.Zstd, true
+	}
+	return 0, false
+}
+
 // DefaultConfig returns the processor's defaults: pipeline.DefaultConfig
 // for the engines; group "trendstream" reading "sales", publishing to
 // "forecasts" with dead letters of at most 64 KiB of key and of value to
 // "sales.dlq" and a changelog; topics of 8 partitions created if missing
-// with the brokers' replication factor; new partitions read from the
+// with the brokers' replication factor, written lz4-compressed; new
+// partitions read from the
 // earliest offset; batches of up to 50,000 records, waiting up to 100ms;
 // fetches of up to 8 MiB waiting up to 500ms; a 10s shutdown grace and
 // session timeout; standbys catching up every 5s when enabled; a
@@ -156,6 +193,7 @@ func DefaultConfig() Config {
 		DLQMaxBytes:     64 << 10,
 		StandbyInterval: 5 * time.Second,
 		Partitions:      8,
+		Compression:     CompressionLz4,
 		StartOffset:     StartEarliest,
 		BatchSize:       50000,
 		BatchWait:       100 * time.Millisecond,
@@ -175,6 +213,11 @@ func DefaultConfig() Config {
 // longest, with its headers, stay below the largest batch the writer sends
 // (see kafkaconn.Connection.Writer).
 const maxDLQBytes = 256 << 10
+
+func known(c Compression) bool {
+	_, ok := c.codec()
+	return ok
+}
 
 // changelogTopic returns the changelog's topic name.
 func (c *Config) changelogTopic() string {
@@ -219,6 +262,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("stream: Partitions %d is below 1", c.Partitions)
 	case c.ReplicationFactor < 0:
 		return fmt.Errorf("stream: ReplicationFactor %d is negative", c.ReplicationFactor)
+	case !known(c.Compression):
+		return fmt.Errorf("stream: Compression %q is not none, gzip, snappy, lz4 or zstd", c.Compression)
 	case c.StartOffset != StartEarliest && c.StartOffset != StartLatest:
 		return fmt.Errorf("stream: StartOffset %q is not %q or %q", c.StartOffset, StartEarliest, StartLatest)
 	case c.Standby && c.NoChangelog:

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"strconv"
 	"testing"
 	"time"
@@ -63,7 +64,13 @@ func headerMap(t *testing.T, m kafka.Message) []byte {
 func TestPoisonPills(t *testing.T) {
 	huge := append([]byte(`{"pad":"`), bytes.Repeat([]byte("x"), 950_000)...)
 	huge = append(huge, `"}`...)
-	broken := append([]byte(`{not json `), bytes.Repeat([]byte("y"), 3000)...)
+	// Random letters, which the output's compression cannot shrink below
+	// the topic's limit.
+	broken := []byte(`{not json `)
+	letters := rand.New(rand.NewPCG(1, 2))
+	for range 3000 {
+		broken = append(broken, byte('a'+letters.IntN(26)))
+	}
 	good := testEvent{ID: "ok", Store: "s", SKU: "k", TS: ts(0, 10), Qty: 2}.message()
 	closing := testEvent{ID: "next", Store: "s", SKU: "k", TS: ts(1, 10), Qty: 1}.message()
 	for _, tc := range []struct {

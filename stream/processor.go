@@ -87,7 +87,12 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 	if !cfg.NoChangelog {
 		p.changelog = newChangelog(cfg.Connection, cfg.changelogTopic(), cfg.DedupTTL(), cfg.Logger, p.m)
 	}
+	codec, _ := cfg.Compression.codec()
+	if p.changelog != nil {
+		p.changelog.w.Compression = codec
+	}
 	p.writer = cfg.Writer("")
+	p.writer.Compression = codec
 	p.writer.MaxAttempts = 3
 	p.writer.Logger = kafkaLogger(cfg.Logger, slog.LevelDebug)
 	p.writer.ErrorLogger = kafkaLogger(cfg.Logger, slog.LevelDebug)

@@ -37,20 +37,37 @@ type task struct {
 	// over (see changelog).
 	token int64
 
-	recs    []pipeline.Record
-	out     []kafka.Message
-	arena   []byte // forecast payloads referenced by out
-	batch   state.Batch
-	clmsgs  []kafka.Message
-	key     []byte
-	next    int64 // next input offset committed to Badger, -1 before any
-	skipped int   // learner steps skipped, as last reported
+	recs  []pipeline.Record
+	out   []kafka.Message
+	arena []byte // forecast payloads referenced by out
+	// wctx is the context of the batch's output writes, for the flushes
+	// of Closed.
+	wctx context.Context
+	// latest holds the compact form (see pipeline.Encoder.AppendCompact)
+	// of the last forecast of each series published since the last
+	// commit, which the commit stores once, however many closes the
+	// batch spanned: compact holds the bytes, latestIdx finds a series'
+	// entry.
+	latest    []latestForecast
+	latestIdx map[string]int
+	compact   []byte
+	batch     state.Batch
+	clmsgs    []kafka.Message
+	key       []byte
+	next      int64 // next input offset committed to Badger, -1 before any
+	skipped   int   // learner steps skipped, as last reported
 
 	// inputAt is when, by the engine's clock, input last arrived, and
 	// behind how far its newest event time then was behind the clock
 	// (see idle).
 	inputAt time.Time
 	behind  time.Duration
+}
+
+// latestForecast is a series' last forecast of a batch: compact[from:to].
+type latestForecast struct {
+	id       string
+	from, to int
 }
 
 // owner is the consumer-group generation a task's partition is assigned
@@ -68,6 +85,7 @@ func newTask(p *Processor, partition int32, gen owner, id int32) (*task, error) 
 		log:       p.cfg.Logger.With("partition", partition, "generation", id),
 		gen:       gen,
 		token:     int64(id),
+		latestIdx: map[string]int{},
 	}
 	var err error
 	if t.eng, err = pipeline.NewEngine(p.cfg.Config, t); err != nil {
@@ -226,7 +244,7 @@ func (t *task) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			if len(t.recs) == 0 && t.eng.Unsaved() {
 				// No last batch carried the checkpoint: commit it alone.
-				t.batch.Reset()
+				t.resetBatch(wctx)
 				if err := t.commit(wctx, t.next, t.next, true); err != nil && !errors.Is(err, errAbandoned) && !errors.Is(err, errFenced) {
 					return err
 				}
@@ -286,7 +304,7 @@ func (t *task) idle(wctx context.Context, lag int64) error {
 	if now.Sub(t.inputAt) < timeout || t.behind > t.eng.Lateness()+timeout {
 		return nil
 	}
-	t.batch.Reset()
+	t.resetBatch(wctx)
 	closed, err := t.eng.Idle(now.Add(-t.eng.Lateness()))
 	if err != nil {
 		return fmt.Errorf("stream: partition %d idle since %s: %w", t.partition, t.inputAt.Format(time.RFC3339), err)
@@ -382,7 +400,7 @@ func (t *task) takeOver(ctx context.Context) error {
 // beyond what a task keeps are released.
 func (t *task) processBatch(wctx context.Context, last bool) error {
 	m := t.proc.m
-	t.batch.Reset()
+	t.resetBatch(wctx)
 	t.eng.BeginBatch()
 	closes := t.eng.Counters().Closes
 	started := time.Now()
@@ -421,6 +439,12 @@ func (t *task) processBatch(wctx context.Context, last bool) error {
 // key's current value.
 func (t *task) commit(wctx context.Context, first, next int64, last bool) error {
 	m := t.proc.m
+	// Before the engine's writes, which delete the forecasts of series
+	// they retire.
+	for _, f := range t.latest {
+		t.key = pipeline.ForecastKey(t.key[:0], t.partition, f.id)
+		t.batch.Set(t.key, t.compact[f.from:f.to])
+	}
 	if err := t.eng.AppendState(&t.batch, t.partition, first, next, last); err != nil {
 		return err
 	}
@@ -765,17 +789,53 @@ func headerValue(m *kafka.Message, key string) string {
 // Wants implements pipeline.Sink: live processing publishes every close.
 func (t *task) Wants(int64) bool { return true }
 
+// resetBatch starts a batch whose outputs are written with wctx.
+func (t *task) resetBatch(wctx context.Context) {
+	t.wctx = wctx
+	t.batch.Reset()
+	t.latest = t.latest[:0]
+	clear(t.latestIdx)
+	t.compact = t.compact[:0]
+}
+
+// outputFlushBytes is how many bytes of forecast records a batch buffers before
+// it writes them, so that a batch spanning many closes holds only this
+// much of its records.
+const outputFlushBytes = 4 << 20
+
 // Closed implements pipeline.Sink: the published forecast goes to the
-// output topic and, as the series' latest, into the state batch.
+// output topic and, as the series' latest, to the commit, in its compact
+// form, from which the HTTP API renders the same record. Records are
+// written once outputFlushBytes of them are buffered: forecasts are delivered
+// at least once, so writing them before the commit changes nothing.
 func (t *task) Closed(c *pipeline.Close) error {
-	start := len(t.arena)
-	t.arena = t.enc.Append(t.arena, c, c.Version())
-	value := t.arena[start:len(t.arena):len(t.arena)]
 	id := c.Series.ID()
-	t.out = append(t.out, kafka.Message{Topic: t.proc.cfg.OutputTopic, Key: []byte(id), Value: value})
-	t.key = pipeline.ForecastKey(t.key[:0], t.partition, id)
-	t.batch.Set(t.key, value)
+	from := len(t.compact)
+	t.compact = t.enc.AppendClose(t.compact, c)
+	if i, ok := t.latestIdx[id]; ok {
+		t.latest[i].from, t.latest[i].to = from, len(t.compact)
+	} else {
+		t.latestIdx[id] = len(t.latest)
+		t.latest = append(t.latest, latestForecast{id: id, from: from, to: len(t.compact)})
+	}
+	if cap(t.arena) == 0 {
+		// Sized for a flush's worth and one more record, so that it never
+		// grows by copying.
+		t.arena = make([]byte, 0, outputFlushBytes+64<<10)
+	}
+	t.arena = append(t.arena, id...)
+	key := t.arena[len(t.arena)-len(id) : len(t.arena) : len(t.arena)]
+	start := len(t.arena)
+	var err error
+	if t.arena, err = t.enc.Render(t.arena, id, t.compact[from:]); err != nil {
+		return err
+	}
+	value := t.arena[start:len(t.arena):len(t.arena)]
+	t.out = append(t.out, kafka.Message{Topic: t.proc.cfg.OutputTopic, Key: key, Value: value})
 	t.closedDecision(c)
+	if len(t.arena) >= outputFlushBytes {
+		return t.writeOutputs(t.wctx)
+	}
 	return nil
 }
 
@@ -793,6 +853,12 @@ const (
 func (t *task) release() {
 	if cap(t.arena) > retainBytes {
 		t.arena = nil
+	}
+	if cap(t.compact) > retainBytes {
+		t.compact = nil
+	}
+	if cap(t.latest) > retainMessages {
+		t.latest, t.latestIdx = nil, map[string]int{}
 	}
 	if cap(t.out) > retainMessages {
 		t.out = nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -164,7 +165,9 @@ func crashEvents(seed uint64, series, days int) ([]kafka.Message, map[string][]f
 // TestCrashRecovery SIGKILLs the real binary at random points while a
 // known event stream with duplicates and malformed records flows in,
 // restarts it each time over the same state directory, and checks that
-// every series' closed buckets equal the ground truth exactly.
+// every series' closed buckets equal the ground truth exactly, and that
+// the HTTP API serves the last forecast record on the forecasts topic of
+// every series, byte for byte, before and after one more SIGKILL.
 func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the binary repeatedly")
@@ -239,6 +242,12 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		checkBuckets(t, id, got, want)
 	}
+	checkLatestForecasts(t, brokers, httpAddr, truth, logPath)
+	c.kill()
+	c = startChild(t, logPath, args...)
+	defer c.kill()
+	waitReady(t, c, httpAddr)
+	checkLatestForecasts(t, brokers, httpAddr, truth, logPath)
 
 	// A SIGTERM stops the last processor cleanly and quickly: it finishes
 	// its batch, commits and leaves the group.
@@ -268,6 +277,49 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	if len(seen) != malformed {
 		t.Errorf("%d distinct malformed records in the dead-letter topic, want %d", len(seen), malformed)
+	}
+}
+
+// checkLatestForecasts checks that the HTTP API serves as each series'
+// forecast the bytes of its last record on the forecasts topic, waiting
+// a while for the commit that follows a batch's records.
+func checkLatestForecasts(t *testing.T, brokers []string, httpAddr string, series map[string][]float64, logPath string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		last := map[string]kafka.Message{}
+		for _, m := range kafkatest.ReadTopic(t, brokers, "forecasts", 0, time.Second, 10*time.Second) {
+			if prev, ok := last[string(m.Key)]; !ok || m.Offset > prev.Offset {
+				last[string(m.Key)] = m
+			}
+		}
+		var mismatch []string
+		for id := range series {
+			var got stream.SeriesResponse
+			resp, err := http.Get("http://" + httpAddr + "/v1/series/" + id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = json.NewDecoder(resp.Body).Decode(&got)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("series %s: %v", id, err)
+			}
+			want, ok := last[id]
+			if !ok {
+				t.Fatalf("series %s has no record on the forecasts topic", id)
+			}
+			if !bytes.Equal(got.Forecast, want.Value) {
+				mismatch = append(mismatch, fmt.Sprintf("series %s: HTTP API serves\n%s\nthe topic's last record is\n%s", id, got.Forecast, want.Value))
+			}
+		}
+		if len(mismatch) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d series serve another forecast than their last record, e.g. %s\n%s", len(mismatch), len(series), mismatch[0], tail(logPath, 20))
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

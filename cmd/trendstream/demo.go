@@ -23,6 +23,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/trendstream/trendstream/pipeline"
+	"github.com/trendstream/trendstream/state"
 	"github.com/trendstream/trendstream/stream"
 )
 
@@ -182,11 +183,13 @@ func demoStock(ctx context.Context, cfg stream.Config, stores, skus int, log *sl
 // startDemoService starts the processor's service on web.Addr, or on a
 // free port when that is taken.
 func startDemoService(log *slog.Logger, cfg stream.Config, stateDir string, web webConfig, reg *prometheus.Registry) (*service, error) {
-	svc, err := startService(log, cfg, stateDir, web, reg)
+	scfg := state.DefaultConfig(stateDir)
+	scfg.Logger = log
+	svc, err := startService(log, cfg, scfg, web, reg)
 	if err != nil && isAddrInUse(err) {
 		log.Warn("HTTP address in use, picking a free port", "addr", web.Addr)
 		web.Addr = "127.0.0.1:0"
-		svc, err = startService(log, cfg, stateDir, web, reg)
+		svc, err = startService(log, cfg, scfg, web, reg)
 	}
 	return svc, err
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -53,7 +54,10 @@ Go profiles under /debug/pprof/ on --pprof-addr, if given.`,
 			if err != nil {
 				return err
 			}
-			svc, err := startService(log, cfg, v.GetString("state-dir"), web, newRegistry())
+			if mib := v.GetInt64("memory-limit-mib"); mib > 0 {
+				debug.SetMemoryLimit(mib << 20)
+			}
+			svc, err := startService(log, cfg, stateConfig(v, log), web, newRegistry())
 			if err != nil {
 				return err
 			}
@@ -83,6 +87,12 @@ Go profiles under /debug/pprof/ on --pprof-addr, if given.`,
 	fs.Bool("standby", def.Standby, "keep the partitions other instances own warm from the changelog, so taking one over restores only its latest records")
 	fs.Duration("standby-interval", def.StandbyInterval, "how often standby partitions catch up with the changelog")
 	fs.String("state-dir", "./data", "directory of the Badger state store")
+	sdef := state.DefaultConfig("")
+	fs.Int64("state-memtable-mib", sdef.MemTableSize>>20, "size of each of the state store's memtables in MiB; a commit above 15% of it is split into several transactions")
+	fs.Int("state-memtables", sdef.NumMemtables, "memtables the state store keeps in memory before writes wait for a flush to disk")
+	fs.Int64("state-block-cache-mib", sdef.BlockCacheSize>>20, "the state store's block cache in MiB")
+	fs.Int64("memory-limit-mib", defaultMemoryLimitMiB, "Go soft memory limit in MiB: the garbage collector works harder near it so the heap stays within it (0: none, GOMEMLIMIT applies)")
+	fs.String("compression", string(def.Compression), "codec of the record batches written to the output and changelog topics: none, gzip, snappy, lz4 or zstd")
 	fs.String("http-addr", "127.0.0.1:8080", "address of the HTTP API, health checks and metrics")
 	addHTTPFlags(fs)
 	addProcessingFlags(fs, def.Config)
@@ -151,6 +161,21 @@ func connection(v *viper.Viper) (stream.Connection, error) {
 	return stream.Connection{Brokers: brokers, TLS: tc, SASL: mech}, nil
 }
 
+// defaultMemoryLimitMiB is run's Go soft memory limit: it leaves room
+// below a 600 MiB budget for the memory Go does not manage (the state
+// store's memory-mapped files, thread stacks).
+const defaultMemoryLimitMiB = 450
+
+// stateConfig reads run's state store flags.
+func stateConfig(v *viper.Viper, log *slog.Logger) state.Config {
+	cfg := state.DefaultConfig(v.GetString("state-dir"))
+	cfg.MemTableSize = v.GetInt64("state-memtable-mib") << 20
+	cfg.NumMemtables = v.GetInt("state-memtables")
+	cfg.BlockCacheSize = v.GetInt64("state-block-cache-mib") << 20
+	cfg.Logger = log
+	return cfg
+}
+
 // processorConfig reads run's flags into a stream.Config.
 func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 	cfg := stream.DefaultConfig()
@@ -173,6 +198,7 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 	cfg.DLQMaxBytes = v.GetInt("dlq-max-bytes")
 	cfg.Partitions = v.GetInt("partitions")
 	cfg.ReplicationFactor = v.GetInt("replication-factor")
+	cfg.Compression = stream.Compression(v.GetString("compression"))
 	cfg.NoCreateTopics = !v.GetBool("create-topics")
 	cfg.NoChangelog = !v.GetBool("changelog")
 	cfg.ChangelogTopic = v.GetString("changelog-topic")
@@ -228,8 +254,9 @@ const (
 // startService opens the state store, builds the processor and starts
 // serving HTTP as web says; run then processes until its context ends. reg
 // receives the metrics.
-func startService(log *slog.Logger, cfg stream.Config, stateDir string, web webConfig, reg *prometheus.Registry) (*service, error) {
-	db, err := state.Open(state.Config{Dir: stateDir, Logger: log})
+func startService(log *slog.Logger, cfg stream.Config, scfg state.Config, web webConfig, reg *prometheus.Registry) (*service, error) {
+	stateDir := scfg.Dir
+	db, err := state.Open(scfg)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/trendstream/trendstream/state"
 	"github.com/trendstream/trendstream/stream"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestServiceHTTP(t *testing.T) {
 	cfg := stream.DefaultConfig()
 	cfg.Brokers = []string{"127.0.0.1:1"} // never dialed: the processor does not run
-	svc, err := startService(slog.New(slog.DiscardHandler), cfg, t.TempDir(), webConfig{Addr: "127.0.0.1:0"}, prometheus.NewRegistry())
+	svc, err := startService(slog.New(slog.DiscardHandler), cfg, state.DefaultConfig(t.TempDir()), webConfig{Addr: "127.0.0.1:0"}, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/trendstream/trendstream/state"
 	"github.com/trendstream/trendstream/stream"
 )
 
@@ -68,7 +69,7 @@ func startTestService(t testing.TB, web webConfig) *service {
 	cfg.Group, cfg.Partitions, cfg.Published = "web-test", 2, "tsb"
 	cfg.BatchWait, cfg.FetchMaxWait = 5*time.Millisecond, 100*time.Millisecond
 	cfg.SessionTimeout, cfg.Logger = 6*time.Second, slog.New(slog.DiscardHandler)
-	svc, err := startService(cfg.Logger, cfg, t.TempDir(), web, newRegistry())
+	svc, err := startService(cfg.Logger, cfg, state.DefaultConfig(t.TempDir()), web, newRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
