@@ -32,7 +32,8 @@ type EnsembleConfig struct {
 	Window int
 	// Alpha is the smoothing factor of the exponentially weighted errors,
 	// which are plain means of the first 1/Alpha scores. The default is
-	// 0.05.
+	// 0.01: per-series errors are noisy, and a long memory keeps the
+	// weights from chasing the noise.
 	Alpha float64
 	// MinScores is how many scores a candidate needs at every horizon to
 	// take part. The default is DefaultEnsembleMinScores.
@@ -84,7 +85,7 @@ func NewEnsemble(cfg EnsembleConfig) (*Ensemble, error) {
 		cfg.Window = 7
 	}
 	if cfg.Alpha == 0 {
-		cfg.Alpha = 0.05
+		cfg.Alpha = 0.01
 	}
 	if cfg.MinScores == 0 {
 		cfg.MinScores = DefaultEnsembleMinScores
