@@ -349,7 +349,8 @@ func (m *roster) loadSeries(db Store, p int32, s *window.Series) error {
 	_, err := db.Get(key(nil, p, kindSelect, []byte(s.ID())), func(v []byte) error {
 		st, err := m.ens.DecodeState(v)
 		if errors.Is(err, model.ErrEnsembleState) {
-			// The candidates changed: the series starts selecting afresh.
+			// The candidates, the horizons or the encoding version
+			// changed: the series starts selecting afresh.
 			return nil
 		}
 		if err == nil {
