@@ -14,12 +14,13 @@ import (
 type EnsembleConfig struct {
 	// Candidates is the number of candidate forecasters. Required.
 	Candidates int
-	// Fallback is the candidate published alone until some candidate has
-	// been scored MinScores times at every horizon.
+	// Fallback is the candidate published alone while no eligible
+	// candidate has been scored MinScores times at every horizon.
 	Fallback int
 	// Horizons are the steps ahead, increasing and each in [1, 366], at
 	// which the candidates' forecasts are scored against the actuals; a
-	// candidate's error is the mean over them. The default is
+	// candidate's error is the mean over them. They must be within the
+	// candidates' forecasts (see EnsembleHorizons). The default is
 	// DefaultEnsembleHorizons.
 	Horizons []int
 	// Power is the exponent of the weights: a candidate's weight in the
@@ -51,6 +52,20 @@ const DefaultEnsembleMinScores = 14
 // candidate good at the next days but drifting over a month (or the
 // reverse) is weighed by what a 28-step forecast gets right.
 var DefaultEnsembleHorizons = []int{1, 7, 14, 21, 28}
+
+// EnsembleHorizons returns the default horizons a forecast of the given
+// number of steps has: those up to it, and at least the first step. A
+// horizon beyond the forecast would never be scored, and no candidate
+// would ever take part.
+func EnsembleHorizons(steps int) []int {
+	var hs []int
+	for _, h := range DefaultEnsembleHorizons {
+		if h <= steps || len(hs) == 0 {
+			hs = append(hs, h)
+		}
+	}
+	return hs
+}
 
 // Ensemble combines, for each series, the forecasts of candidate
 // forecasters by their recent accuracy on that series. Each candidate's

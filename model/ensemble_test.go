@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -228,5 +229,22 @@ func BenchmarkEnsembleUpdate(b *testing.B) {
 	for b.Loop() {
 		e.Update(st, bucket, recent, fcs, all, dst, scratch)
 		bucket++
+	}
+}
+
+func TestEnsembleHorizons(t *testing.T) {
+	for _, tc := range []struct {
+		steps int
+		want  []int
+	}{
+		{28, []int{1, 7, 14, 21, 28}},
+		{90, []int{1, 7, 14, 21, 28}},
+		{14, []int{1, 7, 14}},
+		{6, []int{1}},
+		{1, []int{1}},
+	} {
+		if got := EnsembleHorizons(tc.steps); !slices.Equal(got, tc.want) {
+			t.Errorf("EnsembleHorizons(%d) = %v, want %v", tc.steps, got, tc.want)
+		}
 	}
 }

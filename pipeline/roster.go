@@ -85,7 +85,7 @@ func newRoster(cfg *Forecasting, spec window.Spec) (*roster, error) {
 		}
 		m.candName = cfg.Candidates
 		ens, err := model.NewEnsemble(model.EnsembleConfig{Candidates: len(m.cands),
-			Fallback: slices.Index(cfg.Candidates, cfg.Fallback)})
+			Fallback: slices.Index(cfg.Candidates, cfg.Fallback), Horizons: model.EnsembleHorizons(cfg.Model.Horizon)})
 		if err != nil {
 			return nil, err
 		}

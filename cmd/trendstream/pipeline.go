@@ -28,7 +28,7 @@ func addProcessingFlags(fs *pflag.FlagSet, def pipeline.Config) {
 	fs.String("model", f.Published, fmt.Sprintf("published forecaster: %s (per series, the candidates' means weighted by their recent errors to the power -%v and the quantiles of the most accurate), a learner (%s) or a baseline (%s)",
 		pipeline.NameAuto, model.DefaultEnsemblePower, strings.Join(model.Learners, ", "), strings.Join(model.Baselines, ", ")))
 	fs.String("candidates", strings.Join(f.Candidates, ","), "comma-separated forecasters auto combines")
-	fs.String("fallback", f.Fallback, fmt.Sprintf("candidate auto publishes alone (mean and quantiles) for a series until an eligible candidate has %d scored forecasts at each of %s steps ahead",
+	fs.String("fallback", f.Fallback, fmt.Sprintf("candidate auto publishes alone (mean and quantiles) for a series until an eligible candidate has %d scored forecasts at each of %s steps ahead (those within --horizon)",
 		model.DefaultEnsembleMinScores, formatInts(model.DefaultEnsembleHorizons)))
 	fs.Int("learner-layers", l.Layers, "learner layers (1 or 2)")
 	fs.Int("learner-hidden", l.Hidden, "learner hidden units per layer")
