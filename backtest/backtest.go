@@ -218,9 +218,10 @@ func newReplay(cfg Config, partitions int) (*replay, error) {
 		rp := &replayPartition{r: r, origin: origin, ids: map[*window.Series]int{}, traces: map[int]*Trace{},
 			first: -1 << 62, last: -1 << 62}
 		if cfg.Published == pipeline.NameAuto {
-			// The selector scores each forecast a week later: give it
-			// forecasts from eight weeks before the evaluated origins.
-			rp.warm = 56
+			// The selector scores forecasts up to four weeks later and
+			// averages its scores over weeks, as it would have live: give
+			// it forecasts from sixteen weeks before the evaluated origins.
+			rp.warm = 112
 		}
 		if cfg.Decisions.On {
 			// The replenishment calibration learns from the plans before

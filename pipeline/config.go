@@ -85,13 +85,14 @@ type Forecasting struct {
 	// Published is the forecaster whose forecasts are published: a
 	// baseline (see model.Baselines), a learner (see model.Learners), or
 	// "auto", which publishes per series the candidates' means weighted by
-	// their recent accuracy and the quantiles of the candidate with the
-	// best recent ones.
+	// their recent accuracy and the quantiles of the most accurate
+	// candidate (see model.Ensemble).
 	Published string
 	// Candidates are auto's parts.
 	Candidates []string
-	// Fallback is the candidate auto publishes alone until the candidates
-	// have been scored.
+	// Fallback is the candidate auto publishes alone for a series, mean
+	// and quantiles, while no eligible candidate has been scored enough on
+	// it (see model.EnsembleConfig.MinScores).
 	Fallback string
 	// Also lists further forecasters to run, for backtests to evaluate.
 	Also []string
@@ -121,8 +122,9 @@ type DayFlags struct {
 }
 
 // DefaultConfig returns the defaults of run and backtests: daily buckets
-// in UTC with an hour of lateness, the auto ensemble of the LSTM, TSB and
-// the 28-bucket mean published, the event limits of DefaultLimits, event
+// in UTC with an hour of lateness, the auto ensemble of the LSTM, ETS, TSB
+// and the 28-bucket mean published (ETS, which suits smooth and
+// intermittent series alike, alone until the candidates are scored), the event limits of DefaultLimits, event
 // ids deduplicated over 48 hours of event time, at most 2,000,000 per
 // partition, at most 100,000 series in memory per partition, and series
 // retired after 180 days of event time without a sale.
@@ -132,8 +134,8 @@ func DefaultConfig() Config {
 		Forecasting: Forecasting{
 			Model:           model.Config{Horizon: 28, Levels: slices.Clone(model.DefaultLevels)},
 			Published:       NameAuto,
-			Candidates:      []string{model.NameLSTM, model.NameTSB, model.NameMA28},
-			Fallback:        model.NameTSB,
+			Candidates:      []string{model.NameLSTM, model.NameETS, model.NameTSB, model.NameMA28},
+			Fallback:        model.NameETS,
 			Learner:         model.DefaultLearnerConfig(),
 			LearnerMinSteps: 50,
 			CheckpointEvery: 1,

@@ -87,7 +87,7 @@ func newRoster(cfg *Forecasting, spec window.Spec) (*roster, error) {
 		}
 		m.candName = cfg.Candidates
 		ens, err := model.NewEnsemble(model.EnsembleConfig{Candidates: len(m.cands),
-			Fallback: slices.Index(cfg.Candidates, cfg.Fallback)})
+			Fallback: slices.Index(cfg.Candidates, cfg.Fallback), Horizons: model.EnsembleHorizons(cfg.Model.Horizon)})
 		if err != nil {
 			return nil, err
 		}
@@ -353,7 +353,8 @@ func (m *roster) loadSeries(db Store, p int32, s *window.Series) error {
 	_, err := db.Get(key(nil, p, kindSelect, []byte(s.ID())), func(v []byte) error {
 		st, err := m.ens.DecodeState(v)
 		if errors.Is(err, model.ErrEnsembleState) {
-			// The candidates changed: the series starts selecting afresh.
+			// The candidates, the horizons or the encoding version
+			// changed: the series starts selecting afresh.
 			return nil
 		}
 		if err == nil {

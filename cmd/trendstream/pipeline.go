@@ -25,10 +25,11 @@ func addProcessingFlags(fs *pflag.FlagSet, def pipeline.Config) {
 	fs.Int("history", def.Window.History, "closed buckets kept per series, at least 28; 0 keeps what the forecasters need (84, or 112 with a learner)")
 	fs.Int("horizon", f.Model.Horizon, "buckets forecast")
 	fs.String("quantiles", formatFloats(f.Model.Levels), "comma-separated quantile levels; must include 0.1, 0.5 and 0.9")
-	fs.String("model", f.Published, fmt.Sprintf("published forecaster: %s (per series, the candidates' means weighted by recent accuracy and the best recent quantiles), a learner (%s) or a baseline (%s)",
-		pipeline.NameAuto, strings.Join(model.Learners, ", "), strings.Join(model.Baselines, ", ")))
+	fs.String("model", f.Published, fmt.Sprintf("published forecaster: %s (per series, the candidates' means weighted by their recent errors to the power -%v and the quantiles of the most accurate), a learner (%s) or a baseline (%s)",
+		pipeline.NameAuto, model.DefaultEnsemblePower, strings.Join(model.Learners, ", "), strings.Join(model.Baselines, ", ")))
 	fs.String("candidates", strings.Join(f.Candidates, ","), "comma-separated forecasters auto combines")
-	fs.String("fallback", f.Fallback, "candidate auto publishes alone until the candidates have been scored")
+	fs.String("fallback", f.Fallback, fmt.Sprintf("candidate auto publishes alone (mean and quantiles) for a series until an eligible candidate has %d scored forecasts at each of %s steps ahead (those within --horizon)",
+		model.DefaultEnsembleMinScores, formatInts(model.DefaultEnsembleHorizons)))
 	fs.Int("learner-layers", l.Layers, "learner layers (1 or 2)")
 	fs.Int("learner-hidden", l.Hidden, "learner hidden units per layer")
 	fs.Int("learner-window", l.Window, "learner input window in buckets")
@@ -49,6 +50,18 @@ func formatFloats(v []float64) string {
 		s[i] = strconv.FormatFloat(x, 'g', -1, 64)
 	}
 	return strings.Join(s, ",")
+}
+
+// formatInts formats v as "1, 2, 4 and 7".
+func formatInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.Itoa(x)
+	}
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }
 
 // pipelineConfig reads the processing flags into def.
