@@ -25,7 +25,7 @@ type Mixable interface {
 	// Mix moves the learner's weights and forecasting weights to the
 	// average of its own and the peers', each weighted by the examples
 	// it has seen, with gain on the step away from the weights the
-	// learner's previous Mix left (see MixGain). A peer snapshot of
+	// learner's previous Mix left (1: plain averaging). A peer snapshot of
 	// another learner or configuration is an error wrapping
 	// ErrSnapshotMismatch, and the learner is unchanged.
 	Mix(peers []*Snapshot, gain float64) error
@@ -37,13 +37,6 @@ type Mixable interface {
 	MixBase(s *Snapshot) bool
 	SetMixBase(s *Snapshot) error
 }
-
-// MixGain returns the default gain of Mix for n learners mixing (own
-// included): sqrt(n). Averaging n independent steps shrinks their noise,
-// and the step they share, by about sqrt(n) relative to one learner's;
-// the gain restores the size of the step, as the server learning rate of
-// federated averaging does. Gain 1 is plain averaging.
-func MixGain(n int) float64 { return math.Sqrt(float64(max(n, 1))) }
 
 // Snapshot is one learner's weights as one partition published them for
 // its peers to mix in. Its binary encoding (AppendBinary) is the value of

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 )
@@ -114,7 +115,7 @@ func globalOptim(m Learner) *optim[float32] {
 func TestMixGain(t *testing.T) {
 	cfg := learnerSmall
 	cfg.Average = 0.9
-	for _, gain := range []float64{1, 2, math.Sqrt(8)} {
+	for _, gain := range []float64{1, 2, 3} {
 		t.Run(fmt.Sprint(gain), func(t *testing.T) {
 			a := trainedLearner(t, NameLSTM, cfg, 1)
 			peer := snapshotOf(trainedLearner(t, NameLSTM, cfg, 2), 1)
@@ -268,7 +269,7 @@ func BenchmarkMix(b *testing.B) {
 			}
 			var own Snapshot
 			mx := m.(Mixable)
-			if err := mx.Mix(peers, MixGain(8)); err != nil { // allocate the bases
+			if err := mx.Mix(peers, 1); err != nil { // allocate the bases
 				b.Fatal(err)
 			}
 			mx.Snapshot(&own)
@@ -276,11 +277,113 @@ func BenchmarkMix(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				mx.Snapshot(&own)
-				if err := mx.Mix(peers, MixGain(8)); err != nil {
+				if err := mx.Mix(peers, 1); err != nil {
 					b.Fatal(err)
 				}
 			}
 			b.ReportMetric(float64(own.EncodedLen()), "bytes/snapshot")
 		})
+	}
+}
+
+// patternSeries returns n series of length days sharing one pattern: a
+// weekly profile and a price response common to all, on levels of their
+// own, with Poisson noise. Split by i%parts, each part sees only its
+// share of the evidence for the pattern.
+func patternSeries(n, days int, seed uint64) []Input {
+	r := rand.New(rand.NewPCG(seed, 7))
+	profile := [7]float64{0.3, 0.6, 1, 1.4, 2.2, 3, 0.5}
+	in := make([]Input, n)
+	for i := range in {
+		level := 0.5 + 3*r.Float64()
+		y := make([]float64, days)
+		price := make([]float32, days)
+		promo := make([]float32, days)
+		for d := range y {
+			price[d] = 2
+			lam := level * profile[d%7]
+			if r.Float64() < 0.15 {
+				promo[d], price[d] = 1, 1.4
+				lam *= 2.5
+			}
+			y[d] = float64(lstmPoisson(r, lam))
+		}
+		in[i] = Input{Y: y, Price: price, Promo: promo, Period: 7}
+	}
+	return in
+}
+
+// TestMixPattern trains, on series sharing one pattern, one learner on all
+// of them, 8 learners on an eighth each, and 8 learners on an eighth each
+// that mix at every close by plain averaging, and scores each on its
+// series' next 28 days at the last 28 origins. Mixing must reach the one
+// learner's accuracy (within 3%) and beat the learners apart, which must
+// not reach it (at least 2% worse): the pattern is learned from all
+// series only when the partitions learn together.
+func TestMixPattern(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains 17 learners")
+	}
+	const n, days, parts, H, every = 64, 230, 8, 28, 1
+	all := patternSeries(n, days, 3)
+	cfg := LearnerConfig{Layers: 1, Hidden: 16, Window: 28, Average: 0.99}
+	mcfg := Config{Horizon: H}
+	run := func(parts int, mix bool) float64 {
+		ls := make([]Learner, parts)
+		for p := range ls {
+			ls[p] = newLearner(t, NameLSTM, cfg, mcfg)
+		}
+		snaps := make([]*Snapshot, parts)
+		for p := range snaps {
+			snaps[p] = &Snapshot{Partition: int32(p)}
+		}
+		var abs, count float64
+		dst := lstmForecasts(mcfg, n)
+		for end := 30; end+H <= days; end++ {
+			for p, l := range ls {
+				var in []Input
+				for i := p; i < n; i += parts {
+					s := all[i]
+					s.Y, s.Price, s.Promo = s.Y[:end], s.Price[:end], s.Promo[:end]
+					in = append(in, s)
+				}
+				l.Learn(in)
+				if end < days-H-28 {
+					continue
+				}
+				l.ForecastBatch(dst[:len(in)], in)
+				for k := range in {
+					f, y := dst[k], all[p+k*parts].Y[end:end+H]
+					for h := range H {
+						abs += math.Abs(f.Mean[h] - y[h])
+						count++
+					}
+				}
+			}
+			if mix && end%every == 0 {
+				for p, l := range ls {
+					l.(Mixable).Snapshot(snaps[p])
+				}
+				for p, l := range ls {
+					peers := slices.Concat(snaps[:p], snaps[p+1:])
+					if err := l.(Mixable).Mix(peers, 1); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		return abs / count
+	}
+	one, apart, mixed := run(1, false), run(parts, false), run(parts, true)
+	t.Logf("MAE over the last 28 origins: one learner %.4f, 8 apart %.4f (%+.1f%%), 8 mixing %.4f (%+.1f%%)",
+		one, apart, 100*(apart/one-1), mixed, 100*(mixed/one-1))
+	if mixed > 1.03*one {
+		t.Errorf("8 mixing learners: MAE %.4f, want within 3%% of one learner's %.4f", mixed, one)
+	}
+	if mixed >= apart {
+		t.Errorf("8 mixing learners: MAE %.4f, want below the %.4f of 8 apart", mixed, apart)
+	}
+	if apart < 1.02*one {
+		t.Errorf("8 learners apart: MAE %.4f, want at least 2%% worse than one learner's %.4f", apart, one)
 	}
 }
