@@ -18,6 +18,7 @@ import (
 //	p | partition | 'c' | series id              ensemble state of a series
 //	p | partition | 'd' | slot | sequence        a batch of deduplication ids
 //	p | partition | 'x' | learner name           a learner's checkpoint
+//	p | partition | 'x' | learner name | "/mix"  a learner's last mixing round (mix.go)
 //	p | partition | 'l'                          restore position in the changelog
 //	p | partition | 'g'                          changelog fence: a new owner's generation
 //	i | series id                                partition holding the series

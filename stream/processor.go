@@ -27,6 +27,7 @@ type Processor struct {
 	db        *state.DB
 	writer    *kafka.Writer
 	changelog *changelog // nil when disabled
+	models    *models    // nil when the learners do not mix
 	m         *metrics
 
 	mu        sync.Mutex
@@ -63,6 +64,9 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 	}
 	if !cfg.NoChangelog {
 		p.changelog = newChangelog(cfg.Connection, cfg.changelogTopic(), cfg.DedupTTL(), cfg.Logger, p.m)
+	}
+	if cfg.Mix.Every > 0 {
+		p.models = newModels(&p.cfg.Connection, modelsTopic(cfg.Group), cfg.Logger, cfg.Registerer)
 	}
 	p.writer = cfg.Writer("")
 	p.writer.MaxAttempts = 3
@@ -118,6 +122,14 @@ func (p *Processor) Run(ctx context.Context) error {
 	if p.cfg.Standby && p.changelog != nil {
 		standby.Go(func() { p.standbyLoop(runCtx) })
 	}
+	// The models topic's follower outlives the tasks, whose last batches
+	// may still mix.
+	followCtx, stopFollow := context.WithCancel(context.WithoutCancel(runCtx))
+	defer stopFollow()
+	var follower sync.WaitGroup
+	if p.models != nil {
+		follower.Go(func() { p.models.follow(followCtx) })
+	}
 
 	backoff := newBackoff(500*time.Millisecond, 10*time.Second)
 	for {
@@ -145,8 +157,15 @@ func (p *Processor) Run(ctx context.Context) error {
 	group.Close()
 	p.setGeneration(nil)
 	standby.Wait()
+	stopFollow()
+	follower.Wait()
 	if err := p.writer.Close(); err != nil {
 		p.cfg.Logger.Warn("closing writer", "err", err)
+	}
+	if p.models != nil {
+		if err := p.models.close(); err != nil {
+			p.cfg.Logger.Warn("closing models writer", "err", err)
+		}
 	}
 	if p.changelog != nil {
 		if err := p.changelog.close(); err != nil {
@@ -256,6 +275,9 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 		}
 		if err == nil && p.changelog != nil {
 			err = p.changelog.ensure(ctx, p.cfg.InputTopic, p.cfg.ReplicationFactor)
+		}
+		if err == nil && p.models != nil {
+			err = p.models.ensure(ctx, p.cfg.ReplicationFactor)
 		}
 		if err == nil {
 			return nil
