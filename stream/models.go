@@ -83,6 +83,9 @@ func newModels(conn *Connection, topic string, log *slog.Logger, reg prometheus.
 	w := conn.Writer(topic)
 	w.MaxAttempts = 5
 	w.BatchBytes = 64 << 20 // a snapshot is one message, whatever its size
+	// Everything goes to partition 0, which the followers read, even when
+	// the brokers auto-created the topic with more partitions.
+	w.Balancer = kafka.BalancerFunc(func(kafka.Message, ...int) int { return 0 })
 	f := factory{reg}
 	return &models{topic: topic, conn: conn, w: w, log: log.With("component", "models"),
 		snaps: map[modelKey][]*model.Snapshot{}, marks: map[modelKey][]mixMark{},

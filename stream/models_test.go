@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/trendstream/trendstream/internal/kafkatest"
 	"github.com/trendstream/trendstream/model"
 	"github.com/trendstream/trendstream/pipeline"
@@ -157,5 +159,83 @@ func TestModelsCrashReplay(t *testing.T) {
 	}
 	if ms2.stats.published != days-crash-1 {
 		t.Errorf("the new instance published %d rounds, want %d", ms2.stats.published, days-crash-1)
+	}
+}
+
+// modelRounds returns, per key of the models topic's records, the rounds
+// in order and the learner's steps at the last.
+func modelRounds(t *testing.T, msgs []kafka.Message) (map[string][]int64, map[string]int64) {
+	t.Helper()
+	rounds, steps := map[string][]int64{}, map[string]int64{}
+	for _, m := range msgs {
+		var s model.Snapshot
+		if err := s.UnmarshalBinary(m.Value); err != nil {
+			t.Fatal(err)
+		}
+		rounds[string(m.Key)] = append(rounds[string(m.Key)], s.Round)
+		steps[string(m.Key)] = s.Version
+	}
+	return rounds, steps
+}
+
+// TestProcessorMixing runs a processor over two input partitions with
+// mixing on (the default): each partition publishes a snapshot at every
+// close to the models topic and mixes the other's. Then the partitions
+// move to a second instance with an empty store mid-stream: restored from
+// the changelog, each learner continues from its checkpoint (its step
+// count goes on) and keeps mixing, with rounds that continue where the
+// first instance's stopped.
+func TestProcessorMixing(t *testing.T) {
+	brokers := kafkatest.NewCluster(t, 2, "sales")
+	cfg := testConfig(brokers)
+	smallLSTM(&cfg)
+	day := func(d int) []kafka.Message {
+		var msgs []kafka.Message
+		for i := range 12 {
+			sku := fmt.Sprint("k", i)
+			msgs = append(msgs, testEvent{ID: fmt.Sprintf("%s-%d", sku, d), Store: "s", SKU: sku, TS: ts(d, 12), Qty: float64(1 + (d+i)%4)}.message())
+		}
+		return msgs
+	}
+	var first []kafka.Message
+	for d := range 20 {
+		first = append(first, day(d)...)
+	}
+	produce(t, brokers, "sales", first...)
+	a := startProcessor(t, cfg, t.TempDir())
+	// Buckets 0 to 18 close: a round per close and partition.
+	before := kafkatest.ReadTopic(t, brokers, "test.models", 2*19, 2*time.Second, 60*time.Second)
+	a.stop(t)
+	rounds, steps := modelRounds(t, before)
+	if len(rounds) != 2 || len(rounds["0/lstm"]) != 19 || len(rounds["1/lstm"]) != 19 {
+		t.Fatalf("the first instance published rounds %v, want 19 for each of 2 partitions", rounds)
+	}
+
+	cfg.StartOffset = StartLatest // only the changelog can bring the state
+	b := startProcessor(t, cfg, t.TempDir())
+	defer b.stop(t)
+	var second []kafka.Message
+	for d := 20; d < 30; d++ {
+		second = append(second, day(d)...)
+	}
+	produce(t, brokers, "sales", second...)
+	all := kafkatest.ReadTopic(t, brokers, "test.models", 2*29, 2*time.Second, 60*time.Second)
+	after, _ := modelRounds(t, all[len(before):])
+	for _, k := range []string{"0/lstm", "1/lstm"} {
+		r := after[k]
+		if len(r) != 10 || r[0] != rounds[k][len(rounds[k])-1]+1 {
+			t.Errorf("%s: the second instance published rounds %v, want 10 continuing after %d", k, r, rounds[k][len(rounds[k])-1])
+		}
+	}
+	for _, m := range all[len(before):] {
+		var s model.Snapshot
+		s.UnmarshalBinary(m.Value)
+		if peers, _ := decodePeers(header(m, mixedHeader)); len(peers) != 1 || peers[0].Partition == s.Partition {
+			t.Errorf("partition %d's round %d mixed %v, want the other partition", s.Partition, s.Round, peers)
+		}
+		if k := fmt.Sprintf("%d/lstm", s.Partition); s.Round == after[k][0] && s.Version <= steps[k] {
+			t.Errorf("partition %d's first round on the new instance is at step %d, its last on the first at %d: it did not continue from its checkpoint",
+				s.Partition, s.Version, steps[k])
+		}
 	}
 }
