@@ -44,6 +44,10 @@ type Config struct {
 	// Rolling is the number of origins, ending at Origin, of the rolling
 	// evaluation, at least 1.
 	Rolling int
+	// Mix makes the partitions' learners mix their weights as a live
+	// group does (see pipeline.MixConfig), in lock step, so that results
+	// stay deterministic. It has no effect with one partition.
+	Mix pipeline.MixConfig
 	// PublishTo, if set, receives the published forecasts of every close,
 	// as trendstream run would send them. It must name its topic.
 	PublishTo *kafka.Writer
@@ -61,9 +65,10 @@ type Config struct {
 
 // DefaultConfig returns pipeline.DefaultConfig without the checks of event
 // times against the wall clock and the series cap, with decisions on, one
-// partition and 112 rolling origins. Origin is left for the caller.
+// partition, 112 rolling origins and pipeline.DefaultMixConfig. Origin is
+// left for the caller.
 func DefaultConfig() Config {
-	c := Config{Config: pipeline.DefaultConfig(), Partitions: 1, Rolling: 112}
+	c := Config{Config: pipeline.DefaultConfig(), Partitions: 1, Rolling: 112, Mix: pipeline.DefaultMixConfig()}
 	c.Limits.MaxFuture, c.Limits.MaxPast = -1, -1
 	c.MaxSeries = 0
 	c.Decisions.On = true
@@ -85,6 +90,9 @@ func (c *Config) validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := c.Mix.Validate(); err != nil {
+		return fmt.Errorf("backtest: %w", err)
 	}
 	return c.Config.Validate()
 }
@@ -122,6 +130,8 @@ type Result struct {
 	ReplaySeconds, EvaluateSeconds float64
 	// Decisions is what the decisions achieved, nil when they were off.
 	Decisions *Decisions
+	// Mixing totals what mixing the learners cost over all partitions.
+	Mixing pipeline.MixStats
 }
 
 // Trace is one series around the fixed origin.
@@ -186,6 +196,7 @@ type replay struct {
 	cfg    Config
 	parts  []*replayPartition
 	events atomic.Int64
+	mix    *lockstep // nil: the learners do not mix
 }
 
 // replayPartition is one partition's engine and its evaluating sink.
@@ -214,7 +225,10 @@ func newReplay(cfg Config, partitions int) (*replay, error) {
 	}
 	origin := spec.Index(cfg.Origin)
 	r := &replay{cfg: cfg}
-	for range partitions {
+	if cfg.Mix.Every > 0 && partitions > 1 {
+		r.mix = newLockstep(partitions)
+	}
+	for p := range partitions {
 		rp := &replayPartition{r: r, origin: origin, ids: map[*window.Series]int{}, traces: map[int]*Trace{},
 			first: -1 << 62, last: -1 << 62}
 		if cfg.Published == pipeline.NameAuto {
@@ -234,6 +248,11 @@ func newReplay(cfg Config, partitions int) (*replay, error) {
 		rp.eng, err = pipeline.NewEngine(cfg.Config, rp)
 		if err != nil {
 			return nil, err
+		}
+		if r.mix != nil {
+			if err := rp.eng.SetMixer(r.mix, int32(p), cfg.Mix); err != nil {
+				return nil, err
+			}
 		}
 		names := append(slices.Clone(rp.eng.Models()), NamePublished)
 		rp.eval, err = model.NewEvaluator(model.EvalConfig{Models: names, Horizon: cfg.Model.Horizon,
@@ -259,8 +278,34 @@ func (r *replay) run(ctx context.Context, read func(context.Context, func(int, p
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	chans := make([]chan pipeline.Record, len(r.parts))
+	queues := make([]*queue, len(r.parts))
 	var wg sync.WaitGroup
+	if r.mix != nil {
+		stop := context.AfterFunc(ctx, func() { r.mix.stop(errors.Join(errStopped, context.Cause(ctx))) })
+		defer stop()
+	}
 	for i, rp := range r.parts {
+		if r.mix != nil {
+			queues[i] = newQueue()
+			wg.Go(func() {
+				defer r.mix.drain(i)
+				var buf []pipeline.Record
+				for {
+					recs, ok := queues[i].take(buf)
+					if !ok {
+						return
+					}
+					for j := range recs {
+						if err := rp.process(&recs[j]); err != nil {
+							cancel(err)
+							return
+						}
+					}
+					buf = recs
+				}
+			})
+			continue
+		}
 		chans[i] = make(chan pipeline.Record, 4096)
 		wg.Go(func() {
 			for rec := range chans[i] {
@@ -278,10 +323,14 @@ func (r *replay) run(ctx context.Context, read func(context.Context, func(int, p
 		if err := context.Cause(ctx); err != nil {
 			return err
 		}
-		select {
-		case chans[p] <- rec:
-		case <-ctx.Done():
-			return context.Cause(ctx)
+		if queues[p] != nil {
+			queues[p].push(rec)
+		} else {
+			select {
+			case chans[p] <- rec:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
 		}
 		if n := r.events.Add(1); r.cfg.Progress != nil && n%4096 == 0 {
 			mu.Lock()
@@ -291,8 +340,12 @@ func (r *replay) run(ctx context.Context, read func(context.Context, func(int, p
 		return nil
 	}
 	readErr := read(ctx, emit)
-	for _, ch := range chans {
-		close(ch)
+	for i, ch := range chans {
+		if queues[i] != nil {
+			queues[i].close()
+		} else {
+			close(ch)
+		}
 	}
 	wg.Wait()
 	if err := errors.Join(readErr, context.Cause(ctx)); err != nil {
@@ -439,6 +492,12 @@ func (r *replay) result(replayed time.Duration) (*Result, error) {
 			res.DeadLetters[reason] += n
 		}
 		res.Series += rp.eng.Series()
+		mx := rp.eng.Mixing()
+		res.Mixing.Rounds += mx.Rounds
+		res.Mixing.Published += mx.Published
+		res.Mixing.Received += mx.Received
+		res.Mixing.Seconds += mx.Seconds
+		res.Mixing.WaitSeconds += mx.WaitSeconds
 		if rp.last > -1<<62 {
 			first, last = min(first, rp.first), max(last, rp.last)
 		}

@@ -10,9 +10,12 @@
 // RunTopic replays a Kafka topic's partitions (its only Kafka code, with
 // plain partition readers and no consumer group). Either way each
 // partition gets its own pipeline.Engine on its own goroutine, whose sink
-// feeds a model.Evaluator; the evaluations are merged at the end. Results
-// are deterministic for a configuration and seed, whatever the number of
-// goroutines, since partitions share nothing.
+// feeds a model.Evaluator; the evaluations are merged at the end. When
+// the learners mix across partitions (Config.Mix), the partitions meet at
+// every mixing round in lock step (mix.go), each mixing in the snapshots a
+// live group whose partitions keep pace would; otherwise they share
+// nothing. Results are deterministic for a configuration and seed,
+// whatever the number of goroutines and their pace.
 //
 // # Concurrency
 //

@@ -114,6 +114,12 @@ type global[N network[float32, B], B buffers[float32]] struct {
 
 	// Totals over the model's life (checkpointed).
 	examples, steps, skipped int64
+
+	// mixBase and mixBaseAvg are the weights and forecasting weights the
+	// last Mix left, nil before the first (see Mixable); fp caches the
+	// fingerprint of the configuration, 0 until first needed.
+	mixBase, mixBaseAvg []float32
+	fp                  uint64
 }
 
 // forecastChunk is the largest number of series forecast in one pass.

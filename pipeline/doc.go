@@ -12,7 +12,11 @@
 // series' event-time bucket (package window) and, at every bucket close,
 // runs the forecaster roster (roster.go): learners train on the closing
 // series, every forecaster forecasts them, and the published forecast is
-// chosen per series, by the auto ensemble when it runs. The engine hands
+// chosen per series, by the auto ensemble when it runs. With a Mixer
+// (Engine.SetMixer, mix.go) the learners of all partitions learn together:
+// every MixConfig.Every buckets a partition publishes its learners'
+// snapshots and mixes in the other partitions' latest, and commits the
+// round with the mixed weights. The engine hands
 // dead letters and closes to its Sink; Encoder turns a close into the
 // compact form a series' latest forecast is stored in and the forecast
 // topic's JSON record, which Renderer rebuilds from the compact form byte

@@ -22,6 +22,7 @@ import (
 //	p | partition | 't' | store                  latest trends record of a store's series in the partition
 //	p | partition | 'd' | slot | sequence        a batch of deduplication ids
 //	p | partition | 'x' | learner name           a learner's checkpoint
+//	p | partition | 'x' | learner name | "/mix"  a learner's last mixing round (mix.go)
 //	p | partition | 'l'                          restore position in the changelog
 //	p | partition | 'g'                          changelog fence: a new owner's generation
 //	i | series id                                partition holding the series

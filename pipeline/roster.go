@@ -38,6 +38,7 @@ type roster struct {
 	trained  bool
 	period   int
 	learnAll model.LearnStats
+	mix      *mixing // nil: learners do not mix (see Engine.SetMixer)
 
 	in     []model.Input
 	base   model.Input // the window of in[i] the per-series forecasters see
@@ -148,6 +149,11 @@ func (m *roster) close(bucket int64, closed []*window.Series, want bool, emit fu
 		}
 		m.stats.learn(time.Since(started), steps, loss)
 		m.closes++
+		if m.mix != nil {
+			if err := m.mixRound(bucket); err != nil {
+				return err
+			}
+		}
 	}
 	if !want {
 		for _, s := range closed {
@@ -310,6 +316,9 @@ func (m *roster) appendState(b Writes, p int32, dirty []*window.Series, force bo
 		}
 	}
 	m.key, m.val = k, val
+	if m.mix != nil && slices.Contains(m.mix.dirty, true) {
+		force = true // a mixing round is durable with the weights it made
+	}
 	if !m.trained || (m.closes < m.cfg.CheckpointEvery && !force) {
 		return nil
 	}
@@ -325,7 +334,7 @@ func (m *roster) appendState(b Writes, p int32, dirty []*window.Series, force bo
 		b.SetFinal(checkpointKey(k[:0], p, m.names[len(m.series)+i]), cp, 0)
 	}
 	m.closes, m.trained = 0, false
-	return nil
+	return m.appendMix(b, p)
 }
 
 // load restores the learners' checkpoints of partition p. A checkpoint
@@ -342,7 +351,7 @@ func (m *roster) load(db Store, p int32) error {
 			return fmt.Errorf("pipeline: partition %d's %s checkpoint does not fit the configured model (delete the state directory or restore the configuration): %w", p, name, err)
 		}
 	}
-	return nil
+	return m.loadMix(db, p)
 }
 
 // loadSeries restores the ensemble state of series s of partition p.

@@ -86,6 +86,10 @@ type Config struct {
 	// state, co-partitioned with the input. Empty means the group id
 	// followed by ".changelog".
 	ChangelogTopic string
+	// Mix makes the partitions' learners mix their weights through the
+	// compacted topic named by the group id followed by ".models" (see
+	// pipeline.MixConfig); an Every of 0 turns it off.
+	Mix pipeline.MixConfig
 	// Standby keeps every input partition this instance is not assigned
 	// warm in the local store by following the changelog, so a partition
 	// moving here restores only the latest records. It costs each
@@ -186,6 +190,7 @@ func (c Compression) codec() (kafka.Compression, bool) {
 func DefaultConfig() Config {
 	c := Config{
 		Config:          pipeline.DefaultConfig(),
+		Mix:             pipeline.DefaultMixConfig(),
 		Group:           "trendstream",
 		InputTopic:      "sales",
 		OutputTopic:     "forecasts",
@@ -287,6 +292,9 @@ func (c *Config) validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := c.Mix.Validate(); err != nil {
+		return fmt.Errorf("stream: %w", err)
 	}
 	return c.Config.Validate()
 }

@@ -26,6 +26,11 @@
 // and a record the brokers refuse for itself is dropped and counted rather
 // than retried forever.
 //
+// The partitions' learners mix their weights through the compacted models
+// topic (models.go, Config.Mix): at every mixing round a task publishes
+// its learner's snapshot and mixes in the latest of every other
+// partition's, which a follower goroutine of the processor keeps.
+//
 // Everything that is not Kafka lives in package pipeline; the connection
 // settings are shared with backtest's topic replay (Connection).
 //

@@ -28,6 +28,7 @@ type Processor struct {
 	db        *state.DB
 	writer    *kafka.Writer
 	changelog *changelog // nil when disabled
+	models    *models    // nil when the learners do not mix
 	m         *metrics
 	// catalog holds the catalog and inventory topics' records when
 	// decisions are on, else nil; trendWindow is the trend classifier's
@@ -86,6 +87,9 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 	p.catalog, p.trendWindow = catalog, trendWindow
 	if !cfg.NoChangelog {
 		p.changelog = newChangelog(cfg.Connection, cfg.changelogTopic(), cfg.DedupTTL(), cfg.Logger, p.m)
+	}
+	if cfg.Mix.Every > 0 {
+		p.models = newModels(&p.cfg.Connection, modelsTopic(cfg.Group), cfg.Logger, cfg.Registerer)
 	}
 	codec, _ := cfg.Compression.codec()
 	if p.changelog != nil {
@@ -163,6 +167,14 @@ func (p *Processor) Run(ctx context.Context) error {
 	if p.cfg.Standby && p.changelog != nil {
 		standby.Go(func() { p.standbyLoop(runCtx) })
 	}
+	// The models topic's follower outlives the tasks, whose last batches
+	// may still mix.
+	followCtx, stopFollow := context.WithCancel(context.WithoutCancel(runCtx))
+	defer stopFollow()
+	var follower sync.WaitGroup
+	if p.models != nil {
+		follower.Go(func() { p.models.follow(followCtx) })
+	}
 
 	backoff := newBackoff(500*time.Millisecond, 10*time.Second)
 	for {
@@ -192,8 +204,15 @@ func (p *Processor) Run(ctx context.Context) error {
 	standby.Wait()
 	stopSides() // the side readers write dead letters through the writer
 	sides.Wait()
+	stopFollow()
+	follower.Wait()
 	if err := p.writer.Close(); err != nil {
 		p.cfg.Logger.Warn("closing writer", "err", err)
+	}
+	if p.models != nil {
+		if err := p.models.close(); err != nil {
+			p.cfg.Logger.Warn("closing models writer", "err", err)
+		}
 	}
 	if p.changelog != nil {
 		if err := p.changelog.close(); err != nil {
@@ -306,6 +325,9 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 		}
 		if err == nil && p.catalog != nil {
 			err = p.ensureDecisionTopics(ctx)
+		}
+		if err == nil && p.models != nil {
+			err = p.models.ensure(ctx, p.cfg.ReplicationFactor)
 		}
 		if err == nil {
 			return nil

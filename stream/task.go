@@ -32,6 +32,7 @@ type task struct {
 	eng       *pipeline.Engine
 	enc       *pipeline.Encoder
 	gen       owner
+	mixer     *taskMixer // nil when the learners do not mix
 	// token stamps the task's changelog records: its generation, raised
 	// above the changelog's highest when the group's generations started
 	// over (see changelog).
@@ -90,6 +91,12 @@ func newTask(p *Processor, partition int32, gen owner, id int32) (*task, error) 
 	var err error
 	if t.eng, err = pipeline.NewEngine(p.cfg.Config, t); err != nil {
 		return nil, err
+	}
+	if p.models != nil {
+		t.mixer = p.models.forTask(context.Background(), partition)
+		if err := t.eng.SetMixer(t.mixer, partition, p.cfg.Mix); err != nil {
+			return nil, err
+		}
 	}
 	if t.enc, err = pipeline.NewEncoder(t.eng.Spec(), p.cfg.Model.Levels, p.cfg.FlatPct); err != nil {
 		return nil, err
@@ -211,6 +218,9 @@ func (t *task) run(ctx context.Context) error {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(t.proc.cfg.ShutdownGrace, cancel) })
 	defer stop()
+	if t.mixer != nil {
+		t.mixer.ctx = wctx // mixing rounds write as outputs do
+	}
 
 	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
 	for {

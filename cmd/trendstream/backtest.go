@@ -75,6 +75,7 @@ writes the published forecasts to a topic.`,
 	fs.String("publish", "", "write the published forecasts to this topic (with --brokers)")
 	fs.Bool("quiet", false, "no progress output")
 	addProcessingFlags(fs, def.Config)
+	addMixFlags(fs, def.Mix)
 	return cmd
 }
 
@@ -129,6 +130,10 @@ func runBacktest(cmd *cobra.Command, _ []string) error {
 
 	rep := newReport(res, cfg, in.name)
 	printSummary(os.Stdout, rep)
+	if m := rep.Run.Mixing; m != nil {
+		fmt.Printf("\nmixing every %d buckets: %.0f rounds per partition, %.0f bytes published and %.0f received per partition and round, %.2f ms per mix (%.2f ms waiting for peers)\n",
+			m.Every, m.RoundsPerPartition, m.PublishedBytesPerRound, m.ReceivedBytesPerRound, m.MillisecondsPerRound, m.WaitMillisecondsPerRound)
+	}
 	outStart := time.Now()
 	if dir := v.GetString("plots"); dir != "" {
 		files, err := writePlots(dir, res, cfg)
@@ -167,6 +172,9 @@ func backtestConfig(v *viper.Viper, log *slog.Logger) (backtest.Config, error) {
 	cfg.Partitions = v.GetInt("partitions")
 	cfg.Rolling = v.GetInt("rolling")
 	cfg.Logger = log
+	if cfg.Mix, err = mixConfig(v); err != nil {
+		return cfg, err
+	}
 	if cfg.Rolling < 1 {
 		return cfg, fmt.Errorf("--rolling %d: want at least one origin", cfg.Rolling)
 	}
@@ -351,6 +359,19 @@ type reportRun struct {
 	Seed        uint64             `json:"seed"`
 	Version     string             `json:"version"`
 	Stages      map[string]float64 `json:"stages"`
+	Mixing      *reportMixing      `json:"mixing,omitempty"`
+}
+
+// reportMixing is what mixing the learners across partitions cost, per
+// partition and round.
+type reportMixing struct {
+	Every                    int     `json:"every"`
+	Gain                     float64 `json:"gain"`
+	RoundsPerPartition       float64 `json:"rounds_per_partition"`
+	PublishedBytesPerRound   float64 `json:"published_bytes_per_partition_round"`
+	ReceivedBytesPerRound    float64 `json:"received_bytes_per_partition_round"`
+	MillisecondsPerRound     float64 `json:"ms_per_mix"`
+	WaitMillisecondsPerRound float64 `json:"wait_ms_per_mix"`
 }
 
 func newReport(res *backtest.Result, cfg backtest.Config, src string) *report {
@@ -380,8 +401,22 @@ func newReport(res *backtest.Result, cfg backtest.Config, src string) *report {
 		Decisions:   res.Decisions,
 		Input: reportInput{Records: res.Records, Accepted: res.Accepted, Duplicates: res.Duplicates,
 			Late: res.Late, DeadLetters: dl, Partitions: res.Partitions, Published: cfg.Published},
-		Run: reportRun{Events: res.Records, Forecasts: res.Forecasts, TrainSteps: res.TrainSteps, Seed: cfg.Learner.Seed, Version: buildVersion()},
+		Run: reportRun{Events: res.Records, Forecasts: res.Forecasts, TrainSteps: res.TrainSteps, Seed: cfg.Learner.Seed,
+			Version: buildVersion(), Mixing: newReportMixing(res, cfg)},
 	}
+}
+
+// newReportMixing returns the mixing cost of a backtest whose partitions
+// mixed, or nil.
+func newReportMixing(res *backtest.Result, cfg backtest.Config) *reportMixing {
+	mx := res.Mixing
+	if mx.Rounds == 0 {
+		return nil
+	}
+	n := float64(mx.Rounds)
+	return &reportMixing{Every: cfg.Mix.Every, Gain: cfg.Mix.Gain, RoundsPerPartition: n / float64(res.Partitions),
+		PublishedBytesPerRound: float64(mx.Published) / n, ReceivedBytesPerRound: float64(mx.Received) / n,
+		MillisecondsPerRound: 1000 * mx.Seconds / n, WaitMillisecondsPerRound: 1000 * mx.WaitSeconds / n}
 }
 
 // buildVersion identifies the binary: its module version and VCS revision.

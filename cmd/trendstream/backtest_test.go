@@ -132,6 +132,10 @@ func TestBacktestCommand(t *testing.T) {
 	for _, r := range reports {
 		delete(r["run"].(map[string]any), "wall_seconds")
 		delete(r["run"].(map[string]any), "stages")
+		if mix, ok := r["run"].(map[string]any)["mixing"].(map[string]any); ok { // timings
+			delete(mix, "ms_per_mix")
+			delete(mix, "wait_ms_per_mix")
+		}
 	}
 	if !reflect.DeepEqual(reports[0], reports[1]) {
 		t.Error("two backtests of the same data with the same seed differ beyond wall time")

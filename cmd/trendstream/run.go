@@ -96,6 +96,7 @@ Go profiles under /debug/pprof/ on --pprof-addr, if given.`,
 	fs.String("http-addr", "127.0.0.1:8080", "address of the HTTP API, health checks and metrics")
 	addHTTPFlags(fs)
 	addProcessingFlags(fs, def.Config)
+	addMixFlags(fs, def.Mix)
 	fs.String("late-policy", string(def.LatePolicy), "what happens to events behind the watermark: dlq or drop (both counted)")
 	fs.Duration("dedup-horizon", def.DedupHorizon, "event time during which a repeated event_id is dropped as a duplicate; at least the longest bucket (25h for 1d, 169h for 1w), or 0 to turn deduplication off")
 	fs.Int("dedup-max-ids", def.DedupMaxIDs, "event ids remembered per partition, about 50 bytes each; beyond it the oldest event-time hours are forgotten early (counted in dedup_forgotten_total) (0: no cap)")
@@ -203,6 +204,9 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 	cfg.NoChangelog = !v.GetBool("changelog")
 	cfg.ChangelogTopic = v.GetString("changelog-topic")
 	cfg.Standby = v.GetBool("standby")
+	if cfg.Mix, err = mixConfig(v); err != nil {
+		return cfg, err
+	}
 	cfg.StandbyInterval = v.GetDuration("standby-interval")
 	cfg.Limits.MaxBytes = v.GetInt("max-bytes")
 	cfg.Limits.MinQty = v.GetFloat64("min-qty")
