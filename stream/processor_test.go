@@ -199,7 +199,7 @@ func TestProcessorEndToEnd(t *testing.T) {
 		if err := json.Unmarshal(m.Value, &f); err != nil {
 			t.Fatalf("forecast is not JSON: %v\n%s", err, m.Value)
 		}
-		if string(m.Key) != f.Series || f.Store+"/"+f.SKU != f.Series || f.Bucket != "1d" || f.Model != "auto" || f.ModelVersion != "mean tsb 1.00; quantiles tsb" {
+		if string(m.Key) != f.Series || f.Store+"/"+f.SKU != f.Series || f.Bucket != "1d" || f.Model != "auto" || f.ModelVersion != "mean ets 1.00; quantiles ets" {
 			t.Errorf("bad forecast header: key %s, %+v", m.Key, f)
 		}
 		if len(f.Steps) != 28 {

@@ -1,11 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"github.com/trendstream/trendstream/internal/faultdisk"
 	"github.com/trendstream/trendstream/internal/faultproxy"
 	"github.com/trendstream/trendstream/internal/kafkatest"
+	"github.com/trendstream/trendstream/state"
 )
 
 // networkFault is one step of TestNetworkFaults: inject starts the fault
@@ -71,7 +73,11 @@ func TestNetworkFaults(t *testing.T) {
 	msgs, truth, malformed := crashEvents(21, 40, 10)
 	// A malformed record whose dead letter the capped dead-letter topic
 	// refuses: it goes there as headers alone.
-	big := kafka.Message{Key: []byte("S0/K000"), Value: fmt.Appendf(nil, `{"event_id":"big","qty":%s`, bytes.Repeat([]byte("9"), 3000))}
+	// Random text, so that its dead letter stays over the cap when the
+	// producer compresses it.
+	noise := make([]byte, 2250)
+	rand.NewChaCha8([32]byte{}).Read(noise)
+	big := kafka.Message{Key: []byte("S0/K000"), Value: fmt.Appendf(nil, `{"event_id":"big","qty":"%s`, base64.StdEncoding.AppendEncode(nil, noise))}
 	faults := []networkFault{
 		{name: "delay", inject: func(px *faultproxy.Proxy) <-chan struct{} { px.SetDelay(200 * time.Millisecond); return nil },
 			end: func(px *faultproxy.Proxy) { time.Sleep(2 * time.Second); px.SetDelay(0) }},
@@ -214,7 +220,9 @@ func TestStateDiskFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills a disk under the binary")
 	}
-	// Badger's default 64 MiB memtables: a commit needs 128 MiB free.
+	// A commit needs two memtables free; a filled disk leaves one and a
+	// half.
+	leave := uint64(state.DefaultConfig("").MemTableSize) * 3 / 2
 	d := faultdisk.New(t, 256<<20)
 	brokers := devCluster(t, 4)
 	msgs, truth, _ := crashEvents(31, 40, 10)
@@ -277,7 +285,7 @@ func TestStateDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCommitted(third)
-	release, err := d.Fill(100 << 20)
+	release, err := d.Fill(leave)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +300,7 @@ func TestStateDiskFull(t *testing.T) {
 	waitReady(t, in.child, in.addr)
 
 	// Full again: SIGTERM stops the processor without a SIGBUS.
-	if release, err = d.Fill(100 << 20); err != nil {
+	if release, err = d.Fill(leave); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.WriteMessages(ctx, msgs[2*third:]...); err != nil {
