@@ -111,6 +111,11 @@ var ErrPromoState = errors.New("model: bad promotion state encoding")
 // without promotion and lift L. Apply divides that mixture out and
 // multiplies the plan back in: the step's factor is L/(1 − π_s + π_s·L)
 // on a planned promotion bucket and 1/(1 − π_s + π_s·L) on any other.
+// The mixture is per slot because the published forecasters are seasonal
+// (exponential smoothing with a weekly season, the learners with calendar
+// inputs): their forecast for a Tuesday averages past Tuesdays. A
+// forecaster without a season (ma28, tsb) averages over every slot, and
+// the per-slot de-mix is then only approximate.
 // The mean and every quantile of the step are scaled by the same factor,
 // which keeps the quantiles ordered and non-negative and treats the
 // promotion as a multiplicative change of scale (the relative spread of

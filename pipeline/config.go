@@ -69,6 +69,9 @@ type Config struct {
 	// Decisions configures the trends and replenishment plans made at
 	// every close; off by default.
 	Decisions Decisions
+	// Promotions configures the promotion lifts and the plans applied to
+	// published forecasts; off by default.
+	Promotions Promotions
 	// FlatPct is the trend summary's band, in percent, within which a
 	// change counts as flat.
 	FlatPct float64
@@ -180,6 +183,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("pipeline: FlatPct %v is not a non-negative number", c.FlatPct)
 	}
 	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	if err := c.Promotions.validate(); err != nil {
 		return err
 	}
 	if err := c.Decisions.validate(c.Model.Horizon); err != nil {

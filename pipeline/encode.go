@@ -151,7 +151,7 @@ const compactVersion = 1
 //	watermark sec, offset | model | model_version | extra quantile keys |
 //	per step: mean, p10, p50, p90, extras | trend direction | change_pct: 0, or 1 and float64 bits
 func (e *Encoder) AppendCompact(dst []byte, c *Close, version string) []byte {
-	f := c.Forecasts[c.Published]
+	f := c.PublishedForecast()
 	dst = append(dst, compactVersion)
 	dst = appendBytes(dst, e.bucket)
 	dst = append(dst, e.stepStarts(c.Bucket, len(f.Mean))...)

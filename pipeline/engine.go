@@ -52,8 +52,21 @@ type Close struct {
 	// Decision is what the engine decided from the published forecast
 	// when Config.Decisions is on and Forecasts is not nil, else nil.
 	Decision *Decision
+	// Planned is the published forecast under the series' promotion plan
+	// when Config.Promotions knows one and Forecasts is not nil, else nil
+	// (see PublishedForecast).
+	Planned *model.Forecast
 
 	roster *roster
+}
+
+// PublishedForecast returns the forecast to publish: Planned if set, else
+// the published forecaster's.
+func (c *Close) PublishedForecast() *model.Forecast {
+	if c.Planned != nil {
+		return c.Planned
+	}
+	return c.Forecasts[c.Published]
 }
 
 // Version returns the published forecaster's version for forecast
@@ -75,8 +88,8 @@ type Counters struct {
 	// DeadLetters counts rejected records by reason.
 	DeadLetters map[Reason]int64
 	// Closes counts bucket closes and Forecasts the series forecast at
-	// them.
-	Closes, Forecasts int64
+	// them; Planned those published under a promotion plan.
+	Closes, Forecasts, Planned int64
 	// Evicted and Revived count series moved out of and back into memory,
 	// Retired series deleted for idleness (see Config.RetireAfter).
 	Evicted, Revived, Retired int64
@@ -120,6 +133,7 @@ type Engine struct {
 	created []*window.Series // series first seen since the last commit
 	roster  *roster
 	decider *decider // nil unless Config.Decisions is on
+	promo   *promoter // nil unless Config.Promotions is on
 	now     time.Time
 	cnt     Counters
 	skipped int64 // the partition's Skipped as of the last Counters
@@ -175,6 +189,9 @@ func NewEngine(cfg Config, sink Sink) (*Engine, error) {
 		return nil, err
 	}
 	if e.decider, err = newDecider(&e.cfg.Decisions, e.cfg.Model.Horizon); err != nil {
+		return nil, err
+	}
+	if e.promo, err = newPromoter(&e.cfg.Promotions, part.Spec(), e.cfg.Model.Horizon); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -294,6 +311,11 @@ func (e *Engine) decodeSeries(id, v []byte) (s *window.Series, err error) {
 	if err := e.roster.loadSeries(e.store, e.p, s); err != nil {
 		return nil, err
 	}
+	if e.promo != nil {
+		if err := e.promo.loadSeries(e.store, e.p, s); err != nil {
+			return nil, err
+		}
+	}
 	if e.decider != nil {
 		return s, e.decider.loadSeries(e.store, e.p, s)
 	}
@@ -337,6 +359,9 @@ func (e *Engine) forget(s *window.Series) {
 	if e.decider != nil {
 		e.decider.forget(s)
 	}
+	if e.promo != nil {
+		e.promo.forget(s)
+	}
 }
 
 // onClose runs the forecasters for every series that closed a bucket, and
@@ -355,12 +380,20 @@ func (e *Engine) onClose(bucket int64, closed []*window.Series) error {
 	}
 	err := e.roster.close(bucket, closed, want, func(s *window.Series, fcs []*model.Forecast, pub int) error {
 		e.markDirty(s)
-		c.Series, c.Forecasts, c.Published, c.Decision = s, fcs, pub, nil
+		c.Series, c.Forecasts, c.Published, c.Decision, c.Planned = s, fcs, pub, nil, nil
+		if e.promo != nil {
+			e.promo.observe(s)
+		}
 		if fcs != nil {
 			e.cnt.Forecasts++
 			c.Model = e.roster.names[pub]
+			if e.promo != nil {
+				if c.Planned = e.promo.apply(bucket, s, fcs[pub]); c.Planned != nil {
+					e.cnt.Planned++
+				}
+			}
 			if decide {
-				c.Decision = e.decider.decide(bucket, s, fcs[pub])
+				c.Decision = e.decider.decide(bucket, s, c.PublishedForecast())
 			}
 		}
 		return e.sink.Closed(c)
@@ -478,6 +511,9 @@ func (e *Engine) AppendState(w Writes, p int32, first, next int64, final bool) e
 	if e.decider != nil {
 		e.decider.appendState(w, p, e.dirty)
 	}
+	if e.promo != nil {
+		e.promo.appendState(w, p, e.dirty)
+	}
 	for _, s := range e.created {
 		e.id = append(e.id[:0], s.ID()...)
 		k, val = indexKey(k[:0], e.id), appendPartition(val[:0], p)
@@ -557,8 +593,8 @@ func (e *Engine) retire(w Writes, p int32, s *window.Series) {
 // retireKeys deletes every key of series id of partition p, given its
 // activity: its state first, so that a commit split by a crash never
 // leaves a state whose buckets are missing, then the buckets the store
-// holds, its latest forecast, its ensemble scores, its decision state and
-// latest replenishment plan, and its index entry.
+// holds, its latest forecast, its ensemble scores, its decision state,
+// latest replenishment plan and promotion state, and its index entry.
 func (e *Engine) retireKeys(w Writes, p int32, id []byte, a window.Activity) {
 	k := e.key[:0]
 	w.Delete(key(k, p, kindSeries, id))
@@ -569,6 +605,7 @@ func (e *Engine) retireKeys(w Writes, p int32, id []byte, a window.Activity) {
 	w.Delete(key(k, p, kindSelect, id))
 	w.Delete(key(k, p, kindDecision, id))
 	w.Delete(key(k, p, kindPlan, id))
+	w.Delete(key(k, p, kindPromo, id))
 	w.Delete(indexKey(k, id))
 	e.key = k
 	e.cnt.Retired++
@@ -664,6 +701,11 @@ func (e *Engine) Load(st Store, p int32) (next int64, err error) {
 	}
 	if e.decider != nil {
 		if err := e.decider.load(st, p); err != nil {
+			return -1, err
+		}
+	}
+	if e.promo != nil {
+		if err := e.promo.load(st, p); err != nil {
 			return -1, err
 		}
 	}

@@ -20,6 +20,8 @@ import (
 //	p | partition | 'n' | series id              latest replenishment plan record of a series
 //	p | partition | 'r'                          replenishment calibration of the partition
 //	p | partition | 't' | store                  latest trends record of a store's series in the partition
+//	p | partition | 'o' | series id              promotion-lift state of a series (plans.go)
+//	p | partition | 'q'                          pooled promotion lift of the partition
 //	p | partition | 'd' | slot | sequence        a batch of deduplication ids
 //	p | partition | 'x' | learner name           a learner's checkpoint
 //	p | partition | 'x' | learner name | "/mix"  a learner's last mixing round (mix.go)
@@ -39,6 +41,8 @@ const (
 	kindPlan      kind = 'n'
 	kindCalib     kind = 'r'
 	kindTrends    kind = 't'
+	kindPromo     kind = 'o'
+	kindPromoPool kind = 'q'
 	kindDedup     kind = 'd'
 	kindModel     kind = 'x'
 	kindChangelog kind = 'l'
