@@ -132,7 +132,7 @@ type Engine struct {
 	isDirty map[*window.Series]bool
 	created []*window.Series // series first seen since the last commit
 	roster  *roster
-	decider *decider // nil unless Config.Decisions is on
+	decider *decider  // nil unless Config.Decisions is on
 	promo   *promoter // nil unless Config.Promotions is on
 	now     time.Time
 	cnt     Counters
