@@ -59,6 +59,11 @@ type Config struct {
 	// was generated with: the report then has the trend classes'
 	// precision and recall (see Decisions).
 	Truth *Truth
+	// PromoKnown, when set, is the input's promotion calendar, known in
+	// advance: the engines estimate promotion lifts and publish their
+	// forecasts under the calendar's plans (see pipeline.Promotions), and
+	// the report scores promotion steps apart (see Promotions).
+	PromoKnown *PromoCalendar
 	// Logger receives warnings. Nil discards them.
 	Logger *slog.Logger
 }
@@ -90,6 +95,9 @@ func (c *Config) validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.PromoKnown != nil {
+		c.Promotions.On, c.Promotions.Plans = true, c.PromoKnown
 	}
 	if err := c.Mix.Validate(); err != nil {
 		return fmt.Errorf("backtest: %w", err)
@@ -132,6 +140,9 @@ type Result struct {
 	Decisions *Decisions
 	// Mixing totals what mixing the learners cost over all partitions.
 	Mixing pipeline.MixStats
+	// Promotions is what the known promotion calendar brought, nil
+	// without Config.PromoKnown.
+	Promotions *Promotions
 }
 
 // Trace is one series around the fixed origin.
@@ -212,6 +223,7 @@ type replayPartition struct {
 	first  int64
 	last   int64
 	dec    *decisionEval // nil when decisions are off
+	promo  *promoEval    // nil without a promotion calendar
 
 	enc   *pipeline.Encoder
 	out   []kafka.Message
@@ -244,6 +256,9 @@ func newReplay(cfg Config, partitions int) (*replay, error) {
 			if rp.dec, err = newDecisionEval(&cfg.Decisions, cfg.Model.Horizon); err != nil {
 				return nil, err
 			}
+		}
+		if cfg.PromoKnown != nil {
+			rp.promo = newPromoEval(cfg.PromoKnown, origin, cfg.Rolling)
 		}
 		rp.eng, err = pipeline.NewEngine(cfg.Config, rp)
 		if err != nil {
@@ -391,6 +406,9 @@ func (rp *replayPartition) finish(end time.Time) error {
 		return err
 	}
 	rp.eval.Finish()
+	if rp.promo != nil {
+		rp.promo.finish()
+	}
 	return rp.flushOutputs(true)
 }
 
@@ -427,10 +445,13 @@ func (rp *replayPartition) Closed(c *pipeline.Close) error {
 			return err
 		}
 	}
+	if rp.promo != nil {
+		rp.promo.closed(c)
+	}
 	if c.Forecasts == nil {
 		return nil
 	}
-	rp.row = append(append(rp.row[:0], c.Forecasts...), c.Forecasts[c.Published])
+	rp.row = append(append(rp.row[:0], c.Forecasts...), c.PublishedForecast())
 	rp.eval.Forecast(id, bucket, rp.row)
 	if bucket == rp.origin {
 		names := rp.eng.Models()
@@ -513,6 +534,7 @@ func (r *replay) result(replayed time.Duration) (*Result, error) {
 		res.First, res.Last, res.Buckets = spec.Start(first), spec.Start(last), int(last-first+1)
 	}
 	res.Decisions = decisionsResult(&r.cfg, r.parts, spec)
+	res.Promotions = promoResult(r.parts)
 	res.EvaluateSeconds = time.Since(started).Seconds()
 	return res, nil
 }

@@ -173,7 +173,7 @@ func (de *decisionEval) closed(c *pipeline.Close, plan bool) error {
 	for i, target := range ServiceTargets {
 		pol := de.policy
 		pol.ServiceLevel = target
-		if err := de.reps[i].Update(&st[i], c.Bucket, de.y, c.Forecasts[c.Published], pol, nil, &de.plan); err != nil {
+		if err := de.reps[i].Update(&st[i], c.Bucket, de.y, c.PublishedForecast(), pol, nil, &de.plan); err != nil {
 			return fmt.Errorf("backtest: planning series %q: %w", s.ID(), err)
 		}
 		p.orderUpTo[i], p.reorder[i], p.mean = de.plan.OrderUpTo, de.plan.ReorderPoint, de.plan.Mean

@@ -246,3 +246,25 @@ func PromoWhatIf(st Store, p int32, id string, cfg Promotions, spec window.Spec,
 	}
 	return w, true, nil
 }
+
+// PromoLifts calls fn with the estimated lift of every series in memory
+// and the promotion buckets, weighted by age, its own estimate rests on;
+// nothing when promotions are off.
+func (e *Engine) PromoLifts(fn func(series string, lift, promotions float64)) {
+	if e.promo == nil {
+		return
+	}
+	for s, st := range e.promo.states {
+		l, n := e.promo.lift.Lift(st, &e.promo.pool)
+		fn(s.ID(), l, n)
+	}
+}
+
+// PooledLift returns the partition's pooled promotion lift, 1 when
+// promotions are off or none was seen.
+func (e *Engine) PooledLift() float64 {
+	if e.promo == nil {
+		return 1
+	}
+	return e.promo.lift.Pooled(&e.promo.pool)
+}
