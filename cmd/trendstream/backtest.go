@@ -74,6 +74,7 @@ writes the published forecasts to a topic.`,
 	fs.String("html", "", "write the report with its charts as one self-contained HTML page to this file")
 	fs.String("publish", "", "write the published forecasts to this topic (with --brokers)")
 	fs.Bool("quiet", false, "no progress output")
+	fs.Bool("promo-known", false, "with --events or --synthetic: the input's promo column is known in advance; forecasts are published under the plan and the report scores promotion days apart")
 	addProcessingFlags(fs, def.Config)
 	addMixFlags(fs, def.Mix)
 	return cmd
@@ -110,6 +111,9 @@ func runBacktest(cmd *cobra.Command, _ []string) error {
 	}
 	if in.close != nil {
 		defer in.close()
+	}
+	if err := promoKnown(v, &cfg); err != nil {
+		return err
 	}
 	stages["load_seconds"] = time.Since(loadStart).Seconds()
 
@@ -328,6 +332,7 @@ type report struct {
 	FixedOrigin map[string]model.Metrics `json:"fixed_origin"`
 	Rolling     map[string]any           `json:"rolling"`
 	Decisions   *backtest.Decisions      `json:"decisions,omitempty"`
+	Promotions  *backtest.Promotions     `json:"promotions,omitempty"`
 	Input       reportInput              `json:"input"`
 	Run         reportRun                `json:"run"`
 }
@@ -399,6 +404,7 @@ func newReport(res *backtest.Result, cfg backtest.Config, src string) *report {
 		FixedOrigin: res.Fixed,
 		Rolling:     rolling,
 		Decisions:   res.Decisions,
+		Promotions:  res.Promotions,
 		Input: reportInput{Records: res.Records, Accepted: res.Accepted, Duplicates: res.Duplicates,
 			Late: res.Late, DeadLetters: dl, Partitions: res.Partitions, Published: cfg.Published},
 		Run: reportRun{Events: res.Records, Forecasts: res.Forecasts, TrainSteps: res.TrainSteps, Seed: cfg.Learner.Seed,
@@ -453,6 +459,7 @@ func printSummary(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "\nrolling (%v origins)\n", rep.Rolling["origins"])
 	summaryTable(w, rolling)
 	decisionsSummary(w, rep.Decisions)
+	promoSummary(w, rep.Promotions)
 }
 
 func summaryTable(w io.Writer, ms map[string]model.Metrics) {

@@ -64,13 +64,12 @@ func decisionsConfig(v *viper.Viper, d pipeline.Decisions) (pipeline.Decisions, 
 // its truth for the trend classes' scores, and, unless --origin says
 // otherwise, the origin a horizon before its last day.
 func openSynthetic(v *viper.Viper, cfg *backtest.Config, in *replayInput) error {
-	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	days := v.GetInt("days")
+	sc := synthConfig(v)
+	start, days := sc.Start, sc.Days
 	if days < 1 {
 		return fmt.Errorf("--days %d: --synthetic needs a finite number of days", days)
 	}
-	gen, err := source.NewSynthetic(source.SynthConfig{Stores: v.GetInt("stores"), SKUs: v.GetInt("skus"),
-		Seed: v.GetUint64("seed"), Days: days, Start: start})
+	gen, err := source.NewSynthetic(sc)
 	if err != nil {
 		return fmt.Errorf("--synthetic: %w", err)
 	}
@@ -80,6 +79,13 @@ func openSynthetic(v *viper.Viper, cfg *backtest.Config, in *replayInput) error 
 	cfg.Truth = &backtest.Truth{Items: gen.Truth(), Start: start}
 	in.src, in.name = gen, fmt.Sprintf("synthetic:seed=%d,stores=%d,skus=%d,days=%d", v.GetUint64("seed"), v.GetInt("stores"), v.GetInt("skus"), days)
 	return nil
+}
+
+// synthConfig returns the synthetic generator's configuration the
+// backtest's flags give.
+func synthConfig(v *viper.Viper) source.SynthConfig {
+	return source.SynthConfig{Stores: v.GetInt("stores"), SKUs: v.GetInt("skus"),
+		Seed: v.GetUint64("seed"), Days: v.GetInt("days"), Start: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
 }
 
 // decisionsSummary prints the achieved service levels and, when the
