@@ -3,6 +3,9 @@ package pipeline
 import (
 	"fmt"
 	"math"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/trendstream/trendstream/model"
 	"github.com/trendstream/trendstream/window"
@@ -267,4 +270,124 @@ func (e *Engine) PooledLift() float64 {
 		return 1
 	}
 	return e.promo.lift.Pooled(&e.promo.pool)
+}
+
+// PlanRecord is the value of a record on the plans topic, keyed by series
+// id "STORE/SKU": the series' planned promotions, and the body of a
+// what-if request. schema/plans.schema.json describes it. Promo lists the
+// promotion buckets, each as a date (YYYY-MM-DD, the day's bucket start
+// in the buckets' time zone) or an RFC 3339 time inside the bucket; every
+// other bucket is planned without a promotion. An empty value (a
+// tombstone) drops the series' plan, which makes it unknown again.
+type PlanRecord struct {
+	Promo []string `json:"promo"`
+}
+
+// maxPlanBytes bounds a plans record's value; maxPlanBuckets its
+// promotion buckets.
+const (
+	maxPlanBytes   = 16384
+	maxPlanBuckets = 1000
+)
+
+// DecodePlan decodes a plans record into the sorted, distinct indices of
+// its promotion buckets in spec. A bad record is an *InvalidError whose
+// reason and detail go to the dead-letter topic, like a bad sale.
+func DecodePlan(key, value []byte, spec window.Spec) ([]int64, error) {
+	if len(value) > maxPlanBytes {
+		return nil, &InvalidError{Reason: ReasonOversized, Detail: fmt.Sprintf("%d bytes, the limit is %d", len(value), maxPlanBytes)}
+	}
+	var rec PlanRecord
+	if err := decodeSide(key, value, &rec); err != nil {
+		return nil, err
+	}
+	if rec.Promo == nil {
+		return nil, &InvalidError{Reason: ReasonMissingField, Detail: "promo is missing"}
+	}
+	if len(rec.Promo) > maxPlanBuckets {
+		return nil, &InvalidError{Reason: ReasonInvalidField, Detail: fmt.Sprintf("%d promotion buckets, the limit is %d", len(rec.Promo), maxPlanBuckets)}
+	}
+	idx := make([]int64, 0, len(rec.Promo))
+	for _, s := range rec.Promo {
+		t, err := time.ParseInLocation(time.DateOnly, s, spec.Location())
+		if err != nil {
+			if t, err = time.Parse(time.RFC3339, s); err != nil {
+				return nil, &InvalidError{Reason: ReasonInvalidField, Detail: fmt.Sprintf("promo %q is neither a date nor an RFC 3339 time", s)}
+			}
+		}
+		idx = append(idx, spec.Index(t))
+	}
+	slices.Sort(idx)
+	return slices.Compact(idx), nil
+}
+
+// PlanTable holds the latest plan of every series, as read from the
+// compacted plans topic, and answers the engines' lookups (it implements
+// Plans).
+//
+// Like CatalogTable, the table is not part of a partition's exactly-once
+// state: it is a view of a compacted topic that every instance reads whole
+// at start-up and then follows, so a close replayed after a crash applies
+// the plan as it is then. The lift estimates the plans are applied with
+// are exactly-once state.
+//
+// A PlanTable is safe for concurrent use: the driver following the topic
+// writes it, the partitions' engines read it.
+type PlanTable struct {
+	spec  window.Spec
+	mu    sync.RWMutex
+	plans map[string][]int64
+}
+
+var _ Plans = (*PlanTable)(nil)
+
+// NewPlanTable returns an empty table for buckets of spec.
+func NewPlanTable(spec window.Spec) *PlanTable {
+	return &PlanTable{spec: spec, plans: map[string][]int64{}}
+}
+
+// Apply applies a plans record: an empty value deletes the series' plan.
+// A bad record changes nothing and is an *InvalidError.
+func (t *PlanTable) Apply(key, value []byte) error {
+	if len(value) == 0 {
+		t.mu.Lock()
+		delete(t.plans, string(key))
+		t.mu.Unlock()
+		return nil
+	}
+	idx, err := DecodePlan(key, value, t.spec)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.plans[string(key)] = idx
+	t.mu.Unlock()
+	return nil
+}
+
+// Plan implements Plans.
+func (t *PlanTable) Plan(series string, origin int64, promo []bool) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	idx, ok := t.plans[series]
+	if !ok {
+		return false
+	}
+	FillPlan(promo, origin, idx)
+	return true
+}
+
+// FillPlan sets promo[h] to whether bucket origin+1+h is among the sorted
+// promotion buckets idx.
+func FillPlan(promo []bool, origin int64, idx []int64) {
+	for h := range promo {
+		_, promo[h] = slices.BinarySearch(idx, origin+1+int64(h))
+	}
+}
+
+// Len returns the number of series with a plan.
+func (t *PlanTable) Len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.plans)
 }

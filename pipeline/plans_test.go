@@ -2,11 +2,14 @@ package pipeline
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/trendstream/trendstream/internal/schematest"
 	"github.com/trendstream/trendstream/model"
 	"github.com/trendstream/trendstream/window"
 )
@@ -241,4 +244,63 @@ func mustSpec() window.Spec {
 		panic(err)
 	}
 	return spec
+}
+
+// TestPlanTable checks the plans topic's decoding, its schema and the
+// table's lookups.
+func TestPlanTable(t *testing.T) {
+	spec := mustSpec()
+	day := func(s string) int64 { tm, _ := time.Parse(time.DateOnly, s); return spec.Index(tm) }
+	cases := []struct {
+		name, key, value string
+		want             []int64 // nil: rejected
+		reason           Reason
+	}{
+		{"dates", "S/K", `{"promo":["2024-05-03","2024-05-01"]}`, []int64{day("2024-05-01"), day("2024-05-03")}, ""},
+		{"times and repeats", "S/K", `{"promo":["2024-05-01T18:00:00+02:00","2024-05-01"]}`, []int64{day("2024-05-01")}, ""},
+		{"no promotions", "S/K", `{"promo":[]}`, []int64{}, ""},
+		{"missing promo", "S/K", `{}`, nil, ReasonMissingField},
+		{"bad date", "S/K", `{"promo":["2024-13-01"]}`, nil, ReasonInvalidField},
+		{"not a string", "S/K", `{"promo":[20240501]}`, nil, ReasonInvalidJSON},
+		{"unknown field", "S/K", `{"promo":[],"price":[1]}`, nil, ReasonInvalidJSON},
+		{"bad key", "SK", `{"promo":[]}`, nil, ReasonKeyMismatch},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tab := NewPlanTable(spec)
+			err := tab.Apply([]byte(tc.key), []byte(tc.value))
+			var inv *InvalidError
+			switch {
+			case tc.want == nil && (!errors.As(err, &inv) || inv.Reason != tc.reason):
+				t.Fatalf("err %v, want reason %s", err, tc.reason)
+			case tc.want == nil:
+				if tab.Len() != 0 {
+					t.Errorf("a rejected record made a plan")
+				}
+			case err != nil:
+				t.Fatal(err)
+			}
+			if tc.key == "S/K" {
+				if schemaErr := schematest.Validate(t, "plans", []byte(tc.value)); (schemaErr == nil) != (tc.want != nil) {
+					t.Errorf("schema: %v, decoder accepts %v", schemaErr, tc.want != nil)
+				}
+			}
+			if tc.want == nil {
+				return
+			}
+			origin := day("2024-04-30")
+			promo := make([]bool, 5)
+			if !tab.Plan("S/K", origin, promo) || tab.Plan("S/other", origin, promo) {
+				t.Fatal("plan known for the wrong series")
+			}
+			for h, p := range promo {
+				if want := slices.Contains(tc.want, origin+1+int64(h)); p != want {
+					t.Errorf("step %d: promo %v, want %v", h, p, want)
+				}
+			}
+			if err := tab.Apply([]byte(tc.key), nil); err != nil || tab.Plan("S/K", origin, promo) {
+				t.Errorf("tombstone: %v, plan still known", err)
+			}
+		})
+	}
 }
