@@ -67,6 +67,13 @@ type Config struct {
 	// before it joins the group and follows them after; bad records go to
 	// the dead-letter topic. Created compacted if missing.
 	CatalogTopic, InventoryTopic string
+	// PlansTopic, when promotions are on (Config.Promotions) and it is not
+	// empty, is a compacted topic keyed by series id holding each series'
+	// planned promotions (schema/plans.schema.json), which the forecasts
+	// published for it apply. Every instance reads it whole before it
+	// joins the group and follows it after; bad records go to the
+	// dead-letter topic. Created compacted if missing.
+	PlansTopic string
 	// DLQMaxBytes is the most bytes of a rejected record's key, and of its
 	// value, that its dead letter carries: a longer key or value is cut to
 	// its first DLQMaxBytes bytes, and the dead letter's headers give the
@@ -211,6 +218,8 @@ func DefaultConfig() Config {
 	// The decision topics, used when decisions are on.
 	c.TrendsTopic, c.ReplenishmentTopic = "trends", "replenishment"
 	c.CatalogTopic, c.InventoryTopic = "catalog", "inventory"
+	// The plans topic, used when promotions are on.
+	c.PlansTopic = "plans"
 	return c
 }
 
@@ -288,6 +297,9 @@ func (c *Config) validate() error {
 			c.FetchMaxWait, c.ShutdownGrace, c.SessionTimeout)
 	}
 	if err := c.validateDecisions(); err != nil {
+		return err
+	}
+	if err := c.validatePlans(); err != nil {
 		return err
 	}
 	if c.Logger == nil {

@@ -80,16 +80,19 @@ type sideTopic struct {
 }
 
 // followSides reads the catalog and inventory topics into the catalog
-// table until ctx ends, closing caught once every partition of both has
+// table, and the plans topic into the plans table, until ctx ends, closing caught once every partition of both has
 // been read to the end it had at the start. Bad records go to the
 // dead-letter topic. It returns when every reader has stopped.
 func (p *Processor) followSides(ctx context.Context, caught chan<- struct{}) {
 	var sides []sideTopic
-	if p.cfg.CatalogTopic != "" {
+	if p.catalog != nil && p.cfg.CatalogTopic != "" {
 		sides = append(sides, sideTopic{p.cfg.CatalogTopic, p.catalog.ApplyCatalog, "catalog"})
 	}
-	if p.cfg.InventoryTopic != "" {
+	if p.catalog != nil && p.cfg.InventoryTopic != "" {
 		sides = append(sides, sideTopic{p.cfg.InventoryTopic, p.catalog.ApplyInventory, "inventory"})
+	}
+	if p.plans != nil {
+		sides = append(sides, sideTopic{p.cfg.PlansTopic, p.plans.Apply, "plans"})
 	}
 	var wg, start sync.WaitGroup
 	for _, s := range sides {

@@ -47,7 +47,8 @@ type BucketJSON struct {
 // Handler returns the processor's HTTP API: /healthz, /readyz, /metrics
 // (from g, which may be nil), GET /v1/series/{store}/{sku} and, when
 // decisions are on, GET /v1/series/{store}/{sku}/replenishment and
-// GET /v1/trending?store=&class=&limit= (see Trending).
+// GET /v1/trending?store=&class=&limit= (see Trending) and, when
+// promotions are on, POST /v1/series/{store}/{sku}/whatif (see WhatIf).
 func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -67,6 +68,9 @@ func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
 	if p.catalog != nil {
 		mux.HandleFunc("GET /v1/series/{store}/{sku}/replenishment", p.serveReplenishment)
 		mux.HandleFunc("GET /v1/trending", p.serveTrending)
+	}
+	if p.cfg.Promotions.On {
+		mux.HandleFunc("POST /v1/series/{store}/{sku}/whatif", p.serveWhatIf)
 	}
 	return mux
 }

@@ -67,6 +67,9 @@ type metrics struct {
 	trending     *prometheus.CounterVec
 	sideApplied  *prometheus.CounterVec
 	sideRejected *prometheus.CounterVec
+
+	planned prometheus.Counter
+	whatifs *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -134,9 +137,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		trends:   f.counter("trends_records_total", "Trends records (one per store, partition and close) written to the trends topic."),
 		trending: f.counterVec("trending_series_total", "Series ranked in trends records, by class.", "class"),
 		sideApplied: f.counterVec("side_records_applied_total",
-			"Catalog and inventory records applied to the table the partitions plan with, by topic.", "topic"),
+			"Catalog, inventory and plans records applied to the tables the partitions read, by topic.", "topic"),
 		sideRejected: f.counterVec("side_records_rejected_total",
-			"Catalog and inventory records sent to the dead-letter topic, by topic.", "topic"),
+			"Catalog, inventory and plans records sent to the dead-letter topic, by topic.", "topic"),
+		planned: f.counter("forecasts_planned_total", "Forecasts published under a promotion plan from the plans topic."),
+		whatifs: f.counterVec("whatif_requests_total", "Promotion what-if requests answered, by HTTP status code.", "code"),
 	}
 	for _, o := range []string{outputForecast, outputDeadLetter} {
 		m.outputRefused.WithLabelValues(o)
@@ -180,6 +185,7 @@ func (m *metrics) add(c *pipeline.Counters) {
 	m.replayed.Add(float64(c.Replayed))
 	m.closes.Add(float64(c.Closes))
 	m.forecasts.Add(float64(c.Forecasts))
+	m.planned.Add(float64(c.Planned))
 	m.evicted.Add(float64(c.Evicted))
 	m.revived.Add(float64(c.Revived))
 	m.forgotten.Add(float64(c.Forgotten))

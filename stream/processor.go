@@ -35,6 +35,9 @@ type Processor struct {
 	// window, for trends records.
 	catalog     *pipeline.CatalogTable
 	trendWindow int
+	// plans holds the plans topic's records when promotions are on and
+	// the topic is set, else nil.
+	plans *pipeline.PlanTable
 
 	mu        sync.Mutex
 	inGen     bool
@@ -75,7 +78,12 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 		}
 		trendWindow = trends.Config().Window
 	}
+	plans, err := newPlanTable(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	p := &Processor{
+		plans:    plans,
 		cfg:      cfg,
 		db:       db,
 		m:        newMetrics(cfg.Registerer),
@@ -131,7 +139,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	sideCtx, stopSides := context.WithCancel(ctx)
 	defer stopSides()
 	var sides sync.WaitGroup
-	if p.catalog != nil {
+	if p.catalog != nil || p.plans != nil {
 		caught := make(chan struct{})
 		sides.Go(func() { p.followSides(sideCtx, caught) })
 		select {
@@ -325,6 +333,9 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 		}
 		if err == nil && p.catalog != nil {
 			err = p.ensureDecisionTopics(ctx)
+		}
+		if err == nil && p.plans != nil {
+			err = p.ensurePlansTopic(ctx)
 		}
 		if err == nil && p.models != nil {
 			err = p.models.ensure(ctx, p.cfg.ReplicationFactor)

@@ -42,6 +42,7 @@ func addProcessingFlags(fs *pflag.FlagSet, def pipeline.Config) {
 	fs.Int("learner-refresh", l.Refresh, "buckets between full runs of a series' learner window; in between a forecast steps the carried state (1: always full)")
 	fs.String("calendar", "", "M5-format calendar.csv whose event and SNAP flags the learners see")
 	addDecisionFlags(fs, def.Decisions)
+	addPromoFlags(fs, def.Promotions)
 }
 
 func formatFloats(v []float64) string {
@@ -75,6 +76,9 @@ func pipelineConfig(v *viper.Viper, def pipeline.Config) (pipeline.Config, error
 		return c, err
 	}
 	if c.Decisions, err = decisionsConfig(v, c.Decisions); err != nil {
+		return c, err
+	}
+	if c.Promotions, err = promotionsConfig(v, c.Promotions); err != nil {
 		return c, err
 	}
 	return c, nil

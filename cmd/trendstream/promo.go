@@ -6,10 +6,13 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
 	"github.com/trendstream/trendstream/backtest"
+	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/source"
+	"github.com/trendstream/trendstream/stream"
 )
 
 // promoKnown reads the promotion calendar of the backtest's input when
@@ -64,4 +67,29 @@ func promoSummary(w io.Writer, p *backtest.Promotions) {
 	l := p.Lifts
 	fmt.Fprintf(w, "estimated lifts of %d series with at least %.0f promotions: geometric mean %.3f, p10 %.3f, median %.3f, p90 %.3f; pooled %.3f\n",
 		l.Series, l.MinPromotions, l.Geomean, l.P10, l.Median, l.P90, l.Pooled)
+}
+
+// addPromoFlags adds the promotion flags shared by run, demo and backtest,
+// with the defaults of def (zero estimator fields show model's defaults).
+func addPromoFlags(fs *pflag.FlagSet, def pipeline.Promotions) {
+	lc := def.Lift.WithDefaults()
+	fs.Bool("promotions", def.On, "estimate every series' promotion lift at each close and publish forecasts under the plans of --plans-topic (see Promotion what-if in the README); backtest's --promo-known turns it on")
+	fs.Float64("promo-half-life", lc.HalfLife, "observations of a weekday (a season's slot) after which one's weight in a series' promotion and non-promotion levels has halved")
+	fs.Float64("promo-prior", lc.Prior, "weight, in promotion buckets, of the partition's pooled lift in a series' lift")
+}
+
+// promotionsConfig reads the promotion flags into d.
+func promotionsConfig(v *viper.Viper, d pipeline.Promotions) (pipeline.Promotions, error) {
+	d.On = v.GetBool("promotions")
+	d.Lift.HalfLife = v.GetFloat64("promo-half-life")
+	d.Lift.Prior = v.GetFloat64("promo-prior")
+	if err := d.Lift.Validate(); err != nil {
+		return d, fmt.Errorf("--promo-half-life, --promo-prior: %w", err)
+	}
+	return d, nil
+}
+
+// addPlansTopicFlag adds run's plans topic flag.
+func addPlansTopicFlag(fs *pflag.FlagSet, def stream.Config) {
+	fs.String("plans-topic", def.PlansTopic, "compacted topic of per-series promotion plans keyed STORE/SKU, with --promotions (empty: none)")
 }
