@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -143,6 +144,9 @@ type forecastJSON struct {
 	} `json:"steps"`
 }
 
+// round4 rounds v to 4 decimals, as forecast records are.
+func round4(v float64) float64 { return math.Round(v*1e4) / 1e4 }
+
 // maxWhatIfBody bounds the body of a what-if request.
 const maxWhatIfBody = 64 << 10
 
@@ -234,14 +238,14 @@ func (p *Processor) WhatIf(id string, plan []byte) (*WhatIfResponse, error) {
 			return fmt.Errorf("series %q has no promotion lift yet: %w", id, ErrNotFound)
 		}
 		resp = &WhatIfResponse{Series: id, Partition: part, Origin: rec.Origin, Model: rec.Model,
-			Lift: wi.Lift.Lift, PooledLift: wi.Pooled, Promotions: wi.Promotions,
-			PublishedUnderPlan: len(wi.Applied) > 0, TotalUplift: wi.TotalUplift}
+			Lift: round4(wi.Lift.Lift), PooledLift: round4(wi.Pooled), Promotions: round4(wi.Promotions),
+			PublishedUnderPlan: len(wi.Applied) > 0, TotalUplift: round4(wi.TotalUplift)}
 		step := func(g *model.Forecast, h int) StepForecast {
-			return StepForecast{Mean: g.Mean[h], P10: g.Q[3*h], P50: g.Q[3*h+1], P90: g.Q[3*h+2]}
+			return StepForecast{Mean: round4(g.Mean[h]), P10: round4(g.Q[3*h]), P50: round4(g.Q[3*h+1]), P90: round4(g.Q[3*h+2])}
 		}
 		for h, s := range rec.Steps {
 			resp.Steps = append(resp.Steps, WhatIfStep{Start: s.Start, Promo: steps[h],
-				Baseline: step(wi.Baseline, h), Planned: step(wi.Planned, h), Uplift: wi.Uplift[h]})
+				Baseline: step(wi.Baseline, h), Planned: step(wi.Planned, h), Uplift: round4(wi.Uplift[h])})
 		}
 		return nil
 	})
