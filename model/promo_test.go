@@ -241,3 +241,29 @@ func TestPromoConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPromoClose measures what a close costs a series with
+// promotions on: observing the closed bucket, and the factors and scaling
+// of a 28-step forecast under a plan.
+func BenchmarkPromoClose(b *testing.B) {
+	p, _ := NewPromoLift(PromoConfig{})
+	r := rand.New(rand.NewPCG(7, 8))
+	var st PromoState
+	var pool PromoPool
+	promoSeries(p, &st, &pool, r, 365, 20, 2, 0.2, [7]float64{1, 1, 1, 1, 1, 1, 1}, func(int) bool { return true })
+	f := NewForecast(Config{Horizon: 28, Levels: DefaultLevels})
+	for h := range f.Mean {
+		f.Mean[h], f.Q[3*h], f.Q[3*h+1], f.Q[3*h+2] = 20, 10, 20, 30
+	}
+	plan := make([]bool, 28)
+	plan[3], plan[4] = true, true
+	g := make([]float64, 28)
+	var out Forecast
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		idx := int64(365 + i)
+		p.Observe(&st, &pool, idx, 20, 0)
+		Scale(&out, f, p.Factors(g, &st, &pool, idx, plan))
+	}
+}
