@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -266,4 +267,41 @@ func BenchmarkPromoClose(b *testing.B) {
 		p.Observe(&st, &pool, idx, 20, 0)
 		Scale(&out, f, p.Factors(g, &st, &pool, idx, plan))
 	}
+}
+
+// FuzzPromoState checks that decoding any bytes either fails with
+// ErrPromoState or gives a state whose encoding decodes to the same
+// state, with a finite positive lift.
+func FuzzPromoState(f *testing.F) {
+	p, _ := NewPromoLift(PromoConfig{})
+	var st PromoState
+	var pool PromoPool
+	promoSeries(p, &st, &pool, rand.New(rand.NewPCG(9, 10)), 60, 10, 2, 0.3, [7]float64{1, 1, 1, 1, 1, 1, 1}, func(int) bool { return true })
+	b, _ := st.AppendBinary(nil)
+	f.Add(b)
+	st.Applied = []float32{1.5, 0.75}
+	b, _ = st.AppendBinary(nil)
+	f.Add(b)
+	f.Add([]byte{promoVersion, 0, 0})
+	f.Fuzz(func(t *testing.T, v []byte) {
+		var got PromoState
+		if err := got.UnmarshalBinary(v); err != nil {
+			if !errors.Is(err, ErrPromoState) {
+				t.Fatalf("error %v does not wrap ErrPromoState", err)
+			}
+			return
+		}
+		again, _ := got.AppendBinary(nil)
+		var back PromoState
+		if err := back.UnmarshalBinary(again); err != nil {
+			t.Fatalf("%x decoded, its encoding %x does not: %v", v, again, err)
+		}
+		if third, _ := back.AppendBinary(nil); !bytes.Equal(third, again) {
+			t.Fatalf("%x re-encodes as %x, then %x", v, again, third)
+		}
+		l, _ := p.Lift(&got, &pool)
+		if !(l > 0) || math.IsInf(l, 0) {
+			t.Fatalf("lift %v of a decoded state", l)
+		}
+	})
 }

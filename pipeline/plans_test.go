@@ -304,3 +304,31 @@ func TestPlanTable(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDecodePlan checks that any plans record either decodes into sorted,
+// distinct bucket indices or is rejected with an *InvalidError.
+func FuzzDecodePlan(f *testing.F) {
+	for _, v := range []string{
+		`{"promo":["2024-05-01","2024-05-03T12:00:00+02:00","2024-05-01"]}`,
+		`{"promo":[]}`, `{"promo":null}`, `{"promo":["0000-01-01","9999-12-31T23:59:59Z"]}`,
+		`{"promo":["2024-02-30"]}`, `{"promo":[1]}`, `{}`, `[]`, `null`, "",
+	} {
+		f.Add([]byte("s/k"), []byte(v))
+	}
+	spec := mustSpec()
+	f.Fuzz(func(t *testing.T, key, value []byte) {
+		idx, err := DecodePlan(key, value, spec)
+		if err != nil {
+			var inv *InvalidError
+			if !errors.As(err, &inv) {
+				t.Fatalf("error %v is not an *InvalidError", err)
+			}
+			return
+		}
+		for i := 1; i < len(idx); i++ {
+			if idx[i] <= idx[i-1] {
+				t.Fatalf("indices %v not sorted and distinct", idx)
+			}
+		}
+	})
+}
