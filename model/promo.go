@@ -100,10 +100,14 @@ var ErrPromoState = errors.New("model: bad promotion state encoding")
 // promotion-weighted promotion levels to its non-promotion levels on the
 // same slots, so a chain that promotes on weekdays only does not mistake
 // the weekday pattern for a lift. The raw lift is shrunk in log space to
-// the partition's pooled lift (ratio of all promotion sales to the
-// matching non-promotion levels) with the weight of Prior promotion
+// the partition's pooled lift with the weight of Prior promotion
 // buckets: a series that has never been on promotion gets the pooled
-// lift, one with many promotions its own.
+// lift, one with many promotions its own. The pooled lift is the ratio
+// of the series' promotion levels to their non-promotion levels, each as
+// above and summed, exponentially weighted, at every promotion bucket of
+// the partition: each series' levels are compared as the series' own
+// estimate compares them, equally old, so that series that grow, and
+// new series, do not inflate it.
 //
 // De-mix and re-mix. A forecaster that does not know the future
 // promotions forecasts, for a step in slot s, roughly the average over
@@ -182,12 +186,12 @@ func (p *PromoLift) Observe(st *PromoState, pool *PromoPool, idx int64, qty, pro
 	sl.wp *= p.decay
 	sl.wn *= p.decay
 	if promo >= p.cfg.Threshold {
-		if sl.wn > 0 && pool != nil {
-			pool.num = pool.num*p.poolDecay + qty
-			pool.den = pool.den*p.poolDecay + sl.mn
-		}
 		sl.wp++
 		sl.mp += (qty - sl.mp) / sl.wp
+		if num, den, n := p.levels(st); pool != nil && n > 0 {
+			pool.num = pool.num*p.poolDecay + num/n
+			pool.den = pool.den*p.poolDecay + den/n
+		}
 		return
 	}
 	sl.wn++
@@ -206,10 +210,10 @@ func (p *PromoLift) clamp(l float64) float64 {
 	return min(max(l, 1/p.cfg.MaxLift), p.cfg.MaxLift)
 }
 
-// Lift returns a series' lift shrunk to the pool's, and the number of
-// promotion buckets, weighted by age, it rests on.
-func (p *PromoLift) Lift(st *PromoState, pool *PromoPool) (lift, n float64) {
-	var num, den float64
+// levels returns a series' promotion-weighted promotion and
+// non-promotion levels, summed over the slots that have both, and the
+// weight n of the promotions they rest on.
+func (p *PromoLift) levels(st *PromoState) (num, den, n float64) {
 	for _, sl := range st.slots {
 		if sl.wp > 0 && sl.wn > 0 {
 			num += sl.wp * sl.mp
@@ -217,6 +221,13 @@ func (p *PromoLift) Lift(st *PromoState, pool *PromoPool) (lift, n float64) {
 			n += sl.wp
 		}
 	}
+	return num, den, n
+}
+
+// Lift returns a series' lift shrunk to the pool's, and the number of
+// promotion buckets, weighted by age, it rests on.
+func (p *PromoLift) Lift(st *PromoState, pool *PromoPool) (lift, n float64) {
+	num, den, n := p.levels(st)
 	prior := math.Log(p.Pooled(pool))
 	if !(num > 0 && den > 0) {
 		return math.Exp(prior), 0
