@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -176,6 +177,153 @@ func TestExplainQuantityParts(t *testing.T) {
 				}
 				if (p == tc.want) != (norm > 1e-18) {
 					t.Errorf("%s part has squared norm %g", quantityParts[p], norm)
+				}
+			}
+		})
+	}
+}
+
+// dominanceCase is synthetic demand driven by one input only.
+type dominanceCase struct {
+	name    string
+	group   Group
+	buckets int
+	// series returns series i's quantities and promotion shares.
+	series func(r *rand.Rand, i, length int) ([]float64, []float32)
+	// explain reports whether to explain series i's window ending at
+	// bucket end (exclusive).
+	explain func(i int, promo []float32, end int) bool
+}
+
+// dominanceCases: sales driven only by the day of the week, with a next
+// bucket that depends on it, and only by promotions, which run for ten
+// days, so that a window ending three days into one forecasts a week of
+// it.
+var dominanceCases = []dominanceCase{
+	{
+		name: "weekly", group: GroupWeekly, buckets: 1,
+		series: func(r *rand.Rand, i, length int) ([]float64, []float32) {
+			level := 4 + 8*r.Float64()
+			week := []float64{0.4, 0.6, 0.8, 1, 1.3, 1.9, 1}
+			y := make([]float64, length)
+			for t := range y {
+				y[t] = float64(lstmPoisson(r, level*week[(t+i)%7]))
+			}
+			return y, make([]float32, length)
+		},
+		explain: func(i int, _ []float32, end int) bool { return end%4 == 0 && i%4 == 0 },
+	},
+	{
+		name: "promotion", group: GroupPromotion, buckets: 7,
+		series: func(r *rand.Rand, i, length int) ([]float64, []float32) {
+			level := 1 + 2*r.Float64()
+			y, promo := make([]float64, length), make([]float32, length)
+			next := r.IntN(30)
+			for t := range y {
+				if t >= next {
+					if t < next+10 {
+						promo[t] = 1
+					} else {
+						next = t + 10 + r.IntN(30)
+					}
+				}
+				y[t] = float64(lstmPoisson(r, level*(1+2*float64(promo[t]))))
+			}
+			return y, promo
+		},
+		explain: func(_ int, promo []float32, end int) bool {
+			return end >= 3 && promo[end-1] == 1 && promo[end-2] == 1 && promo[end-3] == 0
+		},
+	},
+}
+
+// TestExplainDominance trains an LSTM on synthetic demand that one input
+// alone drives and checks that the explanations give that input's group
+// most of the attribution: over the windows explained, its attributions'
+// absolute sum must be the largest of any group's and at least half of
+// all groups' together.
+func TestExplainDominance(t *testing.T) {
+	const n, length, H = 40, 300, 7
+	for _, tc := range dominanceCases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(7, 11))
+			ins := make([]Input, n)
+			for i := range ins {
+				y, promo := tc.series(r, i, length)
+				price := make([]float32, length)
+				for j := range price {
+					price[j] = 3
+				}
+				ins[i] = Input{Y: y, Promo: promo, Price: price, Period: 7, Start: 0}
+			}
+			m := newLearner(t, NameLSTM, LearnerConfig{Layers: 1, Hidden: 16, Window: 28, Refresh: 1}, Config{Horizon: H})
+			cut := make([]Input, n)
+			var abs [NumGroups]float64
+			var explained int
+			for end := H + 1; end <= length; end++ {
+				for i := range ins {
+					cut[i] = ins[i]
+					cut[i].Y, cut[i].Promo, cut[i].Price = ins[i].Y[:end], ins[i].Promo[:end], ins[i].Price[:end]
+				}
+				m.Learn(cut)
+				if end < length-60 {
+					continue
+				}
+				for i := range cut {
+					if !tc.explain(i, cut[i].Promo, end) {
+						continue
+					}
+					a, err := m.(Explainer).PrepareExplanation(&cut[i])
+					if err != nil {
+						t.Fatal(err)
+					}
+					ex, err := a.Explain(ExplainConfig{Buckets: tc.buckets})
+					if err != nil {
+						t.Fatal(err)
+					}
+					for g, v := range ex.Groups {
+						abs[g] += math.Abs(v)
+					}
+					explained++
+				}
+			}
+			var total float64
+			for _, v := range abs {
+				total += v
+			}
+			if explained < 10 {
+				t.Fatalf("%d windows explained, want at least 10", explained)
+			}
+			for g, v := range abs {
+				t.Logf("%-16s %6.1f%%", Group(g), 100*v/total)
+				if Group(g) != tc.group && v >= abs[tc.group] {
+					t.Errorf("%s has more attribution than %s", Group(g), tc.group)
+				}
+			}
+			if share := abs[tc.group] / total; share < 0.5 {
+				t.Errorf("%s has %.1f%% of the attribution over %d windows, want at least 50%%", tc.group, 100*share, explained)
+			}
+		})
+	}
+}
+
+// BenchmarkExplain measures one explanation of one series with the
+// default learner shape (2x32, window 56, horizon 28, 3 levels) and
+// integration steps: preparing it (on the learner's goroutine) and
+// integrating.
+func BenchmarkExplain(b *testing.B) {
+	for _, name := range Learners {
+		b.Run(name+"/2x32/L=56/steps=32", func(b *testing.B) {
+			m := newLearner(b, name, DefaultLearnerConfig(), Config{Horizon: 28, Levels: []float64{0.1, 0.5, 0.9}})
+			in := lstmTestSeries(1, 120, 3)
+			b.ReportAllocs()
+			for b.Loop() {
+				a, err := m.(Explainer).PrepareExplanation(&in[0])
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := a.Explain(ExplainConfig{}); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})
