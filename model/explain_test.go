@@ -3,6 +3,7 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -327,5 +328,41 @@ func BenchmarkExplain(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestEnsembleStanding checks that Standing reports, after every Update,
+// the weights and quantile candidate that Update published, and the
+// candidates' errors: candidates forecasting 2, 2.5 and 4 for a series
+// selling 2 have errors 0, 0.5 and 2 once scored.
+func TestEnsembleStanding(t *testing.T) {
+	e, err := NewEnsemble(EnsembleConfig{Candidates: 3, Fallback: 2, MinScores: 3, Power: 16, Horizons: []int{1, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := e.NewState()
+	fcs := []*Forecast{bandForecast(2, 0, 2, 6, 4), bandForecast(2.5, 1.5, 2, 2.5, 4), bandForecast(4, 3, 4, 5, 4)}
+	dst := NewForecast(Config{Horizon: 4, Levels: DefaultLevels})
+	scratch := make([]float64, 7)
+	var recent []float64
+	for b := int64(100); b < 120; b++ {
+		recent = append(recent, 2)
+		elig := []bool{b%5 != 0, true, true}
+		mix := e.Update(st, b, recent, fcs, elig, dst, scratch)
+		s := e.Standing(st, elig)
+		if !slices.Equal(s.Weights, mix.Weights) || s.Quantiles != mix.Quantiles {
+			t.Fatalf("bucket %d: standing %v (quantiles %d), update's mix %v (quantiles %d)", b, s.Weights, s.Quantiles, mix.Weights, mix.Quantiles)
+		}
+		if b < 103 {
+			if !math.IsNaN(s.Errors[0]) {
+				t.Errorf("bucket %d: error %g before every horizon is scored", b, s.Errors[0])
+			}
+			continue
+		}
+		for c, want := range []float64{0, 0.5, 2} {
+			if math.Abs(s.Errors[c]-want) > 1e-12 {
+				t.Errorf("bucket %d: candidate %d's error %g, want %g", b, c, s.Errors[c], want)
+			}
+		}
 	}
 }
