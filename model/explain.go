@@ -76,14 +76,14 @@ const (
 	// whose mean is explained.
 	DefaultExplainBuckets = 7
 	// maxExplainSteps bounds ExplainConfig.Steps.
-	maxExplainSteps = 4096
+	maxExplainSteps = 1024
 )
 
 // ExplainConfig configures an explanation.
 type ExplainConfig struct {
 	// Steps is the number of points of the midpoint rule that integrates
 	// the gradients along the path from the baseline to the input, at
-	// most 4096. The integration error shrinks as 1/Steps² (see
+	// most 1024. The integration error shrinks as 1/Steps² (see
 	// Explanation.Residual). The default is DefaultExplainSteps.
 	Steps int
 	// Buckets is the number of forecast buckets, from the first, whose

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/trendstream/trendstream/model"
+	"github.com/trendstream/trendstream/state"
 )
 
 // explainEngine returns an engine publishing model name with a small
@@ -122,5 +123,69 @@ func TestEngineExplain(t *testing.T) {
 				t.Errorf("%d series dirty after explaining, %d before", len(e.dirty), dirty)
 			}
 		})
+	}
+}
+
+// TestEngineExplainEvicted explains series evicted from memory: read from
+// the store with their ensemble state, they get the explanation they got
+// in memory, and stay evicted.
+func TestEngineExplainEvicted(t *testing.T) {
+	db, err := state.Open(state.Config{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cfg := testConfig()
+	cfg.Published = NameAuto
+	cfg.Learner.Layers, cfg.Learner.Hidden, cfg.Learner.Window = 1, 8, 21
+	cfg.LearnerMinSteps = 10
+	e, err := NewEngine(cfg, &countingSink{want: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Load(db, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.BeginBatch()
+	feedDays(t, e, 0, 80)
+	var b state.Batch
+	if err := e.AppendState(&b, 0, 0, 320, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	const id = "A/up"
+	explain := func() *Explanation {
+		t.Helper()
+		x, err := e.PrepareExplanation(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exp, err := x.Explain(model.ExplainConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return exp
+	}
+	inMemory := explain()
+	s := e.part.Series(id)
+	e.part.Evict(s)
+	e.forget(s)
+	e.spilled = true
+	evicted := explain()
+	if e.part.Series(id) != nil || e.roster.states[s] != nil {
+		t.Error("explaining took the evicted series back into memory")
+	}
+	if *evicted.Attribution != *inMemory.Attribution {
+		t.Errorf("evicted series explained as %+v, in memory as %+v", *evicted.Attribution, *inMemory.Attribution)
+	}
+	for c, m := range inMemory.Mix {
+		if ev := evicted.Mix[c]; ev.Weight != m.Weight || ev.Scores != m.Scores || ev.Error != m.Error {
+			t.Errorf("candidate %s: evicted %+v, in memory %+v", m.Model, ev, m)
+		}
+	}
+	if inMemory.Mix[0].Scores == 0 {
+		t.Error("no scores: the test does not exercise the ensemble state")
 	}
 }
