@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
 
+	"github.com/trendstream/trendstream/internal/kafkatest"
 	"github.com/trendstream/trendstream/internal/schematest"
 	"github.com/trendstream/trendstream/model"
 	"github.com/trendstream/trendstream/pipeline"
@@ -171,5 +173,80 @@ func TestExplainHTTP(t *testing.T) {
 				t.Errorf("GET explain of a partition not served = %d %s, want 404", code, body)
 			}
 		})
+	}
+}
+
+// TestProcessorExplain runs a processor publishing a small LSTM against
+// an in-process broker and asks for explanations while events keep
+// arriving: the tasks lend their engines between batches, every answer is
+// whole and valid, and the origins explained follow the closes.
+func TestProcessorExplain(t *testing.T) {
+	brokers := kafkatest.NewCluster(t, 4, "sales")
+	series := []string{"s1/a", "s1/b", "s2/a", "s2/b"}
+	days := func(from, to int) []kafka.Message {
+		var msgs []kafka.Message
+		for day := from; day < to; day++ {
+			for i, id := range series {
+				store, sku, _ := strings.Cut(id, "/")
+				msgs = append(msgs, testEvent{ID: fmt.Sprintf("%s-%d", id, day), Store: store, SKU: sku,
+					TS: ts(day, 10), Qty: float64(8 + (day*7+i*3)%5)}.message())
+			}
+		}
+		return msgs
+	}
+	produce(t, brokers, "sales", days(0, 40)...)
+	cfg := testConfig(brokers)
+	smallLSTM(&cfg)
+	rp := startProcessor(t, cfg, t.TempDir())
+	defer rp.stop(t)
+	kafkatest.ReadTopic(t, brokers, "forecasts", 39*len(series), 30*time.Second, 60*time.Second)
+	waitFor(t, 10*time.Second, "readiness", rp.p.Ready)
+
+	srv := httptest.NewServer(rp.p.Handler(nil))
+	defer srv.Close()
+	more := make(chan struct{})
+	go func() {
+		defer close(more)
+		for d := 40; d < 55; d++ {
+			produce(t, brokers, "sales", days(d, d+1)...)
+			time.Sleep(30 * time.Millisecond)
+		}
+	}()
+	var first, last time.Time
+	answers := 0
+	for done := false; !done; {
+		select {
+		case <-more:
+			done = true
+		default:
+		}
+		resp, err := http.Get(srv.URL + "/v1/series/s1/b/explain?steps=8")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET explain = %d %s", resp.StatusCode, body)
+		}
+		if err := schematest.Validate(t, "explanation", body); err != nil {
+			t.Fatalf("explanation breaks its schema: %v\n%s", err, body)
+		}
+		var r ExplainResponse
+		if err := json.Unmarshal(body, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Learner != model.NameLSTM || r.Attribution == nil || r.Origin.Before(last) || r.Origin.Before(base.AddDate(0, 0, 38)) {
+			t.Fatalf("explanation %s after origin %v", body, last)
+		}
+		if answers == 0 {
+			first = r.Origin
+		}
+		last = r.Origin
+		answers++
+	}
+	t.Logf("%d explanations, origins %v to %v", answers, first, last)
+	if !last.After(first) {
+		t.Errorf("every explanation at origin %v: none was served while the partition processed", first)
 	}
 }
