@@ -24,8 +24,9 @@ import (
 // integration runs on the request's goroutine, at most explainParallel
 // at a time per instance.
 
-// explainParallel bounds the explanations integrating at once: each takes
-// a core for about a tenth of a second (see the README, Explanations).
+// explainParallel bounds the explanations integrating at once, so that
+// requests cannot take every core from the partitions' tasks (see the
+// README, Explanations, for the cost of one).
 const explainParallel = 2
 
 // explainers holds the gates of the partitions whose tasks run here.
