@@ -67,6 +67,9 @@ type metrics struct {
 	trending     *prometheus.CounterVec
 	sideApplied  *prometheus.CounterVec
 	sideRejected *prometheus.CounterVec
+
+	explanations prometheus.Counter
+	explainErrs  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -137,6 +140,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			"Catalog and inventory records applied to the table the partitions plan with, by topic.", "topic"),
 		sideRejected: f.counterVec("side_records_rejected_total",
 			"Catalog and inventory records sent to the dead-letter topic, by topic.", "topic"),
+
+		explanations: f.counter("explanations_total", "Forecast explanations served by GET /v1/series/{store}/{sku}/explain."),
+		explainErrs: f.counterVec("explanation_errors_total",
+			"Explanation requests answered with an error, by reason: not_found, no_learner, bad_request, canceled, internal.", "reason"),
 	}
 	for _, o := range []string{outputForecast, outputDeadLetter} {
 		m.outputRefused.WithLabelValues(o)
