@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -212,8 +213,8 @@ func TestOptionalSections(t *testing.T) {
 	bare := testSeries("S1", "A", 0)
 	full := testSeries("S1", "F", 0)
 	onHand := 7.0
-	full.Models = []ModelForecast{{Model: "lstm", Steps: full.Forecast.Steps}, {Model: "ma28", Steps: full.Forecast.Steps}}
-	full.Accuracy = []ModelAccuracy{{Model: "lstm", MAE: 1.25, Coverage80: 0.8, Scored: 14, Weight: 0.6}, {Model: "ma28", MAE: 2, Coverage80: -1, Scored: 14, Weight: -1}}
+	full.Models = []ModelForecast{{Model: "lstm", Steps: []ModelStep{{Start: full.Forecast.Steps[0].Start, Mean: 13}}}, {Model: "ma28", Steps: []ModelStep{{Start: full.Forecast.Steps[0].Start, Mean: 12}}}}
+	full.Accuracy = []ModelAccuracy{{Model: "lstm", RMSE: 1.25, NextRMSE: 1, Pinball: 0.5, Scored: 14, Weight: 0.6}, {Model: "ma28", RMSE: 2, NextRMSE: 2, Pinball: math.NaN(), Scored: 14, Weight: -1}}
 	full.Explanation = &Explanation{Summary: "Weekends sell more.", Factors: []Factor{{Name: "weekly seasonality", Effect: 3.5}}}
 	full.Replenishment = &Replenishment{LeadTime: 3, ServiceLevel: 0.95, Demand: 42, SafetyStock: 8, OnHand: &onHand, OrderQty: 43}
 	f := &fakeBackend{owned: []int32{0}, series: map[string]*Series{"S1/A": bare, "S1/F": full}}
