@@ -39,6 +39,10 @@ type EnsembleCandidate struct {
 // shared and must not be modified.
 func (e *Ensemble) Horizons() []int { return e.cfg.Horizons }
 
+// Window returns the number of buckets whose forecast totals the
+// ensemble scores (see EnsembleCandidate.WindowTotal).
+func (e *Ensemble) Window() int { return e.cfg.Window }
+
 // Inspect returns what st holds about each candidate, and the bucket of
 // its latest update (ok is false when st was never updated; the
 // candidates' forecasts are then NaN and empty). It allocates its result

@@ -72,6 +72,8 @@ type SeriesCandidates struct {
 	Starts   []time.Time
 	// Levels are the quantile levels of the candidates' Quantiles.
 	Levels []float64
+	// Window is the number of buckets the candidates' WindowTotal spans.
+	Window int
 	// Candidates holds each candidate, in the configured order.
 	Candidates []Candidate
 }
@@ -102,7 +104,7 @@ func (in *Inspector) Candidates(st Store, p int32, id []byte) (sc *SeriesCandida
 		return nil, false, nil
 	}
 	latest, ok, cands := in.ens.Inspect(es)
-	sc = &SeriesCandidates{Horizons: in.ens.Horizons(), Levels: in.levels, Candidates: make([]Candidate, len(cands))}
+	sc = &SeriesCandidates{Horizons: in.ens.Horizons(), Levels: in.levels, Window: in.ens.Window(), Candidates: make([]Candidate, len(cands))}
 	for i, c := range cands {
 		sc.Candidates[i] = Candidate{Name: in.names[i], EnsembleCandidate: c}
 	}

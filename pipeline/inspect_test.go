@@ -103,6 +103,13 @@ func TestInspectorCandidates(t *testing.T) {
 				t.Errorf("%s step %d: RMSE %v over the ensemble's scores, %v over the engine's forecasts (%d)", cand.Name, h, cand.HorizonRMSE[k], want, n)
 			}
 		}
+		var want float64
+		for _, m := range made.Mean[:7] {
+			want += m
+		}
+		if sc.Window != 7 || cand.WindowTotal != want {
+			t.Errorf("%s: total %v over %d buckets, the engine forecast %v over 7", cand.Name, cand.WindowTotal, sc.Window, want)
+		}
 		if !slices.Equal(cand.Quantiles, made.Q[:len(made.Levels)]) {
 			t.Errorf("%s: next-bucket quantiles %v, the engine forecast %v", cand.Name, cand.Quantiles, made.Q[:len(made.Levels)])
 		}

@@ -86,8 +86,11 @@ func (s *service) webHandler(w webConfig, g prometheus.Gatherer) (http.Handler, 
 		if host != "" {
 			instance = host + " (" + s.addr + ")"
 		}
-		con, err := console.New(console.Config{Backend: newConsoleBackend(s.proc, s.db, g, instance),
-			SignOut: w.Token != "", Logger: s.log})
+		backend, err := newConsoleBackend(s.proc, s.db, g, instance)
+		if err != nil {
+			return nil, err
+		}
+		con, err := console.New(console.Config{Backend: backend, SignOut: w.Token != "", Logger: s.log})
 		if err != nil {
 			return nil, err
 		}
