@@ -125,7 +125,7 @@ func (s *service) serve(srv *http.Server, ln net.Listener) {
 
 // baseURL is the server's address as a URL.
 func (s *service) baseURL() string {
-	if s.srv.TLSConfig != nil {
+	if s.https {
 		return "https://" + s.addr
 	}
 	return "http://" + s.addr
