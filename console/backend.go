@@ -40,6 +40,10 @@ type NotOwnedError struct {
 	Partition int32
 	// Owned lists the partitions this instance serves.
 	Owned []int32
+	// Owner is the base URL of the console that serves the partition,
+	// such as "https://host-2:8080", when the backend knows it; the page
+	// then links to the series there.
+	Owner string
 }
 
 func (e *NotOwnedError) Error() string {

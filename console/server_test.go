@@ -24,6 +24,9 @@ type fakeBackend struct {
 	series   map[string]*Series
 	// owned lists the partitions served; series of others are NotOwned.
 	owned []int32
+	// owners maps other partitions to the base URLs of their consoles,
+	// where known.
+	owners map[int32]string
 }
 
 var _ Backend = (*fakeBackend)(nil)
@@ -49,7 +52,7 @@ func (f *fakeBackend) Series(_ context.Context, store, sku string) (*Series, err
 	case !ok:
 		return nil, fmt.Errorf("series %q: %w", store+"/"+sku, ErrNotFound)
 	case !slices.Contains(f.owned, s.Partition):
-		return nil, &NotOwnedError{Series: store + "/" + sku, Partition: s.Partition, Owned: f.owned}
+		return nil, &NotOwnedError{Series: store + "/" + sku, Partition: s.Partition, Owned: f.owned, Owner: f.owners[s.Partition]}
 	}
 	return s, nil
 }
@@ -166,9 +169,10 @@ func TestSeriesPageEscapes(t *testing.T) {
 // shown.
 func TestSeriesMessages(t *testing.T) {
 	f := &fakeBackend{owned: []int32{0, 2}, series: map[string]*Series{
-		"S1/A": testSeries("S1", "A", 0),
-		"S1/B": testSeries("S1", "B", 3),
-	}}
+		"S1/A":      testSeries("S1", "A", 0),
+		"S1/B":      testSeries("S1", "B", 3),
+		"S1/<i>x y": testSeries("S1", "<i>x y", 5),
+	}, owners: map[int32]string{5: "https://host-5:8080/"}}
 	for i := range 120 {
 		sku := fmt.Sprintf("BULK-%04d", i)
 		f.series["S9/"+sku] = testSeries("S9", sku, 0)
@@ -180,7 +184,9 @@ func TestSeriesMessages(t *testing.T) {
 		want       []string
 	}{
 		{"unknown", seriesPath("S1", "NOPE"), 404, []string{"No such series here", "store S1, SKU NOPE", "case-sensitive"}},
-		{"owned elsewhere", seriesPath("S1", "B"), 404, []string{"Served by another instance", "partition 3", "serves partitions 0 and 2"}},
+		{"owned elsewhere", seriesPath("S1", "B"), 404, []string{"Served by another instance", "partition 3", "serves partitions 0 and 2", "Open the console of the instance that serves partition 3"}},
+		{"owned by a known instance", seriesPath("S1", "<i>x y"), 404, []string{"partition 5, which the instance at https://host-5:8080/ serves",
+			`<a id="owner-link" href="https://host-5:8080/series/S1/%3Ci%3Ex%20y">Open it on https://host-5:8080/</a>`, "SKU &lt;i&gt;x y"}},
 		{"too long", seriesPath("S1", strings.Repeat("x", 300)), 400, []string{"300 bytes long", "at most 256"}},
 		{"control character", seriesPath("S1", "a\x01b"), 400, []string{"control characters"}},
 		{"empty search", "/series?store=&sku=", 400, []string{"Give a store"}},

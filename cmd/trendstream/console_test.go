@@ -324,10 +324,11 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	var insts []*instance
-	for i := range 2 {
-		addr := kafkatest.FreeAddr(t)
+	addrs := []string{kafkatest.FreeAddr(t), kafkatest.FreeAddr(t)}
+	for i, addr := range addrs {
 		c := startChild(t, filepath.Join(dir, fmt.Sprintf("run%d.log", i)), "run", "--brokers", brokers[0],
 			"--state-dir", filepath.Join(dir, fmt.Sprintf("state%d", i)), "--http-addr", addr, "--http-token-file", tokenFile,
+			"--console-peers", "http://"+addrs[1-i],
 			"--model", "auto", "--candidates", "ets,tsb,ma28", "--fallback", "ets", "--session-timeout", "2s", "--batch-wait", "10ms", "--max-past", "-1s", "--log-level", "warn")
 		t.Cleanup(c.kill)
 		insts = append(insts, &instance{child: c, addr: addr, token: token})
@@ -584,10 +585,16 @@ func TestConsoleBrowser(t *testing.T) {
 		}
 		part := backtest.Partition([]byte(elsewhere), 4)
 		if status := b.open("http://" + a.addr + "/series/" + elsewhere); status != 404 ||
-			!strings.Contains(eval[string](b, `document.getElementById('message').textContent`), fmt.Sprintf("partition %d, which another instance", part)) {
+			!strings.Contains(eval[string](b, `document.getElementById('message').textContent`), fmt.Sprintf("partition %d, which the instance at http://%s serves", part, insts[1].addr)) {
 			t.Errorf("%s on the other instance's console: status %d, %q", elsewhere, status, eval[string](b, `document.body.innerText`))
 		}
 		b.shot("elsewhere-laptop", 1280)
+		// Its link leads to the page on the instance that serves it, where
+		// the session of this one holds (same token, same host name).
+		if status := b.submit(`document.getElementById('owner-link').click()`); status != 200 ||
+			eval[string](b, `location.host + location.pathname`) != insts[1].addr+seriesPathForTest(elsewhere) || !eval[bool](b, `!!document.getElementById('s-chart')`) {
+			t.Errorf("following the link: status %d at %s", status, eval[string](b, `location.href`))
+		}
 		if status := b.open("http://" + a.addr + "/series/" + unknown); status != 404 || eval[string](b, `document.querySelector('h1').textContent`) != "No such series here" {
 			t.Errorf("unknown %s: status %d, %q", unknown, status, eval[string](b, `document.body.innerText`))
 		}
@@ -618,10 +625,23 @@ func TestConsoleBrowser(t *testing.T) {
 		b.waitFor("the live stream", `document.getElementById('live-status').textContent.startsWith('Live')`, 10*time.Second)
 		eval[chromedp.Void](b, `window.marker = 1; document.getElementById('s-data').open = true`)
 		open := eval[float64](b, `Number(document.querySelector('[data-metric=open_total]').dataset.value)`)
+		// At phone width, where the figures wrap, nothing below them may
+		// move when they change.
+		if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(390, 844)); err != nil {
+			t.Fatal(err)
+		}
+		const tops = `['s-chart', 's-forecast', 's-models', 's-accuracy'].map(id => document.getElementById(id)?.getBoundingClientRect().top ?? -1)`
+		placed := eval[[]float64](b, tops)
 		produceAll(t, brokers, []kafka.Message{consoleEvent("live-2", "S2", "B", 11, 7)})
 		b.waitFor("the open bucket to grow", fmt.Sprintf(`Number(document.querySelector('[data-metric=open_total]').dataset.value) === %v`, open+7), 15*time.Second)
 		if !eval[bool](b, `window.marker === 1 && document.getElementById('s-data').open`) {
 			t.Error("the series page was reloaded, or its open data tables closed")
+		}
+		if moved := eval[[]float64](b, tops); !slices.Equal(moved, placed) || placed[2] < 0 {
+			t.Errorf("the chart, forecast, models and accuracy sections at phone width were at %v, then at %v", placed, moved)
+		}
+		if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(1280, 900)); err != nil {
+			t.Fatal(err)
 		}
 	})
 

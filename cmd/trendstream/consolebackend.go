@@ -36,14 +36,16 @@ type consoleBackend struct {
 	// inspect reads auto's candidates per series; nil when the processor
 	// publishes another forecaster, which keeps no per-series scores.
 	inspect *pipeline.Inspector
+	// peers finds the instance serving a series this one does not.
+	peers *peerFinder
 }
 
 var _ console.Backend = (*consoleBackend)(nil)
 
-func newConsoleBackend(proc *stream.Processor, db *state.DB, g prometheus.Gatherer, instance string) (*consoleBackend, error) {
+func newConsoleBackend(proc *stream.Processor, db *state.DB, g prometheus.Gatherer, instance string, peers *peerFinder) (*consoleBackend, error) {
 	cfg := proc.Config()
 	b := &consoleBackend{proc: proc, db: db, gatherer: g, instance: instance,
-		parts: &partitionCount{conn: cfg.Connection, topic: cfg.InputTopic}}
+		parts: &partitionCount{conn: cfg.Connection, topic: cfg.InputTopic}, peers: peers}
 	var err error
 	b.inspect, err = pipeline.NewInspector(cfg.Config)
 	if errors.Is(err, pipeline.ErrNoEnsemble) {
@@ -141,18 +143,18 @@ func (b *consoleBackend) Series(ctx context.Context, store, sku string) (*consol
 	if !known {
 		if n := b.parts.get(ctx); n > 0 {
 			if p := int32(backtest.Partition([]byte(id), n)); !b.proc.Owns(p) {
-				return nil, b.notOwned(id, p)
+				return nil, b.notOwned(ctx, store, sku, p)
 			}
 		}
 		return nil, fmt.Errorf("series %q: %w", id, console.ErrNotFound)
 	}
 	if !b.proc.Owns(part) {
-		return nil, b.notOwned(id, part)
+		return nil, b.notOwned(ctx, store, sku, part)
 	}
 	resp, err := b.proc.Series(id)
 	if err != nil {
 		if !b.proc.Owns(part) { // revoked meanwhile
-			return nil, b.notOwned(id, part)
+			return nil, b.notOwned(ctx, store, sku, part)
 		}
 		return nil, fmt.Errorf("reading series %q: %w", id, err)
 	}
@@ -302,10 +304,13 @@ func (b *consoleBackend) consoleTrending() (*console.Trending, error) {
 	return &console.Trending{Rising: items("rising"), Falling: items("falling"), Emerging: items("emerging"), Fading: items("fading")}, nil
 }
 
-func (b *consoleBackend) notOwned(id string, part int32) error {
+// notOwned returns the error for a series of a partition another
+// instance serves, naming that instance when a peer says it has the
+// series.
+func (b *consoleBackend) notOwned(ctx context.Context, store, sku string, part int32) error {
 	owned := b.proc.Partitions()
 	slices.Sort(owned)
-	return &console.NotOwnedError{Series: id, Partition: part, Owned: owned}
+	return &console.NotOwnedError{Series: store + "/" + sku, Partition: part, Owned: owned, Owner: b.peers.owner(ctx, store, sku)}
 }
 
 // indexed looks a series' partition up in the state store's index.
