@@ -109,10 +109,13 @@ func TestModelsAndAccuracy(t *testing.T) {
 			if strings.Contains(page, "<b>") {
 				t.Error("a model name reached the page unescaped")
 			}
-			// Both chart sizes draw a dot per known model step.
+			// Both chart sizes draw a dot per known model step, and no line.
 			models := page[strings.Index(page, `id="s-models"`):strings.Index(page, `id="s-accuracy"`)]
-			if n := strings.Count(models, `<circle class="dot m`); n != 2*tc.dots {
+			if n := strings.Count(models, `<circle class="dot pt m`); n != 2*tc.dots {
 				t.Errorf("%d model dots in the charts, want %d", n, 2*tc.dots)
+			}
+			if strings.Contains(models, `<path class="line pt`) {
+				t.Error("the models charts join the models' means with lines")
 			}
 			if strings.Count(models, `<path class="band"`) != 2 {
 				t.Error("the models charts lack the published band")

@@ -174,8 +174,9 @@ func seriesChart(s *Series, id, title string) *chart {
 }
 
 // modelsChart charts the published forecast, mean and band, against the
-// other models' means at the steps they have, each drawn as dots joined
-// by a line.
+// other models' means at the steps they have, drawn as dots: a backend
+// may have a few steps only, and a line between them would invent the
+// buckets in between.
 func modelsChart(s *Series) *chart {
 	c := &chart{ID: "models", Title: fmt.Sprintf("Forecast means of each model for store %s, SKU %s", s.Store, s.SKU)}
 	x := func(t time.Time) float64 { return float64(t.Unix()) }
@@ -193,7 +194,7 @@ func modelsChart(s *Series) *chart {
 	}
 	steps := 0
 	for i, m := range s.Models {
-		l := line{Name: m.Model, Class: "m" + strconv.Itoa(i%6)}
+		l := line{Name: m.Model, Class: "pt m" + strconv.Itoa(i%6)}
 		for _, st := range m.Steps {
 			if !math.IsNaN(st.Mean) {
 				l.Points = append(l.Points, point{x(st.Start), st.Mean})
@@ -202,11 +203,8 @@ func modelsChart(s *Series) *chart {
 		}
 		steps = max(steps, len(l.Points))
 		c.Markers = append(c.Markers, l)
-		if len(l.Points) > 1 { // a lone point is its marker alone
-			c.Lines = append(c.Lines, line{Class: l.Class, Points: l.Points})
-		}
 	}
-	c.Desc = fmt.Sprintf("The published forecast's mean and 10%% to 90%% band, and the means of %d other models at up to %d steps ahead each.", len(s.Models), steps)
+	c.Desc = fmt.Sprintf("The published forecast's mean and 10%% to 90%% band, and as dots the means of %d other models at up to %d steps ahead each.", len(s.Models), steps)
 	c.Ticks = timeTicks(starts, s.Bucket)
 	return c
 }
