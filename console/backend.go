@@ -92,6 +92,9 @@ type Overview struct {
 	DeadLetters map[string]float64
 	// Trending is optional: nil (or empty lists) hides the section.
 	Trending *Trending
+	// Peers holds the base URLs of the consoles of the group's other
+	// instances, when the backend knows them; the overview links them.
+	Peers []string
 }
 
 // PartitionStatus is one partition an instance serves.

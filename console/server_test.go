@@ -247,16 +247,18 @@ func TestOptionalSections(t *testing.T) {
 	}
 
 	_, page = get(t, srv.URL+"/")
-	if strings.Contains(page, `<h2 id="ov-trending-h"`) {
-		t.Error("overview without trending data shows the section")
+	if strings.Contains(page, `<h2 id="ov-trending-h"`) || strings.Contains(page, "other consoles") {
+		t.Error("overview without trending data or peers shows them")
 	}
 	pct := 80.0
 	f.mu.Lock()
 	f.overview.Trending = &Trending{Rising: []TrendItem{{Store: "S<1>", SKU: "A", ChangePct: &pct, Last: 10, Next: 18}}}
+	f.overview.Peers = []string{"https://b:8443", "http://c:8080"}
 	f.mu.Unlock()
 	time.Sleep(1100 * time.Millisecond) // the next sample
 	_, page = get(t, srv.URL+"/")
-	for _, want := range []string{`<h2 id="ov-trending-h"`, "Rising", `href="/series/S%3C1%3E/A"`, "S&lt;1&gt; / A", "&#43;80.0%"} {
+	for _, want := range []string{`<h2 id="ov-trending-h"`, "Rising", `href="/series/S%3C1%3E/A"`, "S&lt;1&gt; / A", "&#43;80.0%",
+		`other consoles: <a class="peer" href="https://b:8443/">https://b:8443</a>, <a class="peer" href="http://c:8080/">http://c:8080</a>.`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("overview with a rising series lacks %q", want)
 		}

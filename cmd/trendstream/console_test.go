@@ -469,6 +469,9 @@ func TestConsoleBrowser(t *testing.T) {
 		if !strings.Contains(text, "of 4") || !strings.Contains(text, "consoles of the instances that serve them") {
 			t.Errorf("the overview does not say it shows 2 of 4 partitions: %q", text)
 		}
+		if peers := eval[[]string](b, `[...document.querySelectorAll('#ov-instance a.peer')].map(a => a.href)`); !slices.Equal(peers, []string{"http://" + insts[1].addr + "/"}) {
+			t.Errorf("the overview links the other consoles %q, want the other instance's", peers)
+		}
 		checkAccessible(t, b)
 		b.bothWidths("overview")
 	})

@@ -70,6 +70,9 @@ func (b *consoleBackend) Overview(ctx context.Context) (*console.Overview, error
 		Partitions:  b.parts.get(ctx),
 		DeadLetters: map[string]float64{},
 	}
+	if b.peers != nil {
+		ov.Peers = b.peers.peers
+	}
 	owned := b.proc.Partitions()
 	slices.Sort(owned)
 	status := make(map[int32]*console.PartitionStatus, len(owned))

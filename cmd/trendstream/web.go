@@ -24,7 +24,7 @@ func addHTTPFlags(fs *pflag.FlagSet) {
 	fs.String("http-tls-key", "", "PEM key of --http-tls-cert")
 	fs.String("http-token-file", "", "file holding a bearer token (16 characters or more) that the console, the series API and, with --metrics-auth, /metrics require; /healthz and /readyz stay open")
 	fs.Bool("metrics-auth", true, "with --http-token-file, require the token on /metrics too (Prometheus: bearer_token_file)")
-	fs.String("console-peers", "", "comma-separated base URLs (http://host:port) of the group's other instances, which the console asks, with the token, who serves a series it does not, to link there")
+	fs.String("console-peers", "", "comma-separated base URLs (http://host:port) of the group's other instances, which the console links on its overview and asks, with the token, who serves a series it does not, to link there")
 }
 
 // webConfig says how the HTTP server serves.
