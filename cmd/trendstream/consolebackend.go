@@ -38,6 +38,8 @@ type consoleBackend struct {
 	inspect *pipeline.Inspector
 	// peers finds the instance serving a series this one does not.
 	peers *peerFinder
+	// explain explains the forecasts series pages show.
+	explain *explanations
 }
 
 var _ console.Backend = (*consoleBackend)(nil)
@@ -45,7 +47,7 @@ var _ console.Backend = (*consoleBackend)(nil)
 func newConsoleBackend(proc *stream.Processor, db *state.DB, g prometheus.Gatherer, instance string, peers *peerFinder) (*consoleBackend, error) {
 	cfg := proc.Config()
 	b := &consoleBackend{proc: proc, db: db, gatherer: g, instance: instance,
-		parts: &partitionCount{conn: cfg.Connection, topic: cfg.InputTopic}, peers: peers}
+		parts: &partitionCount{conn: cfg.Connection, topic: cfg.InputTopic}, peers: peers, explain: newExplanations(proc)}
 	var err error
 	b.inspect, err = pipeline.NewInspector(cfg.Config)
 	if errors.Is(err, pipeline.ErrNoEnsemble) {
@@ -167,6 +169,13 @@ func (b *consoleBackend) Series(ctx context.Context, store, sku string) (*consol
 	}
 	if err := b.consoleModels(s, part, id); err != nil {
 		return nil, err
+	}
+	if err := b.explain.fill(ctx, s, id); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		// The page shows the rest; the log says why it has no explanation.
+		b.proc.Config().Logger.Warn("console: no explanation for a series page", "series", id, "err", err)
 	}
 	if !b.proc.Config().Decisions.On {
 		return s, nil
