@@ -105,6 +105,17 @@ type LearnerConfig struct {
 	// Learn call, each reshuffled and split into minibatches. The
 	// default is 1.
 	StepsPerClose int
+	// Replay is the number of earlier windows of each series that a Learn
+	// call trains on besides the one its close completes, at most
+	// ReplayDepth. They form a replay buffer of the examples of the last
+	// ReplayDepth closes, rebuilt from the series' histories rather than
+	// stored: each is the example that completed k buckets earlier, with
+	// the k of each series drawn without repetition from [1, ReplayDepth]
+	// by the model's seeded generator (checkpointed), so a restart
+	// replays identically. A series replays only the windows its history
+	// holds (see Learn). 0 trains on the newest example of each series
+	// only, once per pass.
+	Replay int
 	// LearningRate is Adam's step size. The default is 3e-3.
 	LearningRate float64
 	// Beta1 and Beta2 are Adam's moment decay rates, in [0, 1). The
@@ -157,6 +168,14 @@ const (
 	learnerMaxRefresh   = 1000
 )
 
+// ReplayDepth is the number of past closes whose examples Replay draws
+// from. The features of a window look back up to 28 buckets before it (the
+// buckets since the last sale), so the history a learner needs for its
+// newest example (Window + horizon + 28 buckets) also holds the windows
+// of the 28 closes before, only with a shorter look-back; a deeper replay
+// would need every series to keep a longer history.
+const ReplayDepth = gapCap
+
 // DefaultLearnerConfig returns the default configuration: the defaults
 // WithDefaults fills in, weight decay 1e-4 and weight averaging 0.995.
 func DefaultLearnerConfig() LearnerConfig {
@@ -208,6 +227,7 @@ func (c LearnerConfig) WithDefaults() (LearnerConfig, error) {
 		{"MiniBatch", c.MiniBatch, learnerMaxMiniBatch, 1},
 		{"StepsPerClose", c.StepsPerClose, learnerMaxSteps, 1},
 		{"Refresh", c.Refresh, learnerMaxRefresh, 1},
+		{"Replay", c.Replay, ReplayDepth, 0},
 	}
 	for _, f := range irange {
 		if f.v < f.lo || f.v > f.max {

@@ -36,6 +36,7 @@ func addProcessingFlags(fs *pflag.FlagSet, def pipeline.Config) {
 	fs.Float64("learner-lr", l.LearningRate, "learner Adam learning rate")
 	fs.Int("learner-minibatch", l.MiniBatch, "learner examples per optimizer step")
 	fs.Int("learner-epochs", l.StepsPerClose, "learner passes over the examples of each bucket close")
+	fs.Int("learner-replay", l.Replay, "earlier windows of each series, drawn from the last 28 closes' examples, a learner trains on at each close besides the newest (0: the newest only)")
 	fs.Uint64("learner-seed", l.Seed, "learner initialization and shuffling seed")
 	fs.Int64("learner-min-steps", f.LearnerMinSteps, "optimizer steps a learner takes before auto may use it")
 	fs.Float64("learner-average", l.Average, "decay per optimizer step of the moving average of a learner's weights that forecasts use, in [0, 1) (0: the latest weights)")
@@ -113,6 +114,7 @@ func forecastingConfig(v *viper.Viper, f pipeline.Forecasting) (pipeline.Forecas
 	f.Learner.LearningRate = v.GetFloat64("learner-lr")
 	f.Learner.MiniBatch = v.GetInt("learner-minibatch")
 	f.Learner.StepsPerClose = v.GetInt("learner-epochs")
+	f.Learner.Replay = v.GetInt("learner-replay")
 	f.Learner.Refresh = v.GetInt("learner-refresh")
 	f.Learner.Average = avg
 	f.Learner.Seed = v.GetUint64("learner-seed")
