@@ -194,8 +194,9 @@ func (g *global[N, B]) Version() string {
 // their look-back before the window is shorter by k buckets.
 //
 // The examples form one batch: StepsPerClose times, Learn shuffles them
-// with the model's seeded generator and splits them into
-// ceil(n/MiniBatch) minibatches of near-equal size, one Adam step each. A
+// with the model's seeded generator and splits them into max(ceil(n /
+// MiniBatch), min(MinBatches, n)) minibatches of near-equal size, one
+// Adam step each. A
 // step whose loss or gradient is not finite, or that would make a
 // parameter non-finite, is skipped and counted; it changes neither the
 // weights nor the optimizer state. Non-finite quantities are not
@@ -222,7 +223,7 @@ func (g *global[N, B]) Learn(in []Input) LearnStats {
 		}
 	}
 	n := len(g.order)
-	nb := (n + g.cfg.MiniBatch - 1) / g.cfg.MiniBatch
+	nb := max((n+g.cfg.MiniBatch-1)/g.cfg.MiniBatch, min(g.cfg.MinBatches, n))
 	largest := (n + nb - 1) / nb
 	var none B
 	if g.train == none || g.train.rowData().cap < largest {

@@ -101,6 +101,12 @@ type LearnerConfig struct {
 	// most 65536. The default is 512: one step per close for partitions of
 	// up to 512 series.
 	MiniBatch int
+	// MinBatches is the least number of minibatches each pass over the
+	// examples of a Learn call is split into (all of them when there are
+	// fewer examples), so a partition with few series still takes several
+	// optimizer steps per close; MiniBatch may call for more. The default
+	// is 1.
+	MinBatches int
 	// StepsPerClose is the number of passes over the examples of each
 	// Learn call, each reshuffled and split into minibatches. The
 	// default is 1.
@@ -207,6 +213,7 @@ func (c LearnerConfig) WithDefaults() (LearnerConfig, error) {
 	def(&c.Window, 56)
 	def(&c.MiniBatch, 512)
 	def(&c.StepsPerClose, 1)
+	def(&c.MinBatches, 1)
 	def(&c.Refresh, 7)
 	deff(&c.LearningRate, 3e-3)
 	deff(&c.Beta1, 0.9)
@@ -226,6 +233,7 @@ func (c LearnerConfig) WithDefaults() (LearnerConfig, error) {
 		{"Window", c.Window, learnerMaxWindow, 1},
 		{"MiniBatch", c.MiniBatch, learnerMaxMiniBatch, 1},
 		{"StepsPerClose", c.StepsPerClose, learnerMaxSteps, 1},
+		{"MinBatches", c.MinBatches, learnerMaxSteps, 1},
 		{"Refresh", c.Refresh, learnerMaxRefresh, 1},
 		{"Replay", c.Replay, ReplayDepth, 0},
 	}

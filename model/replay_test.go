@@ -124,3 +124,32 @@ func TestReplayWindows(t *testing.T) {
 		}
 	}
 }
+
+// TestLearnBatches checks how Learn splits a close's examples into
+// minibatches, one step each: ceil(n/MiniBatch), but at least MinBatches
+// while there are that many examples, times StepsPerClose.
+func TestLearnBatches(t *testing.T) {
+	cases := []struct {
+		name                        string
+		series, miniBatch, minBatch int
+		passes, want                int
+	}{
+		{"one minibatch", 9, 16, 1, 1, 1},
+		{"minibatch size rules", 9, 4, 1, 1, 3},
+		{"min batches rule", 9, 16, 4, 1, 4},
+		{"min batches rule, two passes", 9, 16, 4, 2, 8},
+		{"minibatch size rules over min batches", 9, 2, 3, 1, 5},
+		{"fewer examples than min batches", 3, 16, 8, 1, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := learnerSmall
+			cfg.MiniBatch, cfg.MinBatches, cfg.StepsPerClose = tc.miniBatch, tc.minBatch, tc.passes
+			m := lstmNew(t, cfg, lstmSmallCfg)
+			st := m.Learn(lstmTestSeries(tc.series, 20, 3))
+			if st.Steps+st.Skipped != tc.want || st.Examples != tc.series {
+				t.Errorf("LearnStats %+v, want %d steps over %d examples", st, tc.want, tc.series)
+			}
+		})
+	}
+}

@@ -35,6 +35,7 @@ func addProcessingFlags(fs *pflag.FlagSet, def pipeline.Config) {
 	fs.Int("learner-window", l.Window, "learner input window in buckets")
 	fs.Float64("learner-lr", l.LearningRate, "learner Adam learning rate")
 	fs.Int("learner-minibatch", l.MiniBatch, "learner examples per optimizer step")
+	fs.Int("learner-min-batches", l.MinBatches, "least number of minibatches, one optimizer step each, a learner splits a close's examples into (more when --learner-minibatch asks)")
 	fs.Int("learner-epochs", l.StepsPerClose, "learner passes over the examples of each bucket close")
 	fs.Int("learner-replay", l.Replay, "earlier windows of each series, drawn from the last 28 closes' examples, a learner trains on at each close besides the newest (0: the newest only)")
 	fs.Uint64("learner-seed", l.Seed, "learner initialization and shuffling seed")
@@ -114,6 +115,7 @@ func forecastingConfig(v *viper.Viper, f pipeline.Forecasting) (pipeline.Forecas
 	f.Learner.LearningRate = v.GetFloat64("learner-lr")
 	f.Learner.MiniBatch = v.GetInt("learner-minibatch")
 	f.Learner.StepsPerClose = v.GetInt("learner-epochs")
+	f.Learner.MinBatches = v.GetInt("learner-min-batches")
 	f.Learner.Replay = v.GetInt("learner-replay")
 	f.Learner.Refresh = v.GetInt("learner-refresh")
 	f.Learner.Average = avg
