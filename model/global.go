@@ -238,6 +238,7 @@ func (g *global[N, B]) Learn(in []Input) LearnStats {
 			hi := lo + (n-lo)/(nb-b)
 			g.loadExamples(in, g.order[lo:hi])
 			lo = hi
+			g.hp.lr = g.cfg.rate(int64(g.net.opt().step) + 1)
 			if loss, ok := trainStep(g.net, g.train, &g.hp); ok {
 				g.averageStep()
 				st.Steps++

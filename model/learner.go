@@ -124,6 +124,13 @@ type LearnerConfig struct {
 	Replay int
 	// LearningRate is Adam's step size. The default is 3e-3.
 	LearningRate float64
+	// DecaySteps, when positive, makes the learning rate decay with the
+	// inverse square root of the optimizer step t once t passes it:
+	// LearningRate·sqrt(DecaySteps/t). Early steps move fast from the
+	// initial weights; later ones, which see the same kind of data again
+	// and again, move less, so the weights settle instead of chasing each
+	// close's noise. 0 keeps the rate constant, the default.
+	DecaySteps int
 	// Beta1 and Beta2 are Adam's moment decay rates, in [0, 1). The
 	// defaults are 0.9 and 0.999.
 	Beta1, Beta2 float64
@@ -173,6 +180,15 @@ const (
 	learnerMaxCalendar  = 1024
 	learnerMaxRefresh   = 1000
 )
+
+// rate returns the learning rate of optimizer step t, counted from 1 (see
+// DecaySteps).
+func (c *LearnerConfig) rate(t int64) float64 {
+	if c.DecaySteps <= 0 || t <= int64(c.DecaySteps) {
+		return c.LearningRate
+	}
+	return c.LearningRate * math.Sqrt(float64(c.DecaySteps)/float64(t))
+}
 
 // ReplayDepth is the number of past closes whose examples Replay draws
 // from. The features of a window look back up to 28 buckets before it (the
@@ -234,6 +250,7 @@ func (c LearnerConfig) WithDefaults() (LearnerConfig, error) {
 		{"MiniBatch", c.MiniBatch, learnerMaxMiniBatch, 1},
 		{"StepsPerClose", c.StepsPerClose, learnerMaxSteps, 1},
 		{"MinBatches", c.MinBatches, learnerMaxSteps, 1},
+		{"DecaySteps", c.DecaySteps, math.MaxInt32, 0},
 		{"Refresh", c.Refresh, learnerMaxRefresh, 1},
 		{"Replay", c.Replay, ReplayDepth, 0},
 	}

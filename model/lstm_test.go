@@ -155,6 +155,7 @@ func TestLSTMConfig(t *testing.T) {
 		{"negative minibatch", LearnerConfig{MiniBatch: -5}, Config{}, "LearnerConfig.MiniBatch -5"},
 		{"negative steps", LearnerConfig{StepsPerClose: -1}, Config{}, "LearnerConfig.StepsPerClose -1"},
 		{"negative min batches", LearnerConfig{MinBatches: -1}, Config{}, "LearnerConfig.MinBatches -1"},
+		{"negative decay", LearnerConfig{DecaySteps: -1}, Config{}, "LearnerConfig.DecaySteps -1"},
 		{"negative replay", LearnerConfig{Replay: -1}, Config{}, "LearnerConfig.Replay -1"},
 		{"replay deeper than the history", LearnerConfig{Replay: ReplayDepth + 1}, Config{}, "LearnerConfig.Replay 29"},
 		{"negative learning rate", LearnerConfig{LearningRate: -0.1}, Config{}, "LearnerConfig.LearningRate -0.1"},

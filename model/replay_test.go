@@ -1,6 +1,7 @@
 package model
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -151,5 +152,41 @@ func TestLearnBatches(t *testing.T) {
 				t.Errorf("LearnStats %+v, want %d steps over %d examples", st, tc.want, tc.series)
 			}
 		})
+	}
+}
+
+// TestLearningRateDecay checks the schedule of DecaySteps: constant up to
+// step DecaySteps, then LearningRate·sqrt(DecaySteps/t); and that Learn
+// takes each step with its scheduled rate.
+func TestLearningRateDecay(t *testing.T) {
+	cases := []struct {
+		name  string
+		decay int
+		step  int64
+		want  float64
+	}{
+		{"constant", 0, 1_000_000, 0.01},
+		{"before the decay", 100, 50, 0.01},
+		{"at the decay", 100, 100, 0.01},
+		{"four times later", 100, 400, 0.005},
+		{"a hundred times later", 100, 10_000, 0.001},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := LearnerConfig{LearningRate: 0.01, DecaySteps: tc.decay}
+			if got := c.rate(tc.step); math.Abs(got-tc.want) > 1e-15 {
+				t.Errorf("rate(%d) = %v, want %v", tc.step, got, tc.want)
+			}
+		})
+	}
+	cfg := learnerSmall
+	cfg.LearningRate, cfg.DecaySteps, cfg.MiniBatch = 0.01, 2, 1
+	m := lstmNew(t, cfg, lstmSmallCfg)
+	st := m.Learn(lstmTestSeries(8, 20, 3))
+	if st.Steps != 8 || m.hp.lr != 0.01*math.Sqrt(2.0/8) {
+		t.Errorf("after %d steps Learn's rate is %v, want %v", st.Steps, m.hp.lr, 0.01*math.Sqrt(2.0/8))
+	}
+	if got := m.cfg.LearningRate; got != 0.01 {
+		t.Errorf("the configured rate changed to %v", got)
 	}
 }
