@@ -180,7 +180,7 @@ func (g *global[N, B]) Version() string {
 	return fmt.Sprintf("%dx%d/steps=%d", g.sh.layers, g.sh.hidden, g.net.opt().step)
 }
 
-// Learn trains on the examples the histories in complete. The example
+// Learn trains on the examples the histories in in complete. The example
 // of in[i] has as targets the last H buckets of in[i].Y and as input the
 // L buckets before them (left-padded when fewer); a series with fewer than
 // H+1 buckets is skipped. Besides the window, the features look at most 28
@@ -196,14 +196,15 @@ func (g *global[N, B]) Version() string {
 // The examples form one batch: StepsPerClose times, Learn shuffles them
 // with the model's seeded generator and splits them into max(ceil(n /
 // MiniBatch), min(MinBatches, n)) minibatches of near-equal size, one
-// Adam step each. A
+// Adam step each, at the rate of the step's number (see DecaySteps). A
 // step whose loss or gradient is not finite, or that would make a
 // parameter non-finite, is skipped and counted; it changes neither the
 // weights nor the optimizer state. Non-finite quantities are not
 // repaired: they make the steps of their minibatches skip.
 //
 // LearnStats.Examples counts the newest examples only, one per series,
-// as do the totals that weigh a model in mixing (see Mixable).
+// as does the total that weighs a model in mixing (see Mixable), so
+// replay does not change how partitions weigh each other.
 func (g *global[N, B]) Learn(in []Input) LearnStats {
 	h := g.sh.horizon
 	g.order = g.order[:0]

@@ -126,10 +126,10 @@ type LearnerConfig struct {
 	LearningRate float64
 	// DecaySteps, when positive, makes the learning rate decay with the
 	// inverse square root of the optimizer step t once t passes it:
-	// LearningRate·sqrt(DecaySteps/t). Early steps move fast from the
-	// initial weights; later ones, which see the same kind of data again
-	// and again, move less, so the weights settle instead of chasing each
-	// close's noise. 0 keeps the rate constant, the default.
+	// LearningRate·sqrt(DecaySteps/t), so early steps move fast from the
+	// initial weights and later ones less. The step count is the
+	// optimizer's, checkpointed with the weights. 0 keeps the rate
+	// constant, the default.
 	DecaySteps int
 	// Beta1 and Beta2 are Adam's moment decay rates, in [0, 1). The
 	// defaults are 0.9 and 0.999.
