@@ -98,19 +98,21 @@ type decisionEval struct {
 	lead, cycle int
 	y           []float64
 	plan        decision.Plan
-	flags       map[trendFlag]bool
+	flags       map[TrendFlag]bool
 }
 
-// trendFlag is a series classified as a class at a close.
-type trendFlag struct {
-	series string
-	class  decision.Class
-	bucket int64
+// TrendFlag is a series classified as a class at a close.
+type TrendFlag struct {
+	// Series is the series id, "STORE/SKU".
+	Series string
+	Class  decision.Class
+	// Bucket is the index of the closed bucket.
+	Bucket int64
 }
 
 func newDecisionEval(d *pipeline.Decisions, horizon int) (*decisionEval, error) {
 	de := &decisionEval{policy: d.Policy.WithDefaults(), states: map[*window.Series]*[len3]decision.ReplenishState{},
-		pending: map[*window.Series][]planned{}, flags: map[trendFlag]bool{}}
+		pending: map[*window.Series][]planned{}, flags: map[TrendFlag]bool{}}
 	de.lead, de.cycle = de.policy.LeadTime, de.policy.LeadTime+de.policy.ReviewPeriod
 	for i := range de.reps {
 		rc := d.Replenish
@@ -162,7 +164,7 @@ func (de *decisionEval) closed(c *pipeline.Close, plan bool) error {
 		return nil
 	}
 	if d := c.Decision; d != nil && plan && d.Trend.Class != decision.None {
-		de.flags[trendFlag{series: s.ID(), class: d.Trend.Class, bucket: c.Bucket}] = true
+		de.flags[TrendFlag{Series: s.ID(), Class: d.Trend.Class, Bucket: c.Bucket}] = true
 	}
 	st := de.states[s]
 	if st == nil {
@@ -213,7 +215,7 @@ func decisionsResult(cfg *Config, parts []*replayPartition, spec window.Spec) *D
 		d.ServiceLevels = append(d.ServiceLevels, sl)
 	}
 	if cfg.Truth != nil {
-		flags := map[trendFlag]bool{}
+		flags := map[TrendFlag]bool{}
 		for _, rp := range parts {
 			for f := range rp.dec.flags {
 				flags[f] = true
@@ -221,7 +223,7 @@ func decisionsResult(cfg *Config, parts []*replayPartition, spec window.Spec) *D
 		}
 		trends, _ := decision.NewTrends(cfg.Decisions.Trend) // validated with the engine's
 		from := parts[0].origin - int64(cfg.Rolling) + 1
-		d.Trends = trendQuality(cfg.Truth, flags, spec.Index(cfg.Truth.Start), from, parts[0].origin, trends.Config().MinVolume)
+		d.Trends = TrendQuality(cfg.Truth, flags, spec.Index(cfg.Truth.Start), from, parts[0].origin, trends.Config().MinVolume)
 	}
 	return d
 }
@@ -262,7 +264,7 @@ func inEpisode(it *source.ItemTruth, c decision.Class, d int) bool {
 	return truthIs(it, c, d)
 }
 
-// trendQuality scores the flags of the closes from bucket from to to
+// TrendQuality scores the flags of the closes from bucket from to to
 // against the truth, whose day 0 is bucket day0. A flag of a class on day
 // d is a hit when the class holds on some day from d-trendGrace to d. An
 // episode, a run of days a class holds, starting from from to
@@ -270,7 +272,7 @@ func inEpisode(it *source.ItemTruth, c decision.Class, d int) bool {
 // to trendGrace days after its end; episodes whose item never sells
 // minVolume a week during them are not counted, as the volume rule keeps
 // them from classifying.
-func trendQuality(truth *Truth, flags map[trendFlag]bool, day0, from, to int64, minVolume float64) []ClassQuality {
+func TrendQuality(truth *Truth, flags map[TrendFlag]bool, day0, from, to int64, minVolume float64) []ClassQuality {
 	item := map[string]int{}
 	for i, it := range truth.Items {
 		item[it.Store+"/"+it.SKU] = i
@@ -280,15 +282,15 @@ func trendQuality(truth *Truth, flags map[trendFlag]bool, day0, from, to int64, 
 		out[i].Class = c.String()
 	}
 	for f := range flags {
-		i, ok := item[f.series]
+		i, ok := item[f.Series]
 		if !ok {
 			continue
 		}
-		q := &out[f.class-1]
+		q := &out[f.Class-1]
 		q.Flags++
-		d := int(f.bucket - day0)
+		d := int(f.Bucket - day0)
 		for back := range trendGrace + 1 {
-			if truthIs(&truth.Items[i], f.class, d-back) {
+			if truthIs(&truth.Items[i], f.Class, d-back) {
 				q.Hits++
 				break
 			}
@@ -313,7 +315,7 @@ func trendQuality(truth *Truth, flags map[trendFlag]bool, day0, from, to int64, 
 				}
 				q.Episodes++
 				for day := d; day < end+trendGrace; day++ {
-					if flags[trendFlag{series: id, class: c, bucket: day0 + int64(day)}] {
+					if flags[TrendFlag{Series: id, Class: c, Bucket: day0 + int64(day)}] {
 						q.Detected++
 						break
 					}

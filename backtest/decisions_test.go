@@ -67,17 +67,17 @@ func TestDecisionsOnSynthetic(t *testing.T) {
 // 10-day run-down.
 func TestTrendQuality(t *testing.T) {
 	truth := &Truth{Items: []source.ItemTruth{{Store: "S", SKU: "K", Rate: 10, Launch: 10, Ramp: 20, Stop: 80, Fade: 10}}}
-	flag := func(c decision.Class, day int64) trendFlag {
-		return trendFlag{series: "S/K", class: c, bucket: 100 + day}
+	flag := func(c decision.Class, day int64) TrendFlag {
+		return TrendFlag{Series: "S/K", Class: c, Bucket: 100 + day}
 	}
-	flags := map[trendFlag]bool{
+	flags := map[TrendFlag]bool{
 		flag(decision.Emerging, 12):                              true, // in the ramp: a hit, detects the launch
 		flag(decision.Emerging, 50):                              true, // 20 days after the ramp: a miss
 		flag(decision.Fading, 75):                                true, // in the run-down: a hit, detects it
 		flag(decision.Rising, 60):                                true, // flat for two weeks before: a miss
-		{series: "other/K", class: decision.Rising, bucket: 140}: true, // not in the truth: ignored
+		{Series: "other/K", Class: decision.Rising, Bucket: 140}: true, // not in the truth: ignored
 	}
-	got := trendQuality(truth, flags, 100, 100+5, 100+95, 10)
+	got := TrendQuality(truth, flags, 100, 100+5, 100+95, 10)
 	want := map[string][4]int{ // flags, hits, episodes, detected
 		"rising":   {1, 0, 0, 0},
 		"falling":  {0, 0, 0, 0},

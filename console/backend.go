@@ -40,6 +40,10 @@ type NotOwnedError struct {
 	Partition int32
 	// Owned lists the partitions this instance serves.
 	Owned []int32
+	// Owner is the base URL of the console that serves the partition,
+	// such as "https://host-2:8080", when the backend knows it; the page
+	// then links to the series there.
+	Owner string
 }
 
 func (e *NotOwnedError) Error() string {
@@ -88,6 +92,9 @@ type Overview struct {
 	DeadLetters map[string]float64
 	// Trending is optional: nil (or empty lists) hides the section.
 	Trending *Trending
+	// Peers holds the base URLs of the consoles of the group's other
+	// instances, when the backend knows them; the overview links them.
+	Peers []string
 }
 
 // PartitionStatus is one partition an instance serves.
@@ -209,29 +216,50 @@ type Trend struct {
 	ChangePct *float64
 }
 
-// ModelForecast is one model's forecast of a series.
+// ModelForecast is one model's forecast of a series, made at the
+// published forecast's origin.
 type ModelForecast struct {
 	// Model names the forecaster.
 	Model string
-	// Steps are its forecast's steps; P10 and P90 may be zero when the
-	// model has no quantiles, and are then not drawn.
-	Steps []Step
+	// Steps holds its forecast at some or all steps of the horizon, in
+	// time order: a backend may keep only a few (the live processor keeps
+	// those its ensemble scores at).
+	Steps []ModelStep
+	// Total is its forecast total over the next TotalBuckets buckets;
+	// TotalBuckets 0 hides it.
+	Total        float64
+	TotalBuckets int
 }
 
-// ModelAccuracy is one model's recent accuracy on a series.
+// ModelStep is one step of a model's forecast.
+type ModelStep struct {
+	// Start is the step's bucket start and Mean its mean.
+	Start time.Time
+	Mean  float64
+	// P10 and P90 bound its 10% to 90% band when Band is set.
+	P10, P90 float64
+	Band     bool
+}
+
+// ModelAccuracy is one model's recent accuracy on a series. Errors are
+// in units of the series' sales per bucket; NaN marks one not known yet.
 type ModelAccuracy struct {
 	// Model names the forecaster.
 	Model string
-	// MAE is its mean absolute error per bucket over the scored forecasts.
-	MAE float64
-	// Coverage80 is the share of actuals inside its p10-p90 band; negative
-	// when unknown.
-	Coverage80 float64
-	// Scored counts the forecasts scored.
+	// RMSE is its recent root mean squared error over the steps ahead
+	// scored, and NextRMSE the one of its next-bucket forecasts.
+	RMSE, NextRMSE float64
+	// Pinball is its recent pinball loss of the next bucket's quantiles,
+	// summed over the quantile levels.
+	Pinball float64
+	// Scored counts the forecasts scored (at the step ahead scored
+	// least).
 	Scored int
-	// Weight is its weight in the published mix, negative when it has
-	// none.
+	// Weight is its weight in the published mean, negative when unknown.
 	Weight float64
+	// Quantiles reports whether the published quantiles are this
+	// model's.
+	Quantiles bool
 }
 
 // Explanation says in words and factors why a forecast is what it is.

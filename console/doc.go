@@ -9,8 +9,10 @@
 // watermark per partition, readiness, and trending series when the
 // backend has them), a series search, and a page per series (its closed
 // and open buckets, the published forecast with its p10-p90 band and its
-// trend, and optional sections: other models' forecasts, recent accuracy,
-// an explanation and a replenishment recommendation). Charts are SVG
+// trend, and optional sections: other models' forecasts at the published
+// origin, charted and tabulated at the steps the backend has, each
+// model's recent errors and weight, an explanation and a replenishment
+// recommendation). Charts are SVG
 // written by Go through html/template, so every value from events (store,
 // SKU, model names) is escaped, and pages work without script. A small
 // script served from the binary applies live updates: the server pushes
@@ -30,7 +32,10 @@
 // Each instance's console shows the partitions that instance serves and
 // says so. A series of a partition another instance serves gets a page
 // saying which partition it is in and that another instance's console
-// shows it (Backend.Series returns a *NotOwnedError).
+// shows it (Backend.Series returns a *NotOwnedError), with a link to that
+// console when the backend knows its address (NotOwnedError.Owner). It
+// links rather than redirects: the other console may be on another host
+// name, where the browser has no session yet.
 //
 // # Access control
 //

@@ -269,10 +269,18 @@ func (s *Server) page(w http.ResponseWriter, status int, name string, p page) {
 type message struct {
 	Heading string
 	Lines   []string
+	// Link, when set, is a link below the lines.
+	Link *link
 }
 
+type link struct{ Text, URL string }
+
 func (s *Server) message(w http.ResponseWriter, status int, store, sku, heading string, lines ...string) {
-	s.page(w, status, "message", page{Title: heading, Store: store, SKU: sku, Data: message{heading, lines}})
+	s.linkMessage(w, status, store, sku, heading, nil, lines...)
+}
+
+func (s *Server) linkMessage(w http.ResponseWriter, status int, store, sku, heading string, l *link, lines ...string) {
+	s.page(w, status, "message", page{Title: heading, Store: store, SKU: sku, Data: message{heading, lines, l}})
 }
 
 func (s *Server) serveOverview(w http.ResponseWriter, r *http.Request) {
@@ -365,6 +373,12 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (*Series, bool) 
 	ser, err := s.cfg.Backend.Series(r.Context(), store, sku)
 	var notOwned *NotOwnedError
 	switch {
+	case errors.As(err, &notOwned) && notOwned.Owner != "":
+		s.linkMessage(w, http.StatusNotFound, store, sku, "Served by another instance",
+			&link{Text: "Open it on " + notOwned.Owner, URL: strings.TrimSuffix(notOwned.Owner, "/") + seriesPath(store, sku)},
+			fmt.Sprintf("Store %s, SKU %s is in partition %d, which the instance at %s serves.", store, sku, notOwned.Partition, notOwned.Owner),
+			fmt.Sprintf("This instance serves partitions %s.", partitionList(notOwned.Owned)))
+		return nil, false
 	case errors.As(err, &notOwned):
 		s.message(w, http.StatusNotFound, store, sku, "Served by another instance",
 			fmt.Sprintf("Store %s, SKU %s is in partition %d, which another instance of the group serves.", store, sku, notOwned.Partition),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -23,6 +24,9 @@ type fakeBackend struct {
 	series   map[string]*Series
 	// owned lists the partitions served; series of others are NotOwned.
 	owned []int32
+	// owners maps other partitions to the base URLs of their consoles,
+	// where known.
+	owners map[int32]string
 }
 
 var _ Backend = (*fakeBackend)(nil)
@@ -48,7 +52,7 @@ func (f *fakeBackend) Series(_ context.Context, store, sku string) (*Series, err
 	case !ok:
 		return nil, fmt.Errorf("series %q: %w", store+"/"+sku, ErrNotFound)
 	case !slices.Contains(f.owned, s.Partition):
-		return nil, &NotOwnedError{Series: store + "/" + sku, Partition: s.Partition, Owned: f.owned}
+		return nil, &NotOwnedError{Series: store + "/" + sku, Partition: s.Partition, Owned: f.owned, Owner: f.owners[s.Partition]}
 	}
 	return s, nil
 }
@@ -165,9 +169,10 @@ func TestSeriesPageEscapes(t *testing.T) {
 // shown.
 func TestSeriesMessages(t *testing.T) {
 	f := &fakeBackend{owned: []int32{0, 2}, series: map[string]*Series{
-		"S1/A": testSeries("S1", "A", 0),
-		"S1/B": testSeries("S1", "B", 3),
-	}}
+		"S1/A":      testSeries("S1", "A", 0),
+		"S1/B":      testSeries("S1", "B", 3),
+		"S1/<i>x y": testSeries("S1", "<i>x y", 5),
+	}, owners: map[int32]string{5: "https://host-5:8080/"}}
 	for i := range 120 {
 		sku := fmt.Sprintf("BULK-%04d", i)
 		f.series["S9/"+sku] = testSeries("S9", sku, 0)
@@ -179,7 +184,9 @@ func TestSeriesMessages(t *testing.T) {
 		want       []string
 	}{
 		{"unknown", seriesPath("S1", "NOPE"), 404, []string{"No such series here", "store S1, SKU NOPE", "case-sensitive"}},
-		{"owned elsewhere", seriesPath("S1", "B"), 404, []string{"Served by another instance", "partition 3", "serves partitions 0 and 2"}},
+		{"owned elsewhere", seriesPath("S1", "B"), 404, []string{"Served by another instance", "partition 3", "serves partitions 0 and 2", "Open the console of the instance that serves partition 3"}},
+		{"owned by a known instance", seriesPath("S1", "<i>x y"), 404, []string{"partition 5, which the instance at https://host-5:8080/ serves",
+			`<a id="owner-link" href="https://host-5:8080/series/S1/%3Ci%3Ex%20y">Open it on https://host-5:8080/</a>`, "SKU &lt;i&gt;x y"}},
 		{"too long", seriesPath("S1", strings.Repeat("x", 300)), 400, []string{"300 bytes long", "at most 256"}},
 		{"control character", seriesPath("S1", "a\x01b"), 400, []string{"control characters"}},
 		{"empty search", "/series?store=&sku=", 400, []string{"Give a store"}},
@@ -212,8 +219,8 @@ func TestOptionalSections(t *testing.T) {
 	bare := testSeries("S1", "A", 0)
 	full := testSeries("S1", "F", 0)
 	onHand := 7.0
-	full.Models = []ModelForecast{{Model: "lstm", Steps: full.Forecast.Steps}, {Model: "ma28", Steps: full.Forecast.Steps}}
-	full.Accuracy = []ModelAccuracy{{Model: "lstm", MAE: 1.25, Coverage80: 0.8, Scored: 14, Weight: 0.6}, {Model: "ma28", MAE: 2, Coverage80: -1, Scored: 14, Weight: -1}}
+	full.Models = []ModelForecast{{Model: "lstm", Steps: []ModelStep{{Start: full.Forecast.Steps[0].Start, Mean: 13}}}, {Model: "ma28", Steps: []ModelStep{{Start: full.Forecast.Steps[0].Start, Mean: 12}}}}
+	full.Accuracy = []ModelAccuracy{{Model: "lstm", RMSE: 1.25, NextRMSE: 1, Pinball: 0.5, Scored: 14, Weight: 0.6}, {Model: "ma28", RMSE: 2, NextRMSE: 2, Pinball: math.NaN(), Scored: 14, Weight: -1}}
 	full.Explanation = &Explanation{Summary: "Weekends sell more.", Factors: []Factor{{Name: "weekly seasonality", Effect: 3.5}}}
 	full.Replenishment = &Replenishment{LeadTime: 3, ServiceLevel: 0.95, Demand: 42, SafetyStock: 8, OnHand: &onHand, OrderQty: 43}
 	f := &fakeBackend{owned: []int32{0}, series: map[string]*Series{"S1/A": bare, "S1/F": full}}
@@ -240,16 +247,18 @@ func TestOptionalSections(t *testing.T) {
 	}
 
 	_, page = get(t, srv.URL+"/")
-	if strings.Contains(page, `<h2 id="ov-trending-h"`) {
-		t.Error("overview without trending data shows the section")
+	if strings.Contains(page, `<h2 id="ov-trending-h"`) || strings.Contains(page, "other consoles") {
+		t.Error("overview without trending data or peers shows them")
 	}
 	pct := 80.0
 	f.mu.Lock()
 	f.overview.Trending = &Trending{Rising: []TrendItem{{Store: "S<1>", SKU: "A", ChangePct: &pct, Last: 10, Next: 18}}}
+	f.overview.Peers = []string{"https://b:8443", "http://c:8080"}
 	f.mu.Unlock()
 	time.Sleep(1100 * time.Millisecond) // the next sample
 	_, page = get(t, srv.URL+"/")
-	for _, want := range []string{`<h2 id="ov-trending-h"`, "Rising", `href="/series/S%3C1%3E/A"`, "S&lt;1&gt; / A", "&#43;80.0%"} {
+	for _, want := range []string{`<h2 id="ov-trending-h"`, "Rising", `href="/series/S%3C1%3E/A"`, "S&lt;1&gt; / A", "&#43;80.0%",
+		`other consoles: <a class="peer" href="https://b:8443/">https://b:8443</a>, <a class="peer" href="http://c:8080/">http://c:8080</a>.`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("overview with a rising series lacks %q", want)
 		}

@@ -82,6 +82,7 @@ type seriesView struct {
 	// when there are any.
 	ModelsWide, ModelsNarrow svgChart
 	ModelsLegend             []line
+	ModelsTable              *modelsTable
 }
 
 func newSeriesView(s *Series) *seriesView {
@@ -105,6 +106,7 @@ func newSeriesView(s *Series) *seriesView {
 		m := modelsChart(s)
 		v.ModelsWide, v.ModelsNarrow = m.layout("w", wideW, wideH, wideTicks), m.layout("n", narrowW, narrowH, narrowTicks)
 		v.ModelsLegend = m.legend()
+		v.ModelsTable = newModelsTable(s)
 	}
 	return v
 }
@@ -171,31 +173,129 @@ func seriesChart(s *Series, id, title string) *chart {
 	return c
 }
 
-// modelsChart charts the published forecast's mean against the other
-// models' means.
+// modelsChart charts the published forecast, mean and band, against the
+// other models' means at the steps they have, drawn as dots: a backend
+// may have a few steps only, and a line between them would invent the
+// buckets in between.
 func modelsChart(s *Series) *chart {
 	c := &chart{ID: "models", Title: fmt.Sprintf("Forecast means of each model for store %s, SKU %s", s.Store, s.SKU)}
 	x := func(t time.Time) float64 { return float64(t.Unix()) }
 	var starts []time.Time
 	if f := s.Forecast; f != nil {
+		b := band{Name: "published p10–p90", Class: "band"}
 		l := line{Name: "published (" + f.Model + ")", Class: "mean"}
 		for _, st := range f.Steps {
+			b.X, b.Lo, b.Hi = append(b.X, x(st.Start)), append(b.Lo, st.P10), append(b.Hi, st.P90)
 			l.Points = append(l.Points, point{x(st.Start), st.Mean})
 			starts = append(starts, st.Start)
 		}
+		c.Bands = append(c.Bands, b)
 		c.Lines = append(c.Lines, l)
 	}
+	steps := 0
 	for i, m := range s.Models {
-		l := line{Name: m.Model, Class: "m" + strconv.Itoa(i%6)}
+		l := line{Name: m.Model, Class: "pt m" + strconv.Itoa(i%6)}
 		for _, st := range m.Steps {
-			l.Points = append(l.Points, point{x(st.Start), st.Mean})
-			starts = append(starts, st.Start)
+			if !math.IsNaN(st.Mean) {
+				l.Points = append(l.Points, point{x(st.Start), st.Mean})
+				starts = append(starts, st.Start)
+			}
 		}
-		c.Lines = append(c.Lines, l)
+		steps = max(steps, len(l.Points))
+		c.Markers = append(c.Markers, l)
 	}
-	c.Desc = fmt.Sprintf("%d models' forecast means over the horizon.", len(s.Models)+1)
+	c.Desc = fmt.Sprintf("The published forecast's mean and 10%% to 90%% band, and as dots the means of %d other models at up to %d steps ahead each.", len(s.Models), steps)
 	c.Ticks = timeTicks(starts, s.Bucket)
 	return c
+}
+
+// modelsTable lays the models' forecasts out for a table: a column per
+// step any model has, a row for the published forecast and one per
+// model.
+type modelsTable struct {
+	Steps []modelColumn
+	// TotalBuckets is the span of the totals column, 0 for none.
+	TotalBuckets int
+	Rows         []modelRow
+}
+
+type modelColumn struct {
+	Start time.Time
+	// Ahead is the step's distance from the origin in buckets, 0 when
+	// unknown.
+	Ahead int
+}
+
+type modelRow struct {
+	Model     string
+	Published bool
+	Cells     []modelCell
+	Total     modelCell
+}
+
+type modelCell struct {
+	Known, Band    bool
+	Mean, P10, P90 float64
+}
+
+func newModelsTable(s *Series) *modelsTable {
+	t := &modelsTable{}
+	var starts []time.Time
+	for _, m := range s.Models {
+		for _, st := range m.Steps {
+			starts = append(starts, st.Start)
+		}
+		if m.TotalBuckets > 0 {
+			t.TotalBuckets = m.TotalBuckets
+		}
+	}
+	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
+	starts = slices.CompactFunc(starts, time.Time.Equal)
+	var pub []Step
+	if s.Forecast != nil {
+		pub = s.Forecast.Steps
+	}
+	for _, st := range starts {
+		col := modelColumn{Start: st}
+		if i := slices.IndexFunc(pub, func(p Step) bool { return p.Start.Equal(st) }); i >= 0 {
+			col.Ahead = i + 1
+		}
+		t.Steps = append(t.Steps, col)
+	}
+	if f := s.Forecast; f != nil {
+		r := modelRow{Model: f.Model, Published: true}
+		for _, col := range t.Steps {
+			var c modelCell
+			if col.Ahead > 0 {
+				st := pub[col.Ahead-1]
+				c = modelCell{Known: true, Band: true, Mean: st.Mean, P10: st.P10, P90: st.P90}
+			}
+			r.Cells = append(r.Cells, c)
+		}
+		if n := t.TotalBuckets; n > 0 && n <= len(pub) {
+			r.Total.Known = true
+			for _, st := range pub[:n] {
+				r.Total.Mean += st.Mean
+			}
+		}
+		t.Rows = append(t.Rows, r)
+	}
+	for _, m := range s.Models {
+		r := modelRow{Model: m.Model}
+		for _, col := range t.Steps {
+			var c modelCell
+			if i := slices.IndexFunc(m.Steps, func(p ModelStep) bool { return p.Start.Equal(col.Start) }); i >= 0 && !math.IsNaN(m.Steps[i].Mean) {
+				st := m.Steps[i]
+				c = modelCell{Known: true, Band: st.Band, Mean: st.Mean, P10: st.P10, P90: st.P90}
+			}
+			r.Cells = append(r.Cells, c)
+		}
+		if m.TotalBuckets == t.TotalBuckets && t.TotalBuckets > 0 && !math.IsNaN(m.Total) {
+			r.Total = modelCell{Known: true, Mean: m.Total}
+		}
+		t.Rows = append(t.Rows, r)
+	}
+	return t
 }
 
 // timeTicks returns labelled x positions at the distinct bucket starts.
@@ -237,8 +337,12 @@ func formatCount(v float64) string {
 	return b.String()
 }
 
-// formatQty formats a quantity with at most two decimals: 12, 3.5, 0.25.
+// formatQty formats a quantity with at most two decimals: 12, 3.5, 0.25;
+// "–" for an unknown one (NaN).
 func formatQty(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "–"
+	}
 	if math.Abs(v) >= 1000 {
 		return formatCount(v)
 	}

@@ -69,10 +69,17 @@
 // Training and forecasting run in float32 on the AVX2 kernels of
 // model/internal/kern, on one goroutine: no learner starts goroutines.
 //
+// Explanations. Every global learner is an Explainer: integrated
+// gradients of its mean forecast of the next buckets, summed into input
+// groups (Group), on a float64 copy of its forecasting weights (see
+// Explainer for the baseline and the groups).
+//
 // # Concurrency
 //
 // Forecasters keep scratch buffers and are not safe for concurrent use:
-// each partition's goroutine owns its own.
+// each partition's goroutine owns its own. An Attribution, once prepared
+// on the learner's goroutine, owes the learner nothing and may be used on
+// another.
 //
 // # Invariants
 //

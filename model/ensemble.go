@@ -284,6 +284,25 @@ func (e *Ensemble) Update(st *EnsembleState, bucket int64, recent []float64, fcs
 		copy(st.q[c*nq:(c+1)*nq], f.Q[:nq])
 	}
 
+	e.weigh(st, eligible, &mix)
+	clear(dst.Mean)
+	for c, f := range fcs {
+		if wt := mix.Weights[c]; wt > 0 {
+			for h, m := range f.Mean {
+				dst.Mean[h] += wt * m
+			}
+		}
+	}
+	copy(dst.Q, fcs[mix.Quantiles].Q)
+	dst.Levels = fcs[mix.Quantiles].Levels
+	st.total[n*w+slot] = windowTotal(dst.Mean, w)
+	return mix
+}
+
+// weigh sets mix's weights, normalised to sum to 1, and quantile
+// candidate from the scores in st and the candidates' eligibility.
+func (e *Ensemble) weigh(st *EnsembleState, eligible []bool, mix *Mix) {
+	n, nh := e.cfg.Candidates, len(e.cfg.Horizons)
 	// Weigh the candidates: their mean squared errors first, then the
 	// weights relative to the best, which takes weight 1, so that no scale
 	// of sales overflows or underflows the powers.
@@ -340,19 +359,9 @@ func (e *Ensemble) Update(st *EnsembleState, bucket int64, recent []float64, fcs
 			}
 		}
 	}
-	clear(dst.Mean)
-	for c, f := range fcs {
-		if wt := mix.Weights[c] / sum; wt > 0 {
-			mix.Weights[c] = wt
-			for h, m := range f.Mean {
-				dst.Mean[h] += wt * m
-			}
-		}
+	for c := range n {
+		mix.Weights[c] /= sum
 	}
-	copy(dst.Q, fcs[mix.Quantiles].Q)
-	dst.Levels = fcs[mix.Quantiles].Levels
-	st.total[n*w+slot] = windowTotal(dst.Mean, w)
-	return mix
 }
 
 // windowTotal returns the sum of the first w means.

@@ -100,13 +100,13 @@ type global[N network[float32, B], B buffers[float32]] struct {
 	feat      featurizer
 	rng       *rand.PCG
 
-	train    B       // nil until the first Learn
-	fc       B       // nil until the first ForecastBatch
-	fs       B       // one-step buffers; nil until the first carried step
-	order    []int32 // example order of Learn
-	rows     []int32 // series of the current forecast chunk run in full
-	stepRows []int32 // series of the current chunk that step their state
-	slots    []int32 // carried-state slots of stepRows
+	train    B         // nil until the first Learn
+	fc       B         // nil until the first ForecastBatch
+	fs       B         // one-step buffers; nil until the first carried step
+	order    []example // examples of Learn, in training order
+	rows     []int32   // series of the current forecast chunk run in full
+	stepRows []int32   // series of the current chunk that step their state
+	slots    []int32   // carried-state slots of stepRows
 
 	// carry holds the series' carried states; nil when Refresh is 1 or
 	// the network is not recurrent.
@@ -187,32 +187,50 @@ func (g *global[N, B]) Version() string {
 // buckets further back, so histories longer than L+H+28 buckets add
 // nothing.
 //
+// With Replay r, each series adds the examples that completed k buckets
+// earlier, for r values of k drawn without repetition from [1,
+// ReplayDepth] (fewer when its history holds fewer: the example of k
+// needs more than H+k buckets). They are cut from the same history, so
+// their look-back before the window is shorter by k buckets.
+//
 // The examples form one batch: StepsPerClose times, Learn shuffles them
-// with the model's seeded generator and splits them into
-// ceil(n/MiniBatch) minibatches of near-equal size, one Adam step each. A
+// with the model's seeded generator and splits them into max(ceil(n /
+// MiniBatch), min(MinBatches, n)) minibatches of near-equal size, one
+// Adam step each, at the rate of the step's number (see DecaySteps). A
 // step whose loss or gradient is not finite, or that would make a
 // parameter non-finite, is skipped and counted; it changes neither the
 // weights nor the optimizer state. Non-finite quantities are not
 // repaired: they make the steps of their minibatches skip.
+//
+// LearnStats.Examples counts the newest examples only, one per series,
+// as does the total that weighs a model in mixing (see Mixable), so
+// replay does not change how partitions weigh each other.
 func (g *global[N, B]) Learn(in []Input) LearnStats {
 	h := g.sh.horizon
 	g.order = g.order[:0]
+	fresh := 0
 	for i := range in {
 		if len(in[i].Y) > h {
-			g.order = append(g.order, int32(i))
+			g.order = append(g.order, example{idx: int32(i)})
+			fresh++
+		}
+	}
+	if fresh == 0 {
+		return LearnStats{}
+	}
+	if g.cfg.Replay > 0 {
+		for _, e := range g.order[:fresh] {
+			g.order = appendReplay(g.order, g.rng, e.idx, min(ReplayDepth, len(in[e.idx].Y)-h-1), g.cfg.Replay)
 		}
 	}
 	n := len(g.order)
-	if n == 0 {
-		return LearnStats{}
-	}
-	nb := (n + g.cfg.MiniBatch - 1) / g.cfg.MiniBatch
+	nb := max((n+g.cfg.MiniBatch-1)/g.cfg.MiniBatch, min(g.cfg.MinBatches, n))
 	largest := (n + nb - 1) / nb
 	var none B
 	if g.train == none || g.train.rowData().cap < largest {
 		g.train = g.net.newBufs(largest, true)
 	}
-	st := LearnStats{Examples: n}
+	st := LearnStats{Examples: fresh}
 	var lossSum float64
 	for range g.cfg.StepsPerClose {
 		shuffle(g.rng, g.order)
@@ -221,6 +239,7 @@ func (g *global[N, B]) Learn(in []Input) LearnStats {
 			hi := lo + (n-lo)/(nb-b)
 			g.loadExamples(in, g.order[lo:hi])
 			lo = hi
+			g.hp.lr = g.cfg.rate(int64(g.net.opt().step) + 1)
 			if loss, ok := trainStep(g.net, g.train, &g.hp); ok {
 				g.averageStep()
 				st.Steps++
@@ -233,10 +252,35 @@ func (g *global[N, B]) Learn(in []Input) LearnStats {
 	if st.Steps > 0 {
 		st.Loss = lossSum / float64(st.Steps)
 	}
-	g.examples += int64(n)
+	g.examples += int64(fresh)
 	g.steps += int64(st.Steps)
 	g.skipped += int64(st.Skipped)
 	return st
+}
+
+// example is a training example of Learn: the window of in[idx] whose
+// targets end back buckets before its history does.
+type example struct{ idx, back int32 }
+
+// appendReplay appends to dst up to r replayed examples of series idx,
+// with distinct offsets drawn by rng from [1, depth], and returns dst.
+// It draws nothing when depth < 1.
+func appendReplay(dst []example, rng *rand.PCG, idx int32, depth, r int) []example {
+	if depth < 1 {
+		return dst
+	}
+	var ks [ReplayDepth]int32
+	for j := range depth {
+		ks[j] = int32(j + 1)
+	}
+	// A partial Fisher-Yates shuffle: the first min(r, depth) slots end up
+	// a uniform sample without repetition.
+	for j := range min(r, depth) {
+		m := j + int((rng.Uint64()>>32)*uint64(depth-j)>>32)
+		ks[j], ks[m] = ks[m], ks[j]
+		dst = append(dst, example{idx: idx, back: ks[j]})
+	}
+	return dst
 }
 
 // averageStep folds the weights of the step just taken, the t-th, into
@@ -267,21 +311,20 @@ func (g *global[N, B]) forecastNet() N {
 	return g.avg
 }
 
-// loadExamples fills the training buffers with the examples of the series
-// in[idx] for idx in rows.
-func (g *global[N, B]) loadExamples(in []Input, rows []int32) {
+// loadExamples fills the training buffers with the examples ex of in.
+func (g *global[N, B]) loadExamples(in []Input, ex []example) {
 	bf, h := g.train, g.sh.horizon
-	bf.setRows(len(rows))
+	bf.setRows(len(ex))
 	rb := bf.rowData()
-	for r, idx := range rows {
-		s := &in[idx]
-		end := len(s.Y) - h
+	for r, e := range ex {
+		s := &in[e.idx]
+		end := len(s.Y) - int(e.back) - h
 		x, ld, row, nrows := bf.featureDst(r)
 		norm, pad := buildFeatures(&g.feat, s, end, x, ld, row, nrows, 0, nil, false)
 		scale := norm.scale
 		rb.scale[r], rb.pad[r] = scale, int32(pad)
 		tgt := rb.tgt[r*h : (r+1)*h]
-		for j, y := range s.Y[end:] {
+		for j, y := range s.Y[end : end+h] {
 			tgt[j] = float32(y / scale)
 		}
 	}
@@ -432,7 +475,7 @@ func (g *global[N, B]) forget(key uint64) {
 // shuffle permutes a with the Fisher-Yates shuffle driven by rng. It is
 // spelled out, rather than using rand.Shuffle, so that checkpointed runs
 // stay reproducible whatever the standard library does.
-func shuffle(rng *rand.PCG, a []int32) {
+func shuffle[E any](rng *rand.PCG, a []E) {
 	for i := len(a) - 1; i > 0; i-- {
 		j := int((rng.Uint64() >> 32) * uint64(i+1) >> 32)
 		a[i], a[j] = a[j], a[i]

@@ -101,12 +101,36 @@ type LearnerConfig struct {
 	// most 65536. The default is 512: one step per close for partitions of
 	// up to 512 series.
 	MiniBatch int
+	// MinBatches is the least number of minibatches each pass over the
+	// examples of a Learn call is split into (all of them when there are
+	// fewer examples), so a partition with few series still takes several
+	// optimizer steps per close; MiniBatch may call for more. The default
+	// is 1.
+	MinBatches int
 	// StepsPerClose is the number of passes over the examples of each
 	// Learn call, each reshuffled and split into minibatches. The
 	// default is 1.
 	StepsPerClose int
+	// Replay is the number of earlier windows of each series that a Learn
+	// call trains on besides the one its close completes, at most
+	// ReplayDepth. They form a replay buffer of the examples of the last
+	// ReplayDepth closes, rebuilt from the series' histories rather than
+	// stored: each is the example that completed k buckets earlier, with
+	// the k of each series drawn without repetition from [1, ReplayDepth]
+	// by the model's seeded generator (checkpointed), so a restart
+	// replays identically. A series replays only the windows its history
+	// holds (see Learn). 0 trains on the newest example of each series
+	// only, once per pass.
+	Replay int
 	// LearningRate is Adam's step size. The default is 3e-3.
 	LearningRate float64
+	// DecaySteps, when positive, makes the learning rate decay with the
+	// inverse square root of the optimizer step t once t passes it:
+	// LearningRate·sqrt(DecaySteps/t), so early steps move fast from the
+	// initial weights and later ones less. The step count is the
+	// optimizer's, checkpointed with the weights. 0 keeps the rate
+	// constant, the default.
+	DecaySteps int
 	// Beta1 and Beta2 are Adam's moment decay rates, in [0, 1). The
 	// defaults are 0.9 and 0.999.
 	Beta1, Beta2 float64
@@ -157,6 +181,23 @@ const (
 	learnerMaxRefresh   = 1000
 )
 
+// rate returns the learning rate of optimizer step t, counted from 1 (see
+// DecaySteps).
+func (c *LearnerConfig) rate(t int64) float64 {
+	if c.DecaySteps <= 0 || t <= int64(c.DecaySteps) {
+		return c.LearningRate
+	}
+	return c.LearningRate * math.Sqrt(float64(c.DecaySteps)/float64(t))
+}
+
+// ReplayDepth is the number of past closes whose examples Replay draws
+// from. The features of a window look back up to 28 buckets before it (the
+// buckets since the last sale), so the history a learner needs for its
+// newest example (Window + horizon + 28 buckets) also holds the windows
+// of the 28 closes before, only with a shorter look-back; a deeper replay
+// would need every series to keep a longer history.
+const ReplayDepth = gapCap
+
 // DefaultLearnerConfig returns the default configuration: the defaults
 // WithDefaults fills in, weight decay 1e-4 and weight averaging 0.995.
 func DefaultLearnerConfig() LearnerConfig {
@@ -188,6 +229,7 @@ func (c LearnerConfig) WithDefaults() (LearnerConfig, error) {
 	def(&c.Window, 56)
 	def(&c.MiniBatch, 512)
 	def(&c.StepsPerClose, 1)
+	def(&c.MinBatches, 1)
 	def(&c.Refresh, 7)
 	deff(&c.LearningRate, 3e-3)
 	deff(&c.Beta1, 0.9)
@@ -207,7 +249,10 @@ func (c LearnerConfig) WithDefaults() (LearnerConfig, error) {
 		{"Window", c.Window, learnerMaxWindow, 1},
 		{"MiniBatch", c.MiniBatch, learnerMaxMiniBatch, 1},
 		{"StepsPerClose", c.StepsPerClose, learnerMaxSteps, 1},
+		{"MinBatches", c.MinBatches, learnerMaxSteps, 1},
+		{"DecaySteps", c.DecaySteps, math.MaxInt32, 0},
 		{"Refresh", c.Refresh, learnerMaxRefresh, 1},
+		{"Replay", c.Replay, ReplayDepth, 0},
 	}
 	for _, f := range irange {
 		if f.v < f.lo || f.v > f.max {

@@ -275,23 +275,31 @@ func TestLearnerRegistry(t *testing.T) {
 // TestLearnerDeterminism trains two models of every learner with the same
 // seed through the same calls and requires bit-identical checkpoints
 // (weights, optimiser state, average, generator) and forecasts; another
-// seed must give other weights.
+// seed must give other weights. With Replay the drawn windows must be
+// the same too.
 func TestLearnerDeterminism(t *testing.T) {
 	in := lstmTestSeries(11, 30, 6)
-	for _, name := range Learners {
-		t.Run(name, func(t *testing.T) {
-			other := learnerSmall
-			other.Seed = 2
-			a, b, c := newLearner(t, name, learnerSmall, lstmSmallCfg), newLearner(t, name, learnerSmall, lstmSmallCfg), newLearner(t, name, other, lstmSmallCfg)
-			lockstep(t, in, 5, 30, a, b, c)
-			if !bytes.Equal(checkpoint(t, a), checkpoint(t, b)) {
-				t.Fatal("same seed, same calls: different checkpoints")
-			}
-			p := len(learnerInternals(a).params)
-			if bytes.Equal(paramBytes(checkpoint(t, a), p)[:4*p], paramBytes(checkpoint(t, c), p)[:4*p]) {
-				t.Fatal("different seeds: same weights")
-			}
-		})
+	replay := learnerSmall
+	replay.Replay = 3
+	for _, cfg := range []struct {
+		name string
+		cfg  LearnerConfig
+	}{{"newest", learnerSmall}, {"replay", replay}} {
+		for _, name := range Learners {
+			t.Run(cfg.name+"/"+name, func(t *testing.T) {
+				other := cfg.cfg
+				other.Seed = 2
+				a, b, c := newLearner(t, name, cfg.cfg, lstmSmallCfg), newLearner(t, name, cfg.cfg, lstmSmallCfg), newLearner(t, name, other, lstmSmallCfg)
+				lockstep(t, in, 5, 30, a, b, c)
+				if !bytes.Equal(checkpoint(t, a), checkpoint(t, b)) {
+					t.Fatal("same seed, same calls: different checkpoints")
+				}
+				p := len(learnerInternals(a).params)
+				if bytes.Equal(paramBytes(checkpoint(t, a), p)[:4*p], paramBytes(checkpoint(t, c), p)[:4*p]) {
+					t.Fatal("different seeds: same weights")
+				}
+			})
+		}
 	}
 }
 
@@ -325,39 +333,60 @@ func lockstep(t *testing.T, in []Input, from, to int, a, b Learner, others ...Le
 // leaves the model as it was.
 func TestLearnerCheckpoint(t *testing.T) {
 	in := lstmTestSeries(9, 40, 7)
+	replay := learnerSmall
+	replay.Replay = 2
 	for _, name := range Learners {
 		t.Run(name, func(t *testing.T) {
-			a := newLearner(t, name, learnerSmall, lstmSmallCfg)
-			for n := 10; n < 25; n++ {
-				a.Learn(lstmCut(in, n))
-			}
-			good := checkpoint(t, a)
-			ia := learnerInternals(a)
-			if len(good) != ia.ckSize {
-				t.Errorf("checkpoint is %d bytes, checkpointSize says %d", len(good), ia.ckSize)
-			}
-			if buf, err := a.(interface {
-				AppendBinary([]byte) ([]byte, error)
-			}).AppendBinary([]byte("prefix")); err != nil || string(buf[:6]) != "prefix" || !bytes.Equal(buf[6:], good) {
-				t.Fatalf("AppendBinary: %v", err)
-			}
-			b := newLearner(t, name, learnerSmall, lstmSmallCfg)
-			b.Learn(in) // state to be replaced
-			if err := b.(Checkpointer).UnmarshalBinary(good); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(good, checkpoint(t, b)) {
-				t.Fatal("round trip is not bit-exact")
-			}
-			if ib := learnerInternals(b); Version(a) != Version(b) || ia.examples != ib.examples || ia.steps != ib.steps || ia.skipped != ib.skipped {
-				t.Fatalf("counters differ: %s %+v vs %s %+v", Version(a), ia, Version(b), ib)
-			}
-			lockstep(t, in, 25, 40, a, b)
-			if !bytes.Equal(checkpoint(t, a), checkpoint(t, b)) {
-				t.Fatal("training diverged after the round trip")
-			}
-			testCheckpointErrors(t, name, good)
+			testCheckpointRoundTrip(t, name, learnerSmall, in)
+			testCheckpointErrors(t, name, checkpoint(t, trained(t, name, learnerSmall, in)))
 		})
+		// With Replay the generator that draws the replayed windows is in
+		// the checkpoint: training goes on identically after a restart.
+		t.Run(name+"/replay", func(t *testing.T) { testCheckpointRoundTrip(t, name, replay, in) })
+	}
+}
+
+// trained returns the learner name configured by cfg after training on
+// the histories of in cut to 10 to 24 buckets.
+func trained(t *testing.T, name string, cfg LearnerConfig, in []Input) Learner {
+	t.Helper()
+	a := newLearner(t, name, cfg, lstmSmallCfg)
+	for n := 10; n < 25; n++ {
+		a.Learn(lstmCut(in, n))
+	}
+	return a
+}
+
+// testCheckpointRoundTrip checks that the checkpoint of a trained learner
+// name configured by cfg round-trips bit-exactly into a learner that
+// trained on something else, and that both train on bit-identically.
+func testCheckpointRoundTrip(t *testing.T, name string, cfg LearnerConfig, in []Input) {
+	t.Helper()
+	a := trained(t, name, cfg, in)
+	good := checkpoint(t, a)
+	ia := learnerInternals(a)
+	if len(good) != ia.ckSize {
+		t.Errorf("checkpoint is %d bytes, checkpointSize says %d", len(good), ia.ckSize)
+	}
+	if buf, err := a.(interface {
+		AppendBinary([]byte) ([]byte, error)
+	}).AppendBinary([]byte("prefix")); err != nil || string(buf[:6]) != "prefix" || !bytes.Equal(buf[6:], good) {
+		t.Fatalf("AppendBinary: %v", err)
+	}
+	b := newLearner(t, name, cfg, lstmSmallCfg)
+	b.Learn(in) // state to be replaced
+	if err := b.(Checkpointer).UnmarshalBinary(good); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(good, checkpoint(t, b)) {
+		t.Fatal("round trip is not bit-exact")
+	}
+	if ib := learnerInternals(b); Version(a) != Version(b) || ia.examples != ib.examples || ia.steps != ib.steps || ia.skipped != ib.skipped {
+		t.Fatalf("counters differ: %s %+v vs %s %+v", Version(a), ia, Version(b), ib)
+	}
+	lockstep(t, in, 25, 40, a, b)
+	if !bytes.Equal(checkpoint(t, a), checkpoint(t, b)) {
+		t.Fatal("training diverged after the round trip")
 	}
 }
 
@@ -595,7 +624,7 @@ func TestLearnerForecastValid(t *testing.T) {
 func TestLearnerAllocs(t *testing.T) {
 	for _, name := range Learners {
 		t.Run(name, func(t *testing.T) {
-			m := newLearner(t, name, LearnerConfig{Layers: 2, Hidden: 8, Window: 12, MiniBatch: 16, Calendar: lstmCalendar{width: 3}}, lstmSmallCfg)
+			m := newLearner(t, name, LearnerConfig{Layers: 2, Hidden: 8, Window: 12, MiniBatch: 16, Replay: 2, Calendar: lstmCalendar{width: 3}}, lstmSmallCfg)
 			in := lstmTestSeries(300, 30, 11)
 			in[5].Y = in[5].Y[:3]
 			dst := lstmForecasts(lstmSmallCfg, len(in))

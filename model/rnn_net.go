@@ -206,6 +206,7 @@ type rnnBufs[T float] struct {
 	train bool
 
 	x  []T // forecasting: L×rows×features input features
+	dx []T // training, when not nil: L×rows×features gradient of the input features (see explain.go)
 	zs []T // training: 2 blocks of rnnRowBlock×4hidden gate scratch
 	dc []T // training: rows×hidden gradient carried to the previous step (of c for the LSTM)
 
@@ -490,6 +491,8 @@ func (n *rnnNet[T]) backwardRows(bf *rnnBufs[T], l, r0, r1 int) {
 		}
 		if l > 0 {
 			k.gemmNNP(nb, ly.in, gw, dzb, g, n.wxp[l], bf.dh[l-1].at(t)[r0*hid:r1*hid], hid, false)
+		} else if bf.dx != nil {
+			k.gemmNNP(nb, ly.in, gw, dzb, g, n.wxp[0], bf.dx[(t*bf.rows+r0)*ly.in:(t*bf.rows+r1)*ly.in], ly.in, false)
 		}
 		if upper {
 			pending = true

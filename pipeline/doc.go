@@ -36,7 +36,10 @@
 // # Concurrency
 //
 // An Engine, its Decoder and Encoder belong to one goroutine: the record
-// path takes no locks. Different engines share nothing.
+// path takes no locks. Different engines share nothing. An explanation
+// is prepared on that goroutine (Engine.PrepareExplanation) and
+// integrated on any other (Explaining.Explain), sharing nothing with the
+// engine.
 //
 // # Invariants
 //

@@ -87,8 +87,7 @@ func newRoster(cfg *Forecasting, spec window.Spec) (*roster, error) {
 			m.cands = append(m.cands, slices.Index(m.names, c))
 		}
 		m.candName = cfg.Candidates
-		ens, err := model.NewEnsemble(model.EnsembleConfig{Candidates: len(m.cands),
-			Fallback: slices.Index(cfg.Candidates, cfg.Fallback), Horizons: model.EnsembleHorizons(cfg.Model.Horizon)})
+		ens, err := newEnsemble(cfg)
 		if err != nil {
 			return nil, err
 		}

@@ -54,7 +54,10 @@
 // # Concurrency
 //
 // Each task goroutine owns its partition's engine and buffers, so the
-// record path takes no locks. The Processor's methods are safe for
+// record path takes no locks. An explanation request (explain.go) borrows
+// a task's engine only while the task waits for records, through the
+// partition's gate, which the task takes back once per batch. The
+// Processor's methods are safe for
 // concurrent use. Run owns every goroutine it starts and returns after
 // they exit.
 package stream

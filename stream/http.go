@@ -45,7 +45,8 @@ type BucketJSON struct {
 }
 
 // Handler returns the processor's HTTP API: /healthz, /readyz, /metrics
-// (from g, which may be nil), GET /v1/series/{store}/{sku} and, when
+// (from g, which may be nil), GET /v1/series/{store}/{sku}, GET
+// /v1/series/{store}/{sku}/explain (see Explain) and, when
 // decisions are on, GET /v1/series/{store}/{sku}/replenishment and
 // GET /v1/trending?store=&class=&limit= (see Trending) and, when
 // promotions are on, POST /v1/series/{store}/{sku}/whatif (see WhatIf).
@@ -65,6 +66,7 @@ func (p *Processor) Handler(g prometheus.Gatherer) http.Handler {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	}
 	mux.HandleFunc("GET /v1/series/{store}/{sku}", p.serveSeries)
+	mux.HandleFunc("GET /v1/series/{store}/{sku}/explain", p.serveExplain)
 	if p.catalog != nil {
 		mux.HandleFunc("GET /v1/series/{store}/{sku}/replenishment", p.serveReplenishment)
 		mux.HandleFunc("GET /v1/trending", p.serveTrending)

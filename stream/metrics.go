@@ -68,6 +68,9 @@ type metrics struct {
 	sideApplied  *prometheus.CounterVec
 	sideRejected *prometheus.CounterVec
 
+	explanations prometheus.Counter
+	explainErrs  *prometheus.CounterVec
+
 	planned prometheus.Counter
 	whatifs *prometheus.CounterVec
 }
@@ -140,6 +143,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			"Catalog, inventory and plans records applied to the tables the partitions read, by topic.", "topic"),
 		sideRejected: f.counterVec("side_records_rejected_total",
 			"Catalog, inventory and plans records sent to the dead-letter topic, by topic.", "topic"),
+
+		explanations: f.counter("explanations_total", "Forecast explanations served by GET /v1/series/{store}/{sku}/explain."),
+		explainErrs: f.counterVec("explanation_errors_total",
+			"Explanation requests answered with an error, by reason: not_found, no_learner, bad_request, canceled, internal.", "reason"),
 		planned: f.counter("forecasts_planned_total", "Forecasts published under a promotion plan from the plans topic."),
 		whatifs: f.counterVec("whatif_requests_total", "Promotion what-if requests answered, by HTTP status code.", "code"),
 	}

@@ -50,6 +50,9 @@ type Processor struct {
 	// writes the partitions no task of this instance holds.
 	locks map[int32]*sync.Mutex
 
+	// explain lends the partitions' engines to explanation requests.
+	explain explainers
+
 	// commitHook, when a test sets it, is called by tasks at each stage
 	// of a commit.
 	commitHook func(commitStage, int32)
@@ -91,6 +94,7 @@ func New(cfg Config, db *state.DB) (*Processor, error) {
 		owned:    make(map[int32]bool),
 		diskFull: make(map[int32]bool),
 		locks:    make(map[int32]*sync.Mutex),
+		explain:  newExplainers(),
 	}
 	p.catalog, p.trendWindow = catalog, trendWindow
 	if !cfg.NoChangelog {

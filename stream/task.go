@@ -208,6 +208,8 @@ func (t *task) run(ctx context.Context) error {
 	cfg := &t.proc.cfg
 	f := newFetcher(&cfg.Connection, cfg.InputTopic, int(t.partition), cfg.FetchMaxBytes, cfg.FetchMaxWait, from, t.log)
 	defer f.close()
+	gate := t.proc.explain.open(t.partition, t.eng) // held: the task owns its engine
+	defer t.proc.explain.close(t.partition, gate)
 	t.proc.setOwned(t.partition, true)
 	defer t.proc.setOwned(t.partition, false)
 	defer m.forget(t.partition)
@@ -230,7 +232,11 @@ func (t *task) run(ctx context.Context) error {
 		if cfg.IdleTimeout > 0 {
 			patience = cfg.FetchMaxWait
 		}
+		// Explanation requests may borrow the engine while the task waits
+		// for records, and only then.
+		gate.release()
 		t.recs, ferr = f.fetch(ctx, t.recs[:0], cfg.BatchSize, cfg.BatchWait, patience)
+		gate.take()
 		m.markers.Add(float64(f.controls - markers))
 		if len(t.recs) > 0 {
 			// The batch after which the generation has ended is the

@@ -62,7 +62,7 @@ func TestForecastingFlags(t *testing.T) {
 	}
 	args := []string{"--model", "lstm", "--candidates", "lstm,ma28", "--fallback", "ma28",
 		"--learner-layers", "1", "--learner-hidden", "16", "--learner-window", "28", "--learner-lr", "0.01",
-		"--learner-minibatch", "64", "--learner-epochs", "2", "--learner-seed", "9",
+		"--learner-minibatch", "64", "--learner-epochs", "2", "--learner-min-batches", "3", "--learner-decay-steps", "500", "--learner-replay", "4", "--learner-seed", "9",
 		"--learner-min-steps", "7", "--learner-refresh", "3", "--learner-average", "0.9", "--checkpoint-every", "5", "--horizon", "14"}
 	if err := cmd.ParseFlags(args); err != nil {
 		t.Fatal(err)
@@ -89,6 +89,9 @@ func TestForecastingFlags(t *testing.T) {
 		{"Learner.LearningRate", f.Learner.LearningRate, 0.01},
 		{"Learner.MiniBatch", f.Learner.MiniBatch, 64},
 		{"Learner.StepsPerClose", f.Learner.StepsPerClose, 2},
+		{"Learner.Replay", f.Learner.Replay, 4},
+		{"Learner.MinBatches", f.Learner.MinBatches, 3},
+		{"Learner.DecaySteps", f.Learner.DecaySteps, 500},
 		{"Learner.Seed", f.Learner.Seed, uint64(9)},
 		{"Learner.Refresh", f.Learner.Refresh, 3},
 		{"Learner.Average", f.Learner.Average, 0.9},

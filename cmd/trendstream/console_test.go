@@ -26,8 +26,10 @@ import (
 
 	"github.com/trendstream/trendstream/backtest"
 	"github.com/trendstream/trendstream/internal/kafkatest"
+	"github.com/trendstream/trendstream/model"
 	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/stream"
+	"github.com/trendstream/trendstream/window"
 )
 
 // chromiumPath returns the Chromium to drive, or skips the test:
@@ -322,11 +324,12 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	var insts []*instance
-	for i := range 2 {
-		addr := kafkatest.FreeAddr(t)
+	addrs := []string{kafkatest.FreeAddr(t), kafkatest.FreeAddr(t)}
+	for i, addr := range addrs {
 		c := startChild(t, filepath.Join(dir, fmt.Sprintf("run%d.log", i)), "run", "--brokers", brokers[0],
 			"--state-dir", filepath.Join(dir, fmt.Sprintf("state%d", i)), "--http-addr", addr, "--http-token-file", tokenFile,
-			"--model", "tsb", "--session-timeout", "2s", "--batch-wait", "10ms", "--max-past", "-1s", "--log-level", "warn")
+			"--console-peers", "http://"+addrs[1-i],
+			"--model", "auto", "--candidates", "ets,tsb,ma28", "--fallback", "ets", "--session-timeout", "2s", "--batch-wait", "10ms", "--max-past", "-1s", "--log-level", "warn")
 		t.Cleanup(c.kill)
 		insts = append(insts, &instance{child: c, addr: addr, token: token})
 	}
@@ -466,6 +469,9 @@ func TestConsoleBrowser(t *testing.T) {
 		if !strings.Contains(text, "of 4") || !strings.Contains(text, "consoles of the instances that serve them") {
 			t.Errorf("the overview does not say it shows 2 of 4 partitions: %q", text)
 		}
+		if peers := eval[[]string](b, `[...document.querySelectorAll('#ov-instance a.peer')].map(a => a.href)`); !slices.Equal(peers, []string{"http://" + insts[1].addr + "/"}) {
+			t.Errorf("the overview links the other consoles %q, want the other instance's", peers)
+		}
 		checkAccessible(t, b)
 		b.bothWidths("overview")
 	})
@@ -526,6 +532,25 @@ func TestConsoleBrowser(t *testing.T) {
 		b.bothWidths("series")
 	})
 
+	t.Run("models and accuracy", func(t *testing.T) {
+		b.t = t
+		id := "S1/C"
+		owner := ownerOf(id)
+		b.open("http://" + owner.addr + seriesPathForTest(id))
+		_, body := owner.get(t, "/v1/series/S1/C")
+		var api stream.SeriesResponse
+		if err := json.Unmarshal(body, &api); err != nil {
+			t.Fatal(err)
+		}
+		var fc pipeline.ForecastRecord
+		if err := json.Unmarshal(api.Forecast, &fc); err != nil || len(fc.Steps) != 28 {
+			t.Fatalf("the API's forecast of %s: %v, %d steps", id, err, len(fc.Steps))
+		}
+		checkModels(t, b, api, fc)
+		checkAccessible(t, b)
+		b.bothWidths("series-models")
+	})
+
 	t.Run("long lists and odd names", func(t *testing.T) {
 		b.t = t
 		b.open("http://" + a.addr + "/series?store=BULK")
@@ -563,10 +588,16 @@ func TestConsoleBrowser(t *testing.T) {
 		}
 		part := backtest.Partition([]byte(elsewhere), 4)
 		if status := b.open("http://" + a.addr + "/series/" + elsewhere); status != 404 ||
-			!strings.Contains(eval[string](b, `document.getElementById('message').textContent`), fmt.Sprintf("partition %d, which another instance", part)) {
+			!strings.Contains(eval[string](b, `document.getElementById('message').textContent`), fmt.Sprintf("partition %d, which the instance at http://%s serves", part, insts[1].addr)) {
 			t.Errorf("%s on the other instance's console: status %d, %q", elsewhere, status, eval[string](b, `document.body.innerText`))
 		}
 		b.shot("elsewhere-laptop", 1280)
+		// Its link leads to the page on the instance that serves it, where
+		// the session of this one holds (same token, same host name).
+		if status := b.submit(`document.getElementById('owner-link').click()`); status != 200 ||
+			eval[string](b, `location.host + location.pathname`) != insts[1].addr+seriesPathForTest(elsewhere) || !eval[bool](b, `!!document.getElementById('s-chart')`) {
+			t.Errorf("following the link: status %d at %s", status, eval[string](b, `location.href`))
+		}
 		if status := b.open("http://" + a.addr + "/series/" + unknown); status != 404 || eval[string](b, `document.querySelector('h1').textContent`) != "No such series here" {
 			t.Errorf("unknown %s: status %d, %q", unknown, status, eval[string](b, `document.body.innerText`))
 		}
@@ -597,10 +628,23 @@ func TestConsoleBrowser(t *testing.T) {
 		b.waitFor("the live stream", `document.getElementById('live-status').textContent.startsWith('Live')`, 10*time.Second)
 		eval[chromedp.Void](b, `window.marker = 1; document.getElementById('s-data').open = true`)
 		open := eval[float64](b, `Number(document.querySelector('[data-metric=open_total]').dataset.value)`)
+		// At phone width, where the figures wrap, nothing below them may
+		// move when they change.
+		if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(390, 844)); err != nil {
+			t.Fatal(err)
+		}
+		const tops = `['s-chart', 's-forecast', 's-models', 's-accuracy'].map(id => document.getElementById(id)?.getBoundingClientRect().top ?? -1)`
+		placed := eval[[]float64](b, tops)
 		produceAll(t, brokers, []kafka.Message{consoleEvent("live-2", "S2", "B", 11, 7)})
 		b.waitFor("the open bucket to grow", fmt.Sprintf(`Number(document.querySelector('[data-metric=open_total]').dataset.value) === %v`, open+7), 15*time.Second)
 		if !eval[bool](b, `window.marker === 1 && document.getElementById('s-data').open`) {
 			t.Error("the series page was reloaded, or its open data tables closed")
+		}
+		if moved := eval[[]float64](b, tops); !slices.Equal(moved, placed) || placed[2] < 0 {
+			t.Errorf("the chart, forecast, models and accuracy sections at phone width were at %v, then at %v", placed, moved)
+		}
+		if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(1280, 900)); err != nil {
+			t.Fatal(err)
 		}
 	})
 
@@ -663,4 +707,152 @@ func fitsPhone(t *testing.T, b *browser) {
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// pageModels is what a series page's Models and Accuracy tables show, read
+// from their data attributes.
+type pageModels struct {
+	Steps  []string
+	Models []struct {
+		Model     string
+		Published bool
+		Cells     []float64
+		Total     float64
+		Band      string
+	}
+	Accuracy []struct {
+		Model  string
+		Values []float64
+		Band   bool
+	}
+}
+
+const readModels = `(() => ({
+  Steps: [...document.querySelectorAll('#s-models th[data-step]')].map(e => e.dataset.step),
+  Models: [...document.querySelectorAll('#s-models tr[data-model]')].map(r => ({Model: r.dataset.model, Published: r.dataset.published === 'true',
+    Cells: [...r.querySelectorAll('td[data-value]')].map(e => Number(e.dataset.value)),
+    Total: Number(r.querySelector('td[data-total]')?.dataset.total ?? -1), Band: r.querySelector('[data-band]')?.dataset.band ?? ''})),
+  Accuracy: [...document.querySelectorAll('#s-accuracy tr[data-model]')].map(r => ({Model: r.dataset.model,
+    Values: [...r.querySelectorAll('td[data-value]')].map(e => e.dataset.value === 'NaN' ? -1 : Number(e.dataset.value)),
+    Band: r.textContent.includes('band published')})),
+}))()`
+
+// checkModels checks a series page's Models and Accuracy sections against
+// the candidates' forecasts and errors computed here from the API's
+// buckets: the run publishes auto over ets, tsb and ma28 with a 28-bucket
+// horizon, so auto keeps and scores its candidates' forecasts 1, 7, 14,
+// 21 and 28 buckets ahead, and every close made each candidate's forecast
+// from the buckets closed by then.
+func checkModels(t *testing.T, b *browser, api stream.SeriesResponse, fc pipeline.ForecastRecord) {
+	t.Helper()
+	got := eval[pageModels](b, readModels)
+	cfg := model.Config{Horizon: 28}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := window.NewSpec(window.Day, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(api.Buckets)
+	// forecast returns a candidate's forecast made at the close of the
+	// k-th bucket kept (from 0).
+	forecast := func(name string, k int) *model.Forecast {
+		f, err := model.New(name, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := model.Input{Start: spec.Index(api.Buckets[0].Start), Period: 7}
+		for _, bk := range api.Buckets[:k+1] {
+			in.Y = append(in.Y, bk.Qty)
+		}
+		dst := model.NewForecast(cfg)
+		f.Forecast(dst, &in)
+		return dst
+	}
+	horizons := []int{1, 7, 14, 21, 28}
+	// rmse is a candidate's root mean squared error at h steps ahead, NaN
+	// before any score, and the number of scores.
+	rmse := func(name string, h int) (float64, int) {
+		if n <= h {
+			return math.NaN(), 0
+		}
+		var sum float64
+		for k := h; k < n; k++ {
+			d := api.Buckets[k].Qty - float64(float32(forecast(name, k-h).Mean[h-1])) // auto keeps float32 means
+			sum += d * d
+		}
+		return math.Sqrt(sum / float64(n-h)), n - h
+	}
+	near := func(a, b float64) bool {
+		if math.IsNaN(b) {
+			return a == -1 // the page's NaN
+		}
+		return math.Abs(a-b) <= 1e-9*max(1, math.Abs(b))
+	}
+	var steps []string
+	var pubMeans []float64
+	for _, st := range fc.Steps {
+		steps = append(steps, st.Start.UTC().Format(time.RFC3339))
+		pubMeans = append(pubMeans, st.Mean)
+	}
+	if want := atSteps(steps, horizons); !slices.Equal(got.Steps, want) {
+		t.Errorf("models table steps %v, want %v ahead: %v", got.Steps, horizons, want)
+	}
+	names := []string{"ets", "tsb", "ma28"}
+	if len(got.Models) != 4 || !got.Models[0].Published || got.Models[0].Model != "auto" {
+		t.Fatalf("models table rows %+v, want the published auto then %v", got.Models, names)
+	}
+	if pub := got.Models[0]; !slices.Equal(pub.Cells, atSteps(pubMeans, horizons)) {
+		t.Errorf("published row %v, the API's steps %v ahead: %v", pub.Cells, horizons, atSteps(pubMeans, horizons))
+	}
+	for i, name := range names {
+		row := got.Models[i+1]
+		f := forecast(name, n-1)
+		total := 0.0
+		for _, m := range f.Mean[:7] {
+			total += m
+		}
+		band := fmt.Sprintf("%v %v", f.Quantile(0, 0), f.Quantile(0, 2))
+		means := atSteps(f.Mean, horizons)
+		for i, m := range means {
+			means[i] = float64(float32(m))
+		}
+		if row.Model != name || !slices.Equal(row.Cells, means) || !near(row.Total, total) || row.Band != band {
+			t.Errorf("%s row: %s %v total %v band %q; computed %v total %v band %q", name, row.Model, row.Cells, row.Total, row.Band,
+				means, total, band)
+		}
+	}
+	if len(got.Accuracy) != 3 {
+		t.Fatalf("accuracy rows %+v, want %v", got.Accuracy, names)
+	}
+	for i, name := range names {
+		a := got.Accuracy[i]
+		r1, scored := rmse(name, 1)
+		var mse float64
+		for _, h := range horizons {
+			r, k := rmse(name, h)
+			mse += r * r
+			scored = min(scored, k)
+		}
+		all := math.Sqrt(mse / float64(len(horizons)))
+		weight := 0.0
+		if name == "ets" { // the fallback, alone until the candidates are scored 14 times at each step
+			weight = 1
+		}
+		if a.Model != name || len(a.Values) != 5 || !near(a.Values[0], all) || !near(a.Values[1], r1) ||
+			a.Values[3] != float64(scored) || a.Values[4] != weight || a.Band != (name == "ets") {
+			t.Errorf("%s accuracy: %s %v band %v; computed RMSE %v, next %v, %d scored, weight %v", name, a.Model, a.Values, a.Band,
+				all, r1, scored, weight)
+		}
+	}
+}
+
+// atSteps returns the elements of s at the 1-based steps hs.
+func atSteps[T any](s []T, hs []int) []T {
+	var out []T
+	for _, h := range hs {
+		out = append(out, s[h-1])
+	}
+	return out
 }

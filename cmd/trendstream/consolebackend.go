@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,14 +33,30 @@ type consoleBackend struct {
 	gatherer prometheus.Gatherer
 	instance string
 	parts    *partitionCount
+	// inspect reads auto's candidates per series; nil when the processor
+	// publishes another forecaster, which keeps no per-series scores.
+	inspect *pipeline.Inspector
+	// peers finds the instance serving a series this one does not.
+	peers *peerFinder
+	// explain explains the forecasts series pages show.
+	explain *explanations
 }
 
 var _ console.Backend = (*consoleBackend)(nil)
 
-func newConsoleBackend(proc *stream.Processor, db *state.DB, g prometheus.Gatherer, instance string) *consoleBackend {
+func newConsoleBackend(proc *stream.Processor, db *state.DB, g prometheus.Gatherer, instance string, peers *peerFinder) (*consoleBackend, error) {
 	cfg := proc.Config()
-	return &consoleBackend{proc: proc, db: db, gatherer: g, instance: instance,
-		parts: &partitionCount{conn: cfg.Connection, topic: cfg.InputTopic}}
+	b := &consoleBackend{proc: proc, db: db, gatherer: g, instance: instance,
+		parts: &partitionCount{conn: cfg.Connection, topic: cfg.InputTopic}, peers: peers, explain: newExplanations(proc)}
+	var err error
+	b.inspect, err = pipeline.NewInspector(cfg.Config)
+	if errors.Is(err, pipeline.ErrNoEnsemble) {
+		b.inspect, err = nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("console: reading the models of series: %w", err)
+	}
+	return b, nil
 }
 
 // Overview reads the processor's metrics.
@@ -54,6 +71,9 @@ func (b *consoleBackend) Overview(ctx context.Context) (*console.Overview, error
 		Ready:       b.proc.Ready(),
 		Partitions:  b.parts.get(ctx),
 		DeadLetters: map[string]float64{},
+	}
+	if b.peers != nil {
+		ov.Peers = b.peers.peers
 	}
 	owned := b.proc.Partitions()
 	slices.Sort(owned)
@@ -128,24 +148,37 @@ func (b *consoleBackend) Series(ctx context.Context, store, sku string) (*consol
 	if !known {
 		if n := b.parts.get(ctx); n > 0 {
 			if p := int32(backtest.Partition([]byte(id), n)); !b.proc.Owns(p) {
-				return nil, b.notOwned(id, p)
+				return nil, b.notOwned(ctx, store, sku, p)
 			}
 		}
 		return nil, fmt.Errorf("series %q: %w", id, console.ErrNotFound)
 	}
 	if !b.proc.Owns(part) {
-		return nil, b.notOwned(id, part)
+		return nil, b.notOwned(ctx, store, sku, part)
 	}
 	resp, err := b.proc.Series(id)
 	if err != nil {
 		if !b.proc.Owns(part) { // revoked meanwhile
-			return nil, b.notOwned(id, part)
+			return nil, b.notOwned(ctx, store, sku, part)
 		}
 		return nil, fmt.Errorf("reading series %q: %w", id, err)
 	}
 	s, err := consoleSeries(store, sku, resp)
-	if err != nil || !b.proc.Config().Decisions.On {
-		return s, err
+	if err != nil {
+		return nil, err
+	}
+	if err := b.consoleModels(s, part, id); err != nil {
+		return nil, err
+	}
+	if err := b.explain.fill(ctx, s, id); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		// The page shows the rest; the log says why it has no explanation.
+		b.proc.Config().Logger.Warn("console: no explanation for a series page", "series", id, "err", err)
+	}
+	if !b.proc.Config().Decisions.On {
+		return s, nil
 	}
 	plan, err := b.proc.Replenishment(id)
 	switch {
@@ -156,6 +189,81 @@ func (b *consoleBackend) Series(ctx context.Context, store, sku string) (*consol
 		return s, nil // no plan yet
 	}
 	return nil, fmt.Errorf("reading the replenishment of %q: %w", id, err)
+}
+
+// consoleModels fills a series' Models and Accuracy from what auto keeps
+// about its candidates in the committed state: each candidate's forecast
+// at the steps ahead auto scores (with the next bucket's band) and its
+// online errors. The weights and the band's source come from the
+// published forecast's mix. Models are shown only when they were made at
+// the published forecast's origin (a commit between the two reads can
+// move them on).
+func (b *consoleBackend) consoleModels(s *console.Series, part int32, id string) error {
+	if b.inspect == nil {
+		return nil
+	}
+	var sc *pipeline.SeriesCandidates
+	err := b.db.View(func(st *state.Snapshot) (err error) {
+		sc, _, err = b.inspect.Candidates(st, part, []byte(id))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("reading the models of %q: %w", id, err)
+	}
+	if sc == nil {
+		return nil
+	}
+	var weights map[string]float64
+	var bandFrom string
+	if s.Forecast != nil && s.Forecast.Model == pipeline.NameAuto {
+		weights, bandFrom = parseMix(s.Forecast.ModelVersion)
+	}
+	lo, hi := slices.Index(sc.Levels, 0.1), slices.Index(sc.Levels, 0.9)
+	next := slices.Index(sc.Horizons, 1)
+	sameOrigin := s.Forecast != nil && !sc.Origin.IsZero() && sc.Origin.Equal(s.Forecast.Origin)
+	for _, c := range sc.Candidates {
+		if sameOrigin {
+			m := console.ModelForecast{Model: c.Name, Total: c.WindowTotal, TotalBuckets: sc.Window}
+			for k, h := range sc.Horizons {
+				st := console.ModelStep{Start: sc.Starts[k], Mean: c.Means[k]}
+				if h == 1 && lo >= 0 && hi >= 0 && len(c.Quantiles) == len(sc.Levels) {
+					st.P10, st.P90, st.Band = c.Quantiles[lo], c.Quantiles[hi], true
+				}
+				m.Steps = append(m.Steps, st)
+			}
+			s.Models = append(s.Models, m)
+		}
+		a := console.ModelAccuracy{Model: c.Name, RMSE: c.RMSE, NextRMSE: math.NaN(), Pinball: c.Pinball,
+			Scored: c.Scores, Weight: -1, Quantiles: c.Name == bandFrom}
+		if next >= 0 {
+			a.NextRMSE = c.HorizonRMSE[next]
+		}
+		if weights != nil {
+			a.Weight = weights[c.Name] // a part below 0.5% is left out of the mix: 0
+		}
+		s.Accuracy = append(s.Accuracy, a)
+	}
+	return nil
+}
+
+// parseMix reads the weights and the quantiles' source from auto's
+// model_version, "mean ets 0.62 tsb 0.38; quantiles ets" (see
+// model.Mix.Describe); nil weights when it is not one.
+func parseMix(version string) (weights map[string]float64, quantiles string) {
+	mean, q, ok := strings.Cut(version, "; quantiles ")
+	f := strings.Fields(mean)
+	if !ok || len(f) == 0 || f[0] != "mean" || len(f)%2 != 1 {
+		return nil, ""
+	}
+	weights = map[string]float64{}
+	for i := 1; i < len(f); i += 2 {
+		w, err := strconv.ParseFloat(f[i+1], 64)
+		if err != nil {
+			return nil, ""
+		}
+		weights[f[i]] = w
+	}
+	return weights, q
 }
 
 // consoleReplenishment turns a replenishment plan record into the
@@ -208,10 +316,13 @@ func (b *consoleBackend) consoleTrending() (*console.Trending, error) {
 	return &console.Trending{Rising: items("rising"), Falling: items("falling"), Emerging: items("emerging"), Fading: items("fading")}, nil
 }
 
-func (b *consoleBackend) notOwned(id string, part int32) error {
+// notOwned returns the error for a series of a partition another
+// instance serves, naming that instance when a peer says it has the
+// series.
+func (b *consoleBackend) notOwned(ctx context.Context, store, sku string, part int32) error {
 	owned := b.proc.Partitions()
 	slices.Sort(owned)
-	return &console.NotOwnedError{Series: id, Partition: part, Owned: owned}
+	return &console.NotOwnedError{Series: store + "/" + sku, Partition: part, Owned: owned, Owner: b.peers.owner(ctx, store, sku)}
 }
 
 // indexed looks a series' partition up in the state store's index.

@@ -231,11 +231,15 @@ func processorConfig(v *viper.Viper, log *slog.Logger) (stream.Config, error) {
 
 // service is a processor with its state store and HTTP servers.
 type service struct {
-	log     *slog.Logger
-	db      *state.DB
-	proc    *stream.Processor
-	mux     *http.ServeMux
-	srv     *http.Server
+	log  *slog.Logger
+	db   *state.DB
+	proc *stream.Processor
+	mux  *http.ServeMux
+	srv  *http.Server
+	// https is whether srv serves TLS. It is decided before srv serves:
+	// http.Server.Serve sets srv.TLSConfig itself (for HTTP/2), so that
+	// field cannot tell afterwards.
+	https   bool
 	console *console.Server // nil without the console
 	addr    string
 	pprof   *http.Server // nil unless servePprof started it
@@ -292,6 +296,7 @@ func startService(log *slog.Logger, cfg stream.Config, scfg state.Config, web we
 	}
 	s.srv = &http.Server{Handler: handler, TLSConfig: tc, ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout: readTimeout, WriteTimeout: writeTimeout, IdleTimeout: idleTimeout}
+	s.https = tc != nil
 	s.serve(s.srv, ln)
 	cfg = proc.Config()
 	log.Info("processing", "brokers", cfg.Brokers, "group", cfg.Group, "input", cfg.InputTopic,

@@ -24,6 +24,7 @@ func addHTTPFlags(fs *pflag.FlagSet) {
 	fs.String("http-tls-key", "", "PEM key of --http-tls-cert")
 	fs.String("http-token-file", "", "file holding a bearer token (16 characters or more) that the console, the series API and, with --metrics-auth, /metrics require; /healthz and /readyz stay open")
 	fs.Bool("metrics-auth", true, "with --http-token-file, require the token on /metrics too (Prometheus: bearer_token_file)")
+	fs.String("console-peers", "", "comma-separated base URLs (http://host:port) of the group's other instances, which the console links on its overview and asks, with the token, who serves a series it does not, to link there")
 }
 
 // webConfig says how the HTTP server serves.
@@ -39,6 +40,9 @@ type webConfig struct {
 	Token string
 	// MetricsAuth requires the token on /metrics.
 	MetricsAuth bool
+	// Peers are the base URLs of the group's other instances, which the
+	// console asks who serves a series this one does not.
+	Peers []string
 }
 
 // readWebConfig reads the HTTP flags; addr is the listen address.
@@ -47,6 +51,10 @@ func readWebConfig(v *viper.Viper, addr string) (webConfig, error) {
 		KeyFile: v.GetString("http-tls-key"), MetricsAuth: v.GetBool("metrics-auth")}
 	if (w.CertFile == "") != (w.KeyFile == "") {
 		return w, errors.New("--http-tls-cert and --http-tls-key go together")
+	}
+	var err error
+	if w.Peers, err = parsePeers(splitList(v.GetString("console-peers"))); err != nil {
+		return w, err
 	}
 	if path := v.GetString("http-token-file"); path != "" {
 		b, err := os.ReadFile(path)
@@ -86,8 +94,12 @@ func (s *service) webHandler(w webConfig, g prometheus.Gatherer) (http.Handler, 
 		if host != "" {
 			instance = host + " (" + s.addr + ")"
 		}
-		con, err := console.New(console.Config{Backend: newConsoleBackend(s.proc, s.db, g, instance),
-			SignOut: w.Token != "", Logger: s.log})
+		backend, err := newConsoleBackend(s.proc, s.db, g, instance,
+			&peerFinder{peers: w.Peers, token: w.Token, client: &http.Client{}})
+		if err != nil {
+			return nil, err
+		}
+		con, err := console.New(console.Config{Backend: backend, SignOut: w.Token != "", Logger: s.log})
 		if err != nil {
 			return nil, err
 		}
@@ -122,7 +134,7 @@ func (s *service) serve(srv *http.Server, ln net.Listener) {
 
 // baseURL is the server's address as a URL.
 func (s *service) baseURL() string {
-	if s.srv.TLSConfig != nil {
+	if s.https {
 		return "https://" + s.addr
 	}
 	return "http://" + s.addr
