@@ -1,12 +1,14 @@
 package stream
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -204,11 +206,38 @@ func TestProcessorExplain(t *testing.T) {
 
 	srv := httptest.NewServer(rp.p.Handler(nil))
 	defer srv.Close()
-	more := make(chan struct{})
+	// restores counts the partition restores so far: a rebalance on a
+	// loaded machine rebuilds partitions, and while a partition is rebuilt
+	// its series are unknown (404), as on /v1/series.
+	restores := func() float64 {
+		resp, err := http.Get(srv.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var n float64
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "trendstream_restores_total{") {
+				_, v, _ := strings.Cut(line, " ")
+				x, _ := strconv.ParseFloat(v, 64)
+				n += x
+			}
+		}
+		return n
+	}
+	restored := restores()
+	more, produced := make(chan struct{}), make(chan error, 1)
 	go func() {
 		defer close(more)
+		w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: "sales", Balancer: &kafka.Murmur2Balancer{},
+			BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
+		defer w.Close()
 		for d := 40; d < 55; d++ {
-			produce(t, brokers, "sales", days(d, d+1)...)
+			if err := w.WriteMessages(context.Background(), days(d, d+1)...); err != nil {
+				produced <- err
+				return
+			}
 			time.Sleep(30 * time.Millisecond)
 		}
 	}()
@@ -226,6 +255,10 @@ func TestProcessorExplain(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound && restores() > restored {
+			t.Logf("GET explain = 404 while a partition is rebuilt: %s", body)
+			continue
+		}
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET explain = %d %s", resp.StatusCode, body)
 		}
@@ -244,6 +277,11 @@ func TestProcessorExplain(t *testing.T) {
 		}
 		last = r.Origin
 		answers++
+	}
+	select {
+	case err := <-produced:
+		t.Fatalf("producing more days: %v", err)
+	default:
 	}
 	t.Logf("%d explanations, origins %v to %v", answers, first, last)
 	if !last.After(first) {
