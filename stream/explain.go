@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/trendstream/trendstream/model"
 	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/state"
+	"github.com/trendstream/trendstream/window"
 )
 
 // Explanations on the Kafka side: a partition's engine belongs to its
@@ -24,10 +26,13 @@ import (
 // integration runs on the request's goroutine, at most explainParallel
 // at a time per instance.
 
-// explainParallel bounds the explanations integrating at once, so that
+// explainParallel bounds the explanations under way at once: half the
+// cores the process may use, at least one and at most two, so that
 // requests cannot take every core from the partitions' tasks (see the
-// README, Explanations, for the cost of one).
-const explainParallel = 2
+// README, Explanations, for the cost of one). A request takes its slot
+// before it borrows a partition's engine, so that at most this many
+// requests wait on a task or hold a copy of a learner.
+var explainParallel = min(2, max(1, runtime.GOMAXPROCS(0)/2))
 
 // explainers holds the gates of the partitions whose tasks run here.
 type explainers struct {
@@ -101,6 +106,17 @@ func (g *engineGate) borrow(ctx context.Context) error {
 }
 
 var errTaskStopped = errors.New("stream: the partition's task stopped")
+
+// prepare borrows the engine to copy what explaining series id needs,
+// and hands it back however the copy ends.
+func (g *engineGate) prepare(ctx context.Context, id string) (*pipeline.Explaining, window.Spec, error) {
+	if err := g.borrow(ctx); err != nil {
+		return nil, window.Spec{}, err
+	}
+	defer g.release()
+	x, err := g.eng.PrepareExplanation(id)
+	return x, g.eng.Spec(), err
+}
 
 // ExplainResponse is the body of GET /v1/series/{store}/{sku}/explain
 // (schema/explanation.schema.json).
@@ -182,26 +198,20 @@ func (p *Processor) Explain(ctx context.Context, id string, cfg model.ExplainCon
 	if g == nil || !p.Owns(part) {
 		return nil, fmt.Errorf("series %q: partition %d is not served by this instance: %w", id, part, ErrNotFound)
 	}
-	if err := g.borrow(ctx); err != nil {
-		if errors.Is(err, errTaskStopped) {
-			return nil, fmt.Errorf("series %q: partition %d is not served by this instance: %w", id, part, ErrNotFound)
-		}
-		return nil, err
-	}
-	x, err := g.eng.PrepareExplanation(id)
-	spec := g.eng.Spec()
-	g.release()
-	switch {
-	case errors.Is(err, pipeline.ErrUnknownSeries), errors.Is(err, model.ErrNoWindow):
-		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
-	case err != nil:
-		return nil, err
-	}
 	select {
 	case p.explain.slots <- struct{}{}:
 		defer func() { <-p.explain.slots }()
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+	x, spec, err := g.prepare(ctx, id)
+	switch {
+	case errors.Is(err, errTaskStopped):
+		return nil, fmt.Errorf("series %q: partition %d is not served by this instance: %w", id, part, ErrNotFound)
+	case errors.Is(err, pipeline.ErrUnknownSeries), errors.Is(err, model.ErrNoWindow):
+		return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
+	case err != nil:
+		return nil, err
 	}
 	exp, err := x.Explain(cfg)
 	if err != nil {

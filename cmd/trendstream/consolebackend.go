@@ -195,9 +195,9 @@ func (b *consoleBackend) Series(ctx context.Context, store, sku string) (*consol
 // about its candidates in the committed state: each candidate's forecast
 // at the steps ahead auto scores (with the next bucket's band) and its
 // online errors. The weights and the band's source come from the
-// published forecast's mix. Models are shown only when they were made at
+// published forecast's mix. Both are shown only when auto's state is of
 // the published forecast's origin (a commit between the two reads can
-// move them on).
+// move it on), so that errors and weights are of the same close.
 func (b *consoleBackend) consoleModels(s *console.Series, part int32, id string) error {
 	if b.inspect == nil {
 		return nil
@@ -220,19 +220,19 @@ func (b *consoleBackend) consoleModels(s *console.Series, part int32, id string)
 	}
 	lo, hi := slices.Index(sc.Levels, 0.1), slices.Index(sc.Levels, 0.9)
 	next := slices.Index(sc.Horizons, 1)
-	sameOrigin := s.Forecast != nil && !sc.Origin.IsZero() && sc.Origin.Equal(s.Forecast.Origin)
+	if s.Forecast == nil || sc.Origin.IsZero() || !sc.Origin.Equal(s.Forecast.Origin) {
+		return nil // a close committed between the two reads: the next update shows them
+	}
 	for _, c := range sc.Candidates {
-		if sameOrigin {
-			m := console.ModelForecast{Model: c.Name, Total: c.WindowTotal, TotalBuckets: sc.Window}
-			for k, h := range sc.Horizons {
-				st := console.ModelStep{Start: sc.Starts[k], Mean: c.Means[k]}
-				if h == 1 && lo >= 0 && hi >= 0 && len(c.Quantiles) == len(sc.Levels) {
-					st.P10, st.P90, st.Band = c.Quantiles[lo], c.Quantiles[hi], true
-				}
-				m.Steps = append(m.Steps, st)
+		m := console.ModelForecast{Model: c.Name, Total: c.WindowTotal, TotalBuckets: sc.Window}
+		for k, h := range sc.Horizons {
+			st := console.ModelStep{Start: sc.Starts[k], Mean: c.Means[k]}
+			if h == 1 && lo >= 0 && hi >= 0 && len(c.Quantiles) == len(sc.Levels) {
+				st.P10, st.P90, st.Band = c.Quantiles[lo], c.Quantiles[hi], true
 			}
-			s.Models = append(s.Models, m)
+			m.Steps = append(m.Steps, st)
 		}
+		s.Models = append(s.Models, m)
 		a := console.ModelAccuracy{Model: c.Name, RMSE: c.RMSE, NextRMSE: math.NaN(), Pinball: c.Pinball,
 			Scored: c.Scores, Weight: -1, Quantiles: c.Name == bandFrom}
 		if next >= 0 {

@@ -22,15 +22,17 @@ type explainer interface {
 	Explain(ctx context.Context, id string, cfg model.ExplainConfig) (*stream.ExplainResponse, error)
 }
 
-// explanationCacheSize bounds the explanations a console keeps: one per
-// series page open in a browser, at most.
-const explanationCacheSize = 256
+// explanationCacheSize bounds the explanations a console keeps: more
+// than the series pages the console streams at once (console.Config's
+// MaxStreams), so that the open pages' explanations stay.
+const explanationCacheSize = 1024
 
 // explanations explains series for the console's series pages. An
 // explanation costs a tenth of a second or more of CPU, and a series page
 // asks for its series again at every live update, so each series'
 // explanation is kept until its forecast's origin moves: the learner and
-// the window it explains change only when a bucket closes.
+// the window it explains change only when a bucket closes. When full it
+// drops one explanation of an older origin (or any) per new one.
 type explanations struct {
 	x explainer
 
@@ -66,8 +68,10 @@ func (e *explanations) fill(ctx context.Context, s *console.Series, id string) e
 	}
 	resp, err := e.x.Explain(ctx, id, model.ExplainConfig{})
 	switch {
-	case errors.Is(err, stream.ErrNoLearner), errors.Is(err, stream.ErrNotFound):
-		resp = nil
+	case errors.Is(err, stream.ErrNoLearner):
+		resp = nil // kept: nothing to explain at this origin
+	case errors.Is(err, stream.ErrNotFound):
+		return nil // a rebalance is moving the partition: not kept
 	case err != nil:
 		return fmt.Errorf("explaining %q: %w", id, err)
 	case !resp.Origin.Equal(origin):
@@ -75,8 +79,20 @@ func (e *explanations) fill(ctx context.Context, s *console.Series, id string) e
 	}
 	exp := consoleExplanation(resp)
 	e.mu.Lock()
-	if len(e.kept) >= explanationCacheSize {
-		clear(e.kept)
+	if _, ok := e.kept[id]; !ok && len(e.kept) >= explanationCacheSize {
+		// Drop the explanations of another origin first, then any one.
+		for k, v := range e.kept {
+			if !v.origin.Equal(origin) {
+				delete(e.kept, k)
+				break
+			}
+		}
+		for k := range e.kept {
+			if len(e.kept) < explanationCacheSize {
+				break
+			}
+			delete(e.kept, k)
+		}
 	}
 	e.kept[id] = keptExplanation{origin: origin, exp: exp}
 	e.mu.Unlock()

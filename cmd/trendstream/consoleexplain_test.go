@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"slices"
@@ -136,4 +137,79 @@ func cmpAbs(x, y float64) int {
 		return 1
 	}
 	return 0
+}
+
+// countingExplainer answers explanations at a fixed origin, or err, and
+// counts the calls.
+type countingExplainer struct {
+	origin time.Time
+	err    error
+	calls  int
+}
+
+func (c *countingExplainer) Explain(_ context.Context, id string, _ model.ExplainConfig) (*stream.ExplainResponse, error) {
+	c.calls++
+	if c.err != nil {
+		return nil, c.err
+	}
+	return &stream.ExplainResponse{Series: id, Origin: c.origin, Model: model.NameLSTM, Learner: model.NameLSTM, LearnerWeight: 1,
+		Attribution: &stream.AttributionJSON{Buckets: 7, Steps: 32, Forecast: 3, Baseline: 2, Groups: map[string]float64{"trend": 1}}}, nil
+}
+
+// TestExplanationsKept checks what the console keeps of explanations: an
+// explanation or "no learner" until the origin moves, never a not-found
+// (a rebalance moving the partition is over by the next update), and at
+// most explanationCacheSize series, dropping one per new series.
+func TestExplanationsKept(t *testing.T) {
+	origin := time.Date(2024, 3, 11, 0, 0, 0, 0, time.UTC)
+	page := func(at time.Time) *console.Series { return &console.Series{Forecast: &console.Forecast{Origin: at}} }
+	tests := []struct {
+		name      string
+		err       error
+		calls     int // after three reads at one origin and one at the next
+		explained bool
+	}{
+		{"explained", nil, 2, true},
+		{"no learner", stream.ErrNoLearner, 2, false},
+		{"not served here", stream.ErrNotFound, 4, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			x := &countingExplainer{origin: origin, err: tc.err}
+			e := newExplanations(x)
+			for i := range 4 {
+				at := origin
+				if i == 3 {
+					at, x.origin = origin.AddDate(0, 0, 1), origin.AddDate(0, 0, 1)
+				}
+				s := page(at)
+				if err := e.fill(context.Background(), s, "S/A"); err != nil {
+					t.Fatal(err)
+				}
+				if (s.Explanation != nil) != tc.explained {
+					t.Errorf("read %d: explanation %+v", i, s.Explanation)
+				}
+			}
+			if x.calls != tc.calls {
+				t.Errorf("%d explanations, want %d", x.calls, tc.calls)
+			}
+		})
+	}
+	t.Run("bounded", func(t *testing.T) {
+		x := &countingExplainer{origin: origin}
+		e := newExplanations(x)
+		for i := range explanationCacheSize + 10 {
+			if err := e.fill(context.Background(), page(origin), fmt.Sprintf("S/%d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(e.kept) != explanationCacheSize {
+			t.Errorf("%d kept, want %d", len(e.kept), explanationCacheSize)
+		}
+		// The last series' explanation is kept.
+		calls := x.calls
+		if err := e.fill(context.Background(), page(origin), fmt.Sprintf("S/%d", explanationCacheSize+9)); err != nil || x.calls != calls {
+			t.Errorf("the newest explanation was not kept: %v, %d calls after %d", err, x.calls, calls)
+		}
+	})
 }

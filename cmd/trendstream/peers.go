@@ -26,6 +26,16 @@ type peerFinder struct {
 	client *http.Client
 }
 
+// newPeerFinder returns a finder asking peers with token. It follows no
+// redirect: a peer's answer is its own, and the token goes to the listed
+// URLs alone (Go's client would carry it to another port or scheme of
+// the same host).
+func newPeerFinder(peers []string, token string) *peerFinder {
+	return &peerFinder{peers: peers, token: token, client: &http.Client{
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
 // parsePeers checks --console-peers: absolute http or https URLs with a
 // host and no path, query or user.
 func parsePeers(list []string) ([]string, error) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -33,6 +34,13 @@ func TestPeerFinder(t *testing.T) {
 	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
 	t.Cleanup(hanging.Close)
 	has, hasNot := peer(http.StatusOK), peer(http.StatusNotFound)
+	// A peer that redirects to a server not in the list: the finder
+	// neither follows it nor takes the redirect for the series.
+	var followed atomic.Bool
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { followed.Store(true) }))
+	t.Cleanup(elsewhere.Close)
+	redirecting := httptest.NewServer(http.RedirectHandler(elsewhere.URL+wantPath, http.StatusFound))
+	t.Cleanup(redirecting.Close)
 	tests := []struct {
 		name  string
 		peers []string
@@ -47,6 +55,7 @@ func TestPeerFinder(t *testing.T) {
 		{"only a hanging peer", []string{hanging.URL}, token, 100 * time.Millisecond, ""},
 		{"an unreachable peer", []string{"http://127.0.0.1:1", has}, token, 0, has},
 		{"no peers", nil, token, 0, ""},
+		{"a redirecting peer", []string{redirecting.URL}, token, 0, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -56,7 +65,7 @@ func TestPeerFinder(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tc.wait)
 				defer cancel()
 			}
-			f := &peerFinder{peers: tc.peers, token: tc.token, client: &http.Client{}}
+			f := newPeerFinder(tc.peers, tc.token)
 			started := time.Now()
 			if got := f.owner(ctx, "S 1", "<x>/"); got != tc.want {
 				t.Errorf("owner = %q, want %q", got, tc.want)
@@ -65,6 +74,9 @@ func TestPeerFinder(t *testing.T) {
 				t.Errorf("took %v", d)
 			}
 		})
+	}
+	if followed.Load() {
+		t.Error("a redirect was followed, with the token, to a server not among the peers")
 	}
 	var none *peerFinder
 	if got := none.owner(context.Background(), "S", "A"); got != "" {

@@ -95,7 +95,7 @@ func (s *service) webHandler(w webConfig, g prometheus.Gatherer) (http.Handler, 
 			instance = host + " (" + s.addr + ")"
 		}
 		backend, err := newConsoleBackend(s.proc, s.db, g, instance,
-			&peerFinder{peers: w.Peers, token: w.Token, client: &http.Client{}})
+			newPeerFinder(w.Peers, w.Token))
 		if err != nil {
 			return nil, err
 		}
