@@ -155,10 +155,37 @@ type promoSlot struct {
 // series without observations. Applied holds the factors the last Apply
 // with a plan used, so that a forecast published under a plan can be
 // taken back to the plain one; it is empty when no plan applied.
+//
+// A state also knows the last bucket it observed, so that a close
+// replayed after a crash (a commit whose series states were written
+// before its commit point was) is not counted twice, and the pool shares
+// of its last promoShares promotion buckets, so that such a replay gives
+// the pool, which is written with the commit point, exactly what the
+// first pass gave it.
 type PromoState struct {
 	slots   []promoSlot
 	Applied []float32
+	// last is the index of the last bucket observed, valid when seen.
+	last   int64
+	seen   bool
+	shares [promoShares]poolShare // ring of the latest promotion buckets' pool shares
+	next   int                    // the ring's next slot
 }
+
+// promoShares is how many promotion buckets' pool shares a PromoState
+// keeps: a replayed close is exact for the pool when it closed at most
+// this many of a series' promotion buckets.
+const promoShares = 4
+
+// poolShare is what one series' promotion bucket idx added to the pool.
+type poolShare struct {
+	idx      int64
+	num, den float64
+}
+
+// Last returns the index of the last bucket observed, and false when
+// none was.
+func (st *PromoState) Last() (int64, bool) { return st.last, st.seen }
 
 // PromoPool is a partition's pooled promotion statistics. The zero value
 // knows nothing, and pools to a lift of 1.
@@ -174,8 +201,20 @@ func (p *PromoLift) slot(idx int64) int {
 
 // Observe adds a closed bucket of index idx with quantity qty and
 // promotion share promo to a series' state and the pool. Non-finite or
-// negative quantities count as 0.
+// negative quantities count as 0. A bucket at or before the last one the
+// state observed is a replay: the state keeps what it has, and the pool
+// gets again what that bucket gave it, when the state still knows it.
 func (p *PromoLift) Observe(st *PromoState, pool *PromoPool, idx int64, qty, promo float64) {
+	if st.seen && idx <= st.last {
+		for _, sh := range st.shares {
+			if sh.idx == idx && pool != nil && (sh.num > 0 || sh.den > 0) {
+				pool.num = pool.num*p.poolDecay + sh.num
+				pool.den = pool.den*p.poolDecay + sh.den
+			}
+		}
+		return
+	}
+	st.last, st.seen = idx, true
 	if len(st.slots) != p.cfg.Period {
 		st.slots = make([]promoSlot, p.cfg.Period)
 	}
@@ -191,6 +230,8 @@ func (p *PromoLift) Observe(st *PromoState, pool *PromoPool, idx int64, qty, pro
 		if num, den, n := p.levels(st); pool != nil && n > 0 {
 			pool.num = pool.num*p.poolDecay + num/n
 			pool.den = pool.den*p.poolDecay + den/n
+			st.shares[st.next] = poolShare{idx: idx, num: num / n, den: den / n}
+			st.next = (st.next + 1) % promoShares
 		}
 		return
 	}
@@ -284,14 +325,31 @@ func Scale(dst, f *Forecast, factors []float64) *Forecast {
 	return dst
 }
 
-// promoVersion is the encoding version of a PromoState and a PromoPool.
-const promoVersion = 1
+// Encoding versions of a PromoState and a PromoPool. Version 1 of a
+// PromoState, without the last bucket observed, is not read.
+const (
+	promoVersion     = 2
+	promoPoolVersion = 1
+)
 
-// AppendBinary appends the state's encoding to dst: the version, the
-// number of slots, each slot's four values as float64 bits, the number of
-// applied factors and each as float32 bits.
+// AppendBinary appends the state's encoding to dst: the version, the last
+// bucket observed (zigzag varint, then 1 if seen), the ring's next slot
+// and its promoShares shares (index as a zigzag varint, two float64s),
+// the number of slots, each slot's four values as float64 bits, the
+// number of applied factors and each as float32 bits.
 func (st *PromoState) AppendBinary(dst []byte) ([]byte, error) {
 	dst = append(dst, promoVersion)
+	dst = binary.AppendVarint(dst, st.last)
+	seen := byte(0)
+	if st.seen {
+		seen = 1
+	}
+	dst = append(dst, seen, byte(st.next))
+	for _, sh := range st.shares {
+		dst = binary.AppendVarint(dst, sh.idx)
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(sh.num))
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(sh.den))
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(st.slots)))
 	for _, sl := range st.slots {
 		for _, v := range [4]float64{sl.wp, sl.mp, sl.wn, sl.mn} {
@@ -311,6 +369,27 @@ func (st *PromoState) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("%w: version %v (this build reads %d)", ErrPromoState, b[:min(1, len(b))], promoVersion)
 	}
 	b = b[1:]
+	var last int64
+	var shares [promoShares]poolShare
+	last, k := binary.Varint(b)
+	if k <= 0 || len(b) < k+2 || b[k] > 1 || int(b[k+1]) >= promoShares {
+		return fmt.Errorf("%w: bad last bucket or ring", ErrPromoState)
+	}
+	seen, next := b[k] == 1, int(b[k+1])
+	b = b[k+2:]
+	for i := range shares {
+		idx, k := binary.Varint(b)
+		if k <= 0 || len(b) < k+16 {
+			return fmt.Errorf("%w: truncated pool shares", ErrPromoState)
+		}
+		num := math.Float64frombits(binary.LittleEndian.Uint64(b[k:]))
+		den := math.Float64frombits(binary.LittleEndian.Uint64(b[k+8:]))
+		if !(num >= 0) || !(den >= 0) || math.IsInf(num, 0) || math.IsInf(den, 0) {
+			return fmt.Errorf("%w: pool share %v/%v", ErrPromoState, num, den)
+		}
+		shares[i] = poolShare{idx: idx, num: num, den: den}
+		b = b[k+16:]
+	}
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > 366 || uint64(len(b)-k) < n*32 {
 		return fmt.Errorf("%w: %d slots in %d bytes", ErrPromoState, n, len(b))
@@ -341,19 +420,20 @@ func (st *PromoState) UnmarshalBinary(b []byte) error {
 		applied = nil
 	}
 	st.slots, st.Applied = slots, applied
+	st.last, st.seen, st.shares, st.next = last, seen, shares, next
 	return nil
 }
 
 // AppendBinary appends the pool's encoding to dst.
 func (pool *PromoPool) AppendBinary(dst []byte) ([]byte, error) {
-	dst = append(dst, promoVersion)
+	dst = append(dst, promoPoolVersion)
 	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(pool.num))
 	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(pool.den)), nil
 }
 
 // UnmarshalBinary decodes a pool AppendBinary wrote.
 func (pool *PromoPool) UnmarshalBinary(b []byte) error {
-	if len(b) != 17 || b[0] != promoVersion {
+	if len(b) != 17 || b[0] != promoPoolVersion {
 		return fmt.Errorf("%w: pool of %d bytes", ErrPromoState, len(b))
 	}
 	num := math.Float64frombits(binary.LittleEndian.Uint64(b[1:]))

@@ -196,6 +196,10 @@ func TestPromoStateEncoding(t *testing.T) {
 	if err := got.UnmarshalBinary(b); err != nil {
 		t.Fatal(err)
 	}
+	if got.last != st.last || got.seen != st.seen || got.shares != st.shares || got.next != st.next || !got.seen {
+		t.Errorf("round trip: last %d %v, ring %v at %d; want %d %v, %v at %d", got.last, got.seen, got.shares, got.next,
+			st.last, st.seen, st.shares, st.next)
+	}
 	l1, n1 := p.Lift(&st, &pool)
 	l2, n2 := p.Lift(&got, &pool)
 	if l1 != l2 || n1 != n2 || len(got.Applied) != 3 || got.Applied[2] != 1.6 || p.Frequency(&got, 3) != p.Frequency(&st, 3) {
@@ -212,7 +216,12 @@ func TestPromoStateEncoding(t *testing.T) {
 		"truncated":  b[:len(b)-3],
 		"trailing":   append(append([]byte(nil), b...), 0),
 		"slot count": {promoVersion, 200},
-		"negative":   func() []byte { c := append([]byte(nil), b...); c[2+7] = 0xff; return c }(),
+		"negative": func() []byte {
+			c := append([]byte(nil), b...)
+			c[len(c)-1-4*len(st.Applied)-32*len(st.slots)+7] = 0xff // the first slot's first value's sign
+			return c
+		}(),
+		"ring slot": func() []byte { c := append([]byte(nil), b...); c[3] = promoShares; return c }(),
 	}
 	for name, v := range bad {
 		if err := new(PromoState).UnmarshalBinary(v); !errors.Is(err, ErrPromoState) {
@@ -304,4 +313,59 @@ func FuzzPromoState(f *testing.F) {
 			t.Fatalf("lift %v of a decoded state", l)
 		}
 	})
+}
+
+// TestPromoReplay replays closes as the engine does after a crash inside
+// a split commit: the series' states of the commit were written, the
+// pool (written with the commit point) was not. The replayed buckets must
+// leave the series' state as it was and give the pool exactly what the
+// first pass gave it, for up to promoShares promotion buckets of a series
+// in one commit; a bucket the state was never given is counted as new.
+func TestPromoReplay(t *testing.T) {
+	p, _ := NewPromoLift(PromoConfig{})
+	type obs struct {
+		qty, promo float64
+	}
+	cases := []struct {
+		name   string
+		commit []obs // the buckets of the crashed commit, after 60 days of history
+	}{
+		{"one promotion bucket", []obs{{30, 1}}},
+		{"one plain bucket", []obs{{10, 0}}},
+		{"promotions and plain days", []obs{{28, 1}, {11, 0}, {31, 1}, {9, 0}}},
+		{"as many promotions as the ring", []obs{{28, 1}, {29, 1}, {30, 1}, {31, 1}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var st PromoState
+			var pool PromoPool
+			r := rand.New(rand.NewPCG(9, 10))
+			promoSeries(p, &st, &pool, r, 60, 10, 3, 0.3, [7]float64{1, 1, 1, 1, 1, 1, 1}, func(int) bool { return true })
+			committed := pool
+			for i, o := range tc.commit {
+				p.Observe(&st, &pool, int64(60+i), o.qty, o.promo)
+			}
+			want := pool
+			written, _ := st.AppendBinary(nil)
+
+			var again PromoState
+			if err := again.UnmarshalBinary(written); err != nil {
+				t.Fatal(err)
+			}
+			replayed := committed
+			for i, o := range tc.commit {
+				p.Observe(&again, &replayed, int64(60+i), o.qty, o.promo)
+			}
+			if replayed != want {
+				t.Errorf("pool after the replay %+v, after the first pass %+v", replayed, want)
+			}
+			if b, _ := again.AppendBinary(nil); string(b) != string(written) {
+				t.Error("the replay changed the series' state")
+			}
+			p.Observe(&again, &replayed, int64(60+len(tc.commit)), 12, 1)
+			if last, ok := again.Last(); !ok || last != int64(60+len(tc.commit)) {
+				t.Errorf("the next bucket was not observed: last %d %v", last, ok)
+			}
+		})
+	}
 }

@@ -42,7 +42,7 @@ const maxCatalogBytes = 4096
 // whose reason and detail go to the dead-letter topic, like a bad sale.
 func DecodeCatalog(key, value []byte, horizon int) (decision.Policy, error) {
 	var rec CatalogRecord
-	if err := decodeSide(key, value, &rec); err != nil {
+	if err := decodeSide(key, value, maxCatalogBytes, &rec); err != nil {
 		return decision.Policy{}, err
 	}
 	p := decision.Policy{LeadTime: rec.LeadTime, ReviewPeriod: rec.ReviewPeriod, ServiceLevel: rec.ServiceLevel, PackSize: rec.PackSize}
@@ -58,7 +58,7 @@ func DecodeCatalog(key, value []byte, horizon int) (decision.Policy, error) {
 // DecodeInventory decodes an inventory record.
 func DecodeInventory(key, value []byte) (decision.Stock, time.Time, error) {
 	var rec InventoryRecord
-	if err := decodeSide(key, value, &rec); err != nil {
+	if err := decodeSide(key, value, maxCatalogBytes, &rec); err != nil {
 		return decision.Stock{}, time.Time{}, err
 	}
 	switch {
@@ -76,11 +76,11 @@ func DecodeInventory(key, value []byte) (decision.Stock, time.Time, error) {
 
 // decodeSide checks a catalog or inventory record's key and decodes its
 // JSON value strictly into v.
-func decodeSide(key, value []byte, v any) error {
+func decodeSide(key, value []byte, limit int, v any) error {
 	store, sku, ok := strings.Cut(string(key), "/")
 	switch {
-	case len(value) > maxCatalogBytes:
-		return &InvalidError{Reason: ReasonOversized, Detail: fmt.Sprintf("%d bytes, the limit is %d", len(value), maxCatalogBytes)}
+	case len(value) > limit:
+		return &InvalidError{Reason: ReasonOversized, Detail: fmt.Sprintf("%d bytes, the limit is %d", len(value), limit)}
 	case !ok || store == "" || sku == "":
 		return &InvalidError{Reason: ReasonKeyMismatch, Detail: fmt.Sprintf("key %q is not STORE/SKU", key)}
 	}

@@ -382,7 +382,7 @@ func (e *Engine) onClose(bucket int64, closed []*window.Series) error {
 		e.markDirty(s)
 		c.Series, c.Forecasts, c.Published, c.Decision, c.Planned = s, fcs, pub, nil, nil
 		if e.promo != nil {
-			e.promo.observe(s)
+			e.promo.observe(bucket, s)
 		}
 		if fcs != nil {
 			e.cnt.Forecasts++

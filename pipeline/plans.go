@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -64,19 +65,35 @@ type promoter struct {
 	planned model.Forecast
 }
 
+// newPromoLift returns the lift estimator of cfg for buckets of spec. Its
+// slots default to the buckets' seasonal period when that is a day's
+// hours or a week's days; weekly buckets get one slot, since a slot per
+// week of the year would see each week once a year and, with a regular
+// promotion schedule, never both a promotion and a plain bucket.
+func newPromoLift(cfg *Promotions, spec window.Spec) (*model.PromoLift, error) {
+	lc := cfg.Lift
+	if lc.Period == 0 {
+		lc.Period = spec.Period()
+		if lc.Period > 24 {
+			lc.Period = 1
+		}
+	}
+	lift, err := model.NewPromoLift(lc)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: Promotions.Lift: %w", err)
+	}
+	return lift, nil
+}
+
 // newPromoter returns the engine's promoter, nil when promotions are
 // off.
 func newPromoter(cfg *Promotions, spec window.Spec, horizon int) (*promoter, error) {
 	if !cfg.On {
 		return nil, nil
 	}
-	lc := cfg.Lift
-	if lc.Period == 0 {
-		lc.Period = spec.Period()
-	}
-	lift, err := model.NewPromoLift(lc)
+	lift, err := newPromoLift(cfg, spec)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: Promotions.Lift: %w", err)
+		return nil, err
 	}
 	return &promoter{lift: lift, plans: cfg.Plans, states: map[*window.Series]*model.PromoState{},
 		plan: make([]bool, horizon), factors: make([]float64, horizon)}, nil
@@ -92,15 +109,20 @@ func (m *promoter) state(s *window.Series) *model.PromoState {
 	return st
 }
 
-// observe adds the bucket series s just closed to its lift estimate.
-func (m *promoter) observe(s *window.Series) {
-	b, ok := s.Last()
-	if !ok {
+// observe adds bucket idx, which series s closed, to its lift estimate.
+// A series restored ahead of its partition (a replayed commit whose
+// series states were written) is handed closes it has already made: the
+// bucket is then looked up in its history, and the estimator counts it
+// once (model.PromoLift.Observe).
+func (m *promoter) observe(idx int64, s *window.Series) {
+	back := s.Closed() - idx
+	if back < 0 || back >= int64(s.Len()) {
 		return
 	}
+	b := s.At(s.Len() - 1 - int(back))
 	st := m.state(s)
 	st.Applied = st.Applied[:0]
-	m.lift.Observe(st, &m.pool, s.Closed(), b.Qty, float64(b.Promo))
+	m.lift.Observe(st, &m.pool, idx, b.Qty, float64(b.Promo))
 	m.closed = true
 }
 
@@ -198,6 +220,12 @@ type WhatIf struct {
 	TotalUplift       float64
 }
 
+// ErrCloseInFlight is returned, wrapped, by PromoWhatIf when a series'
+// latest forecast and its promotion state are of different closes, as
+// while a large commit is written in several transactions: asked again,
+// the answer comes.
+var ErrCloseInFlight = errors.New("pipeline: a close of the series is being committed")
+
 // PromoWhatIf computes the forecast of a series under plan (plan[h]: is
 // bucket origin+1+h a promotion) from its latest published forecast f,
 // made at the close of bucket origin, and the promotion state the engines
@@ -205,13 +233,9 @@ type WhatIf struct {
 // partition's pool. Nothing is written. cfg is the engines' Promotions
 // configuration and spec their buckets'.
 func PromoWhatIf(st Store, p int32, id string, cfg Promotions, spec window.Spec, origin int64, f *model.Forecast, plan []bool) (*WhatIf, bool, error) {
-	lc := cfg.Lift
-	if lc.Period == 0 {
-		lc.Period = spec.Period()
-	}
-	lift, err := model.NewPromoLift(lc)
+	lift, err := newPromoLift(&cfg, spec)
 	if err != nil {
-		return nil, false, fmt.Errorf("pipeline: Promotions.Lift: %w", err)
+		return nil, false, err
 	}
 	var pool model.PromoPool
 	if _, err := st.Get(key(nil, p, kindPromoPool, nil), pool.UnmarshalBinary); err != nil {
@@ -221,6 +245,11 @@ func PromoWhatIf(st Store, p int32, id string, cfg Promotions, spec window.Spec,
 	found, err := st.Get(key(nil, p, kindPromo, []byte(id)), ps.UnmarshalBinary)
 	if err != nil || !found {
 		return nil, false, err
+	}
+	if last, ok := ps.Last(); !ok || last != origin {
+		// A commit split over several transactions is being written: the
+		// plan applied to this forecast is not the one the state holds.
+		return nil, false, fmt.Errorf("%w: series %q's forecast is of bucket %d, its promotion state of bucket %d", ErrCloseInFlight, id, origin, last)
 	}
 	h := len(f.Mean)
 	// Take the published forecast back to the forecaster's, if a plan
@@ -286,7 +315,7 @@ type PlanRecord struct {
 // maxPlanBytes bounds a plans record's value; maxPlanBuckets its
 // promotion buckets.
 const (
-	maxPlanBytes   = 16384
+	maxPlanBytes   = 32768
 	maxPlanBuckets = 1000
 )
 
@@ -294,11 +323,8 @@ const (
 // its promotion buckets in spec. A bad record is an *InvalidError whose
 // reason and detail go to the dead-letter topic, like a bad sale.
 func DecodePlan(key, value []byte, spec window.Spec) ([]int64, error) {
-	if len(value) > maxPlanBytes {
-		return nil, &InvalidError{Reason: ReasonOversized, Detail: fmt.Sprintf("%d bytes, the limit is %d", len(value), maxPlanBytes)}
-	}
 	var rec PlanRecord
-	if err := decodeSide(key, value, &rec); err != nil {
+	if err := decodeSide(key, value, maxPlanBytes, &rec); err != nil {
 		return nil, err
 	}
 	if rec.Promo == nil {

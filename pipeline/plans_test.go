@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -235,6 +236,11 @@ func TestPromoStateExactlyOnce(t *testing.T) {
 	if _, found, err := PromoWhatIf(parts, 0, "C/none", promoConfig().Promotions, mustSpec(), s.bucket, pub, plan); found || err != nil {
 		t.Errorf("unknown series: found %v, %v", found, err)
 	}
+	// A forecast of the close before the state's, as read while a split
+	// commit is half written: its applied factors are not the state's.
+	if _, _, err := PromoWhatIf(parts, 0, "A/promo", promoConfig().Promotions, mustSpec(), s.bucket-1, pub, plan); !errors.Is(err, ErrCloseInFlight) {
+		t.Errorf("forecast and state of different closes: %v, want ErrCloseInFlight", err)
+	}
 }
 
 // mustSpec returns the daily UTC buckets of testConfig.
@@ -307,6 +313,46 @@ func TestPlanTable(t *testing.T) {
 
 // FuzzDecodePlan checks that any plans record either decodes into sorted,
 // distinct bucket indices or is rejected with an *InvalidError.
+// TestDecodePlanLimits holds the plans record's documented limits: 1,000
+// entries as RFC 3339 times fit, one more entry or more bytes than
+// maxPlanBytes do not.
+func TestDecodePlanLimits(t *testing.T) {
+	spec := mustSpec()
+	plan := func(n int) []byte {
+		var b strings.Builder
+		b.WriteString(`{"promo":[`)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "%q", start2024.AddDate(0, 0, i).Add(10*time.Hour).Format(time.RFC3339))
+		}
+		b.WriteString(`]}`)
+		return []byte(b.String())
+	}
+	tests := []struct {
+		name   string
+		value  []byte
+		reason Reason // "" when the record is good
+	}{
+		{"1,000 times", plan(1000), ""},
+		{"1,001 times", plan(1001), ReasonInvalidField},
+		{"too many bytes", append(plan(10)[:len(plan(10))-1], append(bytes.Repeat([]byte(" "), maxPlanBytes), '}')...), ReasonOversized},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			idx, err := DecodePlan([]byte("S/K"), tc.value, spec)
+			var inv *InvalidError
+			switch {
+			case tc.reason == "" && (err != nil || len(idx) != 1000):
+				t.Errorf("%d bytes: %d buckets, %v", len(tc.value), len(idx), err)
+			case tc.reason != "" && (!errors.As(err, &inv) || inv.Reason != tc.reason):
+				t.Errorf("%d bytes: %v, want reason %v", len(tc.value), err, tc.reason)
+			}
+		})
+	}
+}
+
 func FuzzDecodePlan(f *testing.F) {
 	for _, v := range []string{
 		`{"promo":["2024-05-01","2024-05-03T12:00:00+02:00","2024-05-01"]}`,
@@ -331,4 +377,47 @@ func FuzzDecodePlan(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPromoLiftSlots checks the estimator's slots by bucket width: a day's
+// hours, a week's days, and one slot for weekly buckets, whose lift a
+// regular schedule (every fourth week a promotion that doubles sales)
+// must teach it, as 52 slots, one per week of the year, never would.
+func TestPromoLiftSlots(t *testing.T) {
+	tests := []struct {
+		width window.Width
+		slots int
+	}{
+		{window.Hour, 24},
+		{window.Day, 7},
+		{window.Week, 1},
+	}
+	for _, tc := range tests {
+		spec, err := window.NewSpec(tc.width, time.UTC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lift, err := newPromoLift(&Promotions{On: true}, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := lift.Config().Period; got != tc.slots {
+			t.Errorf("%v buckets: %d slots, want %d", tc.width, got, tc.slots)
+		}
+		if tc.width != window.Week {
+			continue
+		}
+		var st model.PromoState
+		var pool model.PromoPool
+		for w := range int64(3 * 52) {
+			qty, promo := 10.0, 0.0
+			if w%4 == 0 {
+				qty, promo = 20, 1
+			}
+			lift.Observe(&st, &pool, w, qty, promo)
+		}
+		if l, _ := lift.Lift(&st, &pool); math.Abs(l-2) > 0.05 {
+			t.Errorf("weekly buckets, a promotion every fourth week: lift %v, want 2", l)
+		}
+	}
 }

@@ -87,8 +87,17 @@ func (w *writes) DeleteFinal(k []byte) {
 // position, as a crash inside a split Badger commit (state.Batch) does:
 // the state left behind must load, and replaying the commit's records
 // from the offset it still holds must give the same state, and the same
-// stored keys, as no crash.
+// stored keys, as no crash. With promotions on, every fifth day and day
+// 87, which the last commit closes, are promotions that lift sales, so
+// the replayed closes meet series' promotion states the crashed commit
+// already wrote and a pool it did not.
 func TestSplitCommitEveryPrefixLoads(t *testing.T) {
+	for _, promotions := range []bool{false, true} {
+		t.Run(fmt.Sprintf("promotions=%v", promotions), func(t *testing.T) { testSplitCommit(t, promotions) })
+	}
+}
+
+func testSplitCommit(t *testing.T, promotions bool) {
 	const series, days = 3, 90 // beyond the 84 buckets kept: old ones are deleted
 	start := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
 	var recs []Record
@@ -96,11 +105,12 @@ func TestSplitCommitEveryPrefixLoads(t *testing.T) {
 		for i := range series {
 			ts := start.Add(time.Duration(d)*24*time.Hour + time.Duration(10+i)*time.Hour)
 			recs = append(recs, Record{Offset: int64(len(recs)), Key: fmt.Appendf(nil, "s/k%d", i),
-				Value: fmt.Appendf(nil, `{"event_id":"e%d","store":"s","sku":"k%d","ts":"%s","qty":%d}`,
-					len(recs), i, ts.Format(time.RFC3339), 1+(d+i)%4)})
+				Value: fmt.Appendf(nil, `{"event_id":"e%d","store":"s","sku":"k%d","ts":"%s","qty":%d,"promo":%v}`,
+					len(recs), i, ts.Format(time.RFC3339), (1+(d+i)%4)*(1+(d%5/4)*(i+1)), d%5 == 4 || d == 87)})
 		}
 	}
 	cfg := testConfig()
+	cfg.Promotions.On = promotions
 	newEngine := func(st Store) *Engine {
 		t.Helper()
 		e, err := NewEngine(cfg, &countingSink{})

@@ -174,6 +174,11 @@ func (p *Processor) serveWhatIf(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusNotFound
 		http.Error(w, err.Error(), code)
 		return
+	case errors.Is(err, pipeline.ErrCloseInFlight):
+		code = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, err.Error(), code)
+		return
 	case err != nil:
 		code = http.StatusInternalServerError
 		p.cfg.Logger.Error("serving a what-if", "series", id, "err", err)
