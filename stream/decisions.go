@@ -384,8 +384,17 @@ func writeJSON(w http.ResponseWriter, p *Processor, v any) {
 // partitions as the input: the trends topic with the brokers' default
 // cleanup policy, the others compacted.
 func (p *Processor) ensureDecisionTopics(ctx context.Context) error {
-	topics := []string{p.cfg.TrendsTopic, p.cfg.ReplenishmentTopic, p.cfg.CatalogTopic, p.cfg.InventoryTopic}
-	topics = slices.DeleteFunc(topics, func(t string) bool { return t == "" })
+	return p.ensureSideTopics(ctx, "decision", []string{p.cfg.ReplenishmentTopic, p.cfg.CatalogTopic, p.cfg.InventoryTopic},
+		[]string{p.cfg.TrendsTopic})
+}
+
+// ensureSideTopics creates those of the compacted and the deleted (the
+// broker's default cleanup policy) topics that are missing, with as many
+// partitions as the input; empty names are skipped. what names them in
+// errors.
+func (p *Processor) ensureSideTopics(ctx context.Context, what string, compacted, deleted []string) error {
+	compacted = slices.DeleteFunc(slices.Clone(compacted), func(t string) bool { return t == "" })
+	topics := append(slices.Clone(compacted), slices.DeleteFunc(slices.Clone(deleted), func(t string) bool { return t == "" })...)
 	client := p.cfg.Connection.Client()
 	exists, err := topicPartitions(ctx, client, append([]string{p.cfg.InputTopic}, topics...))
 	if err != nil {
@@ -402,14 +411,14 @@ func (p *Processor) ensureDecisionTopics(ctx context.Context) error {
 	var create []kafka.TopicConfig
 	for _, t := range missing {
 		tc := kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: replicas(p.cfg.ReplicationFactor)}
-		if t != p.cfg.TrendsTopic {
+		if slices.Contains(compacted, t) {
 			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}
 		}
 		create = append(create, tc)
 	}
 	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: create})
 	if err != nil {
-		return fmt.Errorf("stream: creating the decision topics: %w", err)
+		return fmt.Errorf("stream: creating the %s topics: %w", what, err)
 	}
 	for topic, err := range resp.Errors {
 		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {

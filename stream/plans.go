@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/trendstream/trendstream/model"
 	"github.com/trendstream/trendstream/pipeline"
 	"github.com/trendstream/trendstream/state"
@@ -60,33 +58,7 @@ func (c *Config) validatePlans() error {
 // ensurePlansTopic creates the plans topic, compacted, with as many
 // partitions as the input, if it is missing.
 func (p *Processor) ensurePlansTopic(ctx context.Context) error {
-	client := p.cfg.Connection.Client()
-	topics := []string{p.cfg.PlansTopic}
-	exists, err := topicPartitions(ctx, client, []string{p.cfg.InputTopic, p.cfg.PlansTopic})
-	if err != nil {
-		return err
-	}
-	missing := missingTopics(exists, topics)
-	if err := checkCreateTopics(ctx, client, missing); err != nil || len(missing) == 0 {
-		return err
-	}
-	partitions := exists[p.cfg.InputTopic]
-	if partitions == 0 {
-		partitions = p.cfg.Partitions
-	}
-	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: p.cfg.PlansTopic, NumPartitions: partitions, ReplicationFactor: replicas(p.cfg.ReplicationFactor),
-		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
-	}}})
-	if err != nil {
-		return fmt.Errorf("stream: creating the plans topic: %w", err)
-	}
-	for topic, err := range resp.Errors {
-		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-			return fmt.Errorf("stream: creating topic %q: %w", topic, err)
-		}
-	}
-	return nil
+	return p.ensureSideTopics(ctx, "plans", []string{p.cfg.PlansTopic}, nil)
 }
 
 // WhatIfResponse is the body of POST /v1/series/{store}/{sku}/whatif.
